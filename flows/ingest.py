@@ -1,0 +1,59 @@
+"""Ingest flow: ``python -m flows.ingest`` (the first stage of dvc.yaml)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import polars as pl
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from tasks.ingest import IngestOptions, ingest_dataset_task, summary_table, write_ingest_outputs
+from tasks.params import load_section, to_options
+from tasks.registry import load_registry, select_datasets
+from tasks.schema import replace_dir
+
+
+class IngestFailed(RuntimeError):
+    """Some datasets could not be ingested; the message lists each with its reason."""
+
+
+@flow(name="ingest", log_prints=True)
+def ingest_flow(options: IngestOptions | None = None) -> dict:
+    """Ingest the selected registry datasets; fail at the end if any dataset failed."""
+    options = options or to_options(IngestOptions, load_section("ingest"), "params.yaml ingest")
+    entries = select_datasets(load_registry(), options.datasets)
+    out_dir = Path(options.out_dir)
+    staging = out_dir.with_name(out_dir.name + ".staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "samples").mkdir(parents=True)
+
+    reports = [ingest_dataset_task(entry, options, staging / "samples") for entry in entries]
+    manifest = write_ingest_outputs(reports, staging, Path(options.metrics_file))
+    replace_dir(staging, out_dir)
+
+    table = summary_table(manifest)
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=80):
+        print(table)
+    create_table_artifact(key="ingest-summary", table=table.to_dicts(), description="Ingested samples per dataset and split, beside the paper's counts")
+    problems = [report.error for report in reports if report.status == "failed"]
+    missing = [report.dataset for report in reports if report.status == "missing"]
+    create_markdown_artifact(
+        key="ingest-problems",
+        markdown="\n".join(["# Ingest problems", *(f"- failed: {p}" for p in problems), *(f"- missing: {m}" for m in missing)] or ["none"]),
+    )
+    if missing and options.require_all:
+        problems.append(f"missing raw files (require_all is on): {', '.join(missing)}")
+    if problems and (options.fail_on_error or options.require_all):
+        raise IngestFailed("; ".join(problems))
+    return {"datasets": len(entries), "failed": len(problems), "missing": len(missing)}
+
+
+if __name__ == "__main__":
+    try:
+        ingest_flow()
+    except IngestFailed as error:
+        print(f"ingest failed: {error}", file=sys.stderr)
+        sys.exit(1)

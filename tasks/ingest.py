@@ -1,0 +1,180 @@
+"""Ingest: raw files of the registry's datasets into canonical Parquet, a manifest and rejects.
+
+Resources: CPU only (polars uses every core). Inputs: ``<raw_dir>/<local_dir>/<file>`` for the
+selected registry entries. Outputs (written to a staging directory, swapped in whole):
+``samples/<dataset>/<split>.parquet``, ``manifest.parquet``, ``rejects.parquet``,
+``label_counts.parquet``. Safe to retry: a rerun rebuilds the staging directory from scratch.
+
+Accounting, per dataset and split: ``records_read == samples_written + records_rejected``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+from prefect import task
+
+from tasks.readers import ParsedBatch, UnreadableFileError, read_file
+from tasks.registry import DatasetEntry
+from tasks.schema import REJECT_SCHEMA, SampleWriter, sample_problems, with_nested_flag
+
+MANIFEST_SCHEMA = {
+    "dataset": pl.String, "split": pl.String, "lang": pl.String, "role": pl.String, "file": pl.String,
+    "status": pl.String, "records_read": pl.Int64, "samples_written": pl.Int64, "records_rejected": pl.Int64,
+    "markers_skipped": pl.Int64, "entities": pl.Int64, "types": pl.Int64, "nested_samples": pl.Int64,
+    "paper_types": pl.Int64, "paper_raw_train": pl.Int64, "paper_test": pl.Int64, "error": pl.String,
+}
+REJECT_COLUMNS = pl.Schema(pl.from_arrow(REJECT_SCHEMA.empty_table()).schema)
+LABEL_COUNT_SCHEMA = {"dataset": pl.String, "split": pl.String, "label": pl.String, "count": pl.Int64}
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """The ``ingest`` section of params.yaml."""
+
+    raw_dir: str = "data/raw/demo"
+    datasets: str | list[str] = "demo"  # demo | paper | all | [names]
+    out_dir: str = "data/ingest"
+    metrics_file: str = "data/metrics/ingest.json"
+    require_all: bool = False  # a selected dataset without raw files fails the stage
+    fail_on_error: bool = True  # a dataset whose file cannot be read fails the stage (after the others)
+    on_broken_tags: str = "reject"  # reject the sentence | repair (conlleval reading: a stray I- starts an entity)
+    batch_mb: int = 16
+
+    def __post_init__(self) -> None:
+        if self.on_broken_tags not in ("reject", "repair"):
+            raise ValueError(f"on_broken_tags must be reject or repair, not {self.on_broken_tags!r}")
+        if self.batch_mb < 1:
+            raise ValueError(f"batch_mb must be >= 1, not {self.batch_mb}")
+
+
+@dataclass
+class DatasetReport:
+    """What ingesting one dataset produced: manifest rows, rejects and label counts."""
+
+    dataset: str
+    status: str  # ok | missing | failed
+    manifest: list[dict] = field(default_factory=list)
+    rejects: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=REJECT_COLUMNS))
+    label_counts: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=LABEL_COUNT_SCHEMA))
+    error: str | None = None
+
+
+def split_batch(batch: ParsedBatch) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Separate a parsed batch into valid samples and rejects (reader rejects + invariant breaks)."""
+    problems = sample_problems(batch.samples)
+    indexed = batch.samples.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+    invalid = indexed.join(problems, left_on="_row", right_on="row", how="inner").select(
+        "record", "line", "reason", pl.col("text").str.slice(0, 300).alias("snippet")
+    )
+    valid = indexed.join(problems, left_on="_row", right_on="row", how="anti").drop("_row")
+    return valid, pl.concat([batch.rejects, invalid])
+
+
+def ingest_split(entry: DatasetEntry, split: str, raw_file: Path, out_file: Path, options: IngestOptions) -> DatasetReport:
+    """Read one raw file and write its valid samples to ``out_file``; raises UnreadableFileError."""
+    spec = entry.format_spec(repair_broken_tags=options.on_broken_tags == "repair")
+    counts = {"records_read": 0, "samples_written": 0, "records_rejected": 0, "markers_skipped": 0, "entities": 0, "nested_samples": 0}
+    rejects, labels = [], []
+    with SampleWriter(out_file) as writer:
+        for batch in read_file(raw_file, spec, batch_bytes=options.batch_mb << 20):
+            valid, rejected = split_batch(batch)
+            samples = with_nested_flag(valid).with_columns(
+                pl.lit(entry.name).alias("dataset"),
+                pl.lit(entry.lang).alias("lang"),
+                pl.lit(split).alias("split"),
+                pl.format("{}:{}:{}", pl.lit(entry.name), pl.lit(split), "record").alias("sample_id"),
+            )
+            writer.write(samples)
+            counts["records_read"] += batch.records_read
+            counts["samples_written"] += samples.height
+            counts["records_rejected"] += rejected.height
+            counts["markers_skipped"] += batch.markers_skipped
+            counts["entities"] += int(samples["entities"].list.len().sum())
+            counts["nested_samples"] += int(samples["nested"].sum())
+            rejects.append(rejected)
+            labels.append(samples.select(pl.col("entities").explode().struct.field("label")).drop_nulls())
+    label_counts = pl.concat(labels).group_by("label").len("count").sort("label") if labels else pl.DataFrame(schema={"label": pl.String, "count": pl.Int64})
+    row = {**_manifest_base(entry, split, raw_file), "status": "ok", **counts, "types": label_counts.height}
+    rejects_frame = pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_COLUMNS)
+    return DatasetReport(
+        dataset=entry.name,
+        status="ok",
+        manifest=[row],
+        rejects=rejects_frame.select(
+            pl.lit(entry.name).alias("dataset"), pl.lit(split).alias("split"), pl.lit(str(raw_file)).alias("file"), pl.all()
+        ).cast(REJECT_COLUMNS),
+        label_counts=label_counts.select(pl.lit(entry.name).alias("dataset"), pl.lit(split).alias("split"), "label", pl.col("count").cast(pl.Int64)),
+    )
+
+
+def ingest_dataset(entry: DatasetEntry, options: IngestOptions, samples_dir: Path) -> DatasetReport:
+    """Ingest every split of one dataset into ``samples_dir/<dataset>/<split>.parquet``.
+
+    A dataset whose folder is absent is ``missing``. A file that cannot be read fails the
+    whole dataset (its written splits are removed, so no later stage sees half of it).
+    """
+    folder = Path(options.raw_dir) / entry.local_dir
+    if not folder.is_dir():
+        return DatasetReport(entry.name, "missing", manifest=[{**_manifest_base(entry, None, folder), "status": "missing"}])
+    reports = []
+    for split, file_name in sorted(entry.files.items()):
+        try:
+            reports.append(ingest_split(entry, split, folder / file_name, samples_dir / entry.name / f"{split}.parquet", options))
+        except UnreadableFileError as error:
+            shutil.rmtree(samples_dir / entry.name, ignore_errors=True)
+            row = {**_manifest_base(entry, split, error.path), "status": "failed", "error": error.reason}
+            return DatasetReport(entry.name, "failed", manifest=[row], error=f"{entry.name}: {error}")
+    return DatasetReport(
+        dataset=entry.name,
+        status="ok",
+        manifest=[row for report in reports for row in report.manifest],
+        rejects=pl.concat([report.rejects for report in reports]),
+        label_counts=pl.concat([report.label_counts for report in reports]),
+    )
+
+
+def _manifest_base(entry: DatasetEntry, split: str | None, path: Path) -> dict:
+    return {
+        "dataset": entry.name, "split": split, "lang": entry.lang, "role": entry.role, "file": str(path),
+        "paper_types": entry.paper.get("types"), "paper_raw_train": entry.paper.get("raw_train"), "paper_test": entry.paper.get("test"),
+    }
+
+
+def write_ingest_outputs(reports: list[DatasetReport], staging: Path, metrics_file: Path) -> pl.DataFrame:
+    """Write manifest, rejects and label counts into ``staging`` and the DVC metrics; return the manifest."""
+    manifest = pl.DataFrame([row for report in reports for row in report.manifest], schema=MANIFEST_SCHEMA, strict=False)
+    manifest.write_parquet(staging / "manifest.parquet", compression="zstd")
+    pl.concat([report.rejects for report in reports]).write_parquet(staging / "rejects.parquet", compression="zstd")
+    pl.concat([report.label_counts for report in reports]).write_parquet(staging / "label_counts.parquet", compression="zstd")
+    ok = manifest.filter(pl.col("status") == "ok")
+    metrics = {
+        "datasets_ok": len({r.dataset for r in reports if r.status == "ok"}),
+        "datasets_missing": sum(r.status == "missing" for r in reports),
+        "datasets_failed": sum(r.status == "failed" for r in reports),
+        "records_read": int(ok["records_read"].sum()),
+        "samples_written": int(ok["samples_written"].sum()),
+        "records_rejected": int(ok["records_rejected"].sum()),
+        "entities": int(ok["entities"].sum()),
+    }
+    metrics_file.parent.mkdir(parents=True, exist_ok=True)
+    metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
+    return manifest
+
+
+def summary_table(manifest: pl.DataFrame) -> pl.DataFrame:
+    """The per dataset and split view shown to people: what was written beside the paper's counts."""
+    return manifest.select(
+        "dataset", "split", "status", "samples_written", "entities", "types", "records_rejected",
+        "paper_raw_train", "paper_test", "error",
+    ).sort("dataset", "split", nulls_last=True)
+
+
+@task(name="ingest-dataset", task_run_name="ingest-{entry.name}", retries=0)
+def ingest_dataset_task(entry: DatasetEntry, options: IngestOptions, samples_dir: Path) -> DatasetReport:
+    """Prefect task: :func:`ingest_dataset` for one registry entry."""
+    return ingest_dataset(entry, options, samples_dir)

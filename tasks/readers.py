@@ -1,0 +1,567 @@
+"""Readers for every raw NER format: each yields batches of samples and rejects.
+
+A reader never loads a whole file: token/tag files are cut into chunks at sentence
+boundaries and parsed vectorized in polars; JSON lines are decoded line by line and JSON
+arrays element by element. Every record read ends up either in ``samples`` or in
+``rejects`` with its record number, line, reason and a raw snippet. Offsets in ``samples``
+are character offsets, end exclusive; their agreement with the text is checked later by
+:func:`tasks.schema.sample_problems`, once for all formats.
+
+Formats (the ``format`` of a registry entry):
+  conll    token and tag per line, blank line between sentences. Options: ``sep`` tab|space,
+           ``scheme`` bio|iob1|bioes|bmes, ``segment_digit`` (Weibo's trailing digit).
+  cluener  JSON lines ``{"text", "label": {type: {mention: [[start, end_inclusive], ...]}}}``.
+  cmeee    JSON array of ``{"text", "entities": [{"start_idx", "end_idx" (inclusive), "type", "entity"}]}``.
+  ace      JSON lines per document: ``sentences`` (token lists), ``ner`` per sentence
+           ``[start, end_inclusive, label]`` in token offsets counted over the document.
+  genia    JSON array of ``{"sentence": [tokens], "ner": [{"index": [token indices], "type"}]}``.
+  b2nerd   JSON lines ``{"sentence", "entities": [{"name", "type", "pos": [start, end]}]}``.
+  omniner  JSON lines ``{"text", "entities": [[mention, category], ...]}`` without offsets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import polars as pl
+
+from tasks.schema import ENTITY_DTYPE
+
+FORMATS = ("conll", "cluener", "cmeee", "ace", "genia", "b2nerd", "omniner")
+SCHEMES = ("bio", "iob1", "bioes", "bmes")
+SNIPPET_CHARS = 300
+
+REJECT_COLUMNS = {"record": pl.Int64, "line": pl.Int64, "reason": pl.String, "snippet": pl.String}
+
+
+class UnreadableFileError(Exception):
+    """The file as a whole cannot be read: missing, undecodable, or not in its declared format."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass
+class ParsedBatch:
+    """One batch of a file: parsed samples, rejected records, and how many records were read."""
+
+    samples: pl.DataFrame  # record, line, text, entities
+    rejects: pl.DataFrame  # record, line, reason, snippet
+    records_read: int
+    markers_skipped: int = 0  # -DOCSTART- lines: document markers, not records
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """How to read one file: the registry's ``format``, its options, and the text language."""
+
+    format: str
+    lang: str
+    sep: str = "tab"
+    scheme: str = "bio"
+    segment_digit: bool = False
+    repair_broken_tags: bool = False
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"unknown format {self.format!r}; expected one of {FORMATS}")
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"unknown tag scheme {self.scheme!r}; expected one of {SCHEMES}")
+        if self.sep not in ("tab", "space"):
+            raise ValueError(f"unknown separator {self.sep!r}; expected tab or space")
+
+    @property
+    def joiner(self) -> str:
+        """English tokens are joined with single spaces, Chinese characters without."""
+        return "" if self.lang == "zh" else " "
+
+
+def read_file(path: Path, spec: FormatSpec, batch_bytes: int = 16 << 20) -> Iterator[ParsedBatch]:
+    """Stream ``path`` in the format of ``spec`` as :class:`ParsedBatch` es.
+
+    Raises :class:`UnreadableFileError` when the file is missing, not UTF-8, or plainly not
+    in the declared format (nothing in it parses).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UnreadableFileError(path, "file not found")
+    if spec.format == "conll":
+        batches = _read_tagged(path, spec, batch_bytes)
+    elif spec.format in ("cmeee", "genia"):
+        batches = _read_json_records(path, spec, _iter_json_array(path), batch_bytes)
+    else:
+        batches = _read_json_records(path, spec, _iter_json_lines(path), batch_bytes)
+    yield from _refuse_wrong_format(path, spec, batches)
+
+
+def _refuse_wrong_format(path: Path, spec: FormatSpec, batches: Iterator[ParsedBatch]) -> Iterator[ParsedBatch]:
+    """Turn a first batch in which nothing parsed into a file-level error: the format is wrong."""
+    first = True
+    for batch in batches:
+        if first and batch.records_read >= 5 and batch.samples.height == 0:
+            reason = batch.rejects["reason"][0]
+            raise UnreadableFileError(
+                path, f"does not look like format {spec.format!r}: all {batch.records_read} records of the first batch rejected (first: {reason})"
+            )
+        first = False
+        yield batch
+
+
+# ---------------------------------------------------------------------------------------
+# Token/tag files, vectorized.
+
+
+def _read_chunks(path: Path, batch_bytes: int) -> Iterator[tuple[str, int]]:
+    """Yield ``(text, first_line)`` chunks of a token/tag file, each ending at a blank line."""
+    line = 1
+    carry = b""
+    offset = 0
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(batch_bytes)
+            data = carry + block
+            if not block:
+                cut = len(data)
+            else:
+                cut = max(data.rfind(b"\n\n"), data.rfind(b"\n\r\n"))
+                if cut < 0:
+                    carry = data
+                    continue
+                cut += 1
+            chunk, carry = data[:cut], data[cut:]
+            try:
+                text = chunk.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise UnreadableFileError(path, f"not valid UTF-8 at byte {offset + error.start}") from error
+            if text.strip():
+                yield text, line
+            line += chunk.count(b"\n")
+            offset += len(chunk)
+            if not block:
+                return
+
+
+def _read_tagged(path: Path, spec: FormatSpec, batch_bytes: int) -> Iterator[ParsedBatch]:
+    next_record = 1
+    for text, first_line in _read_chunks(path, batch_bytes):
+        batch = _parse_tagged_chunk(text, first_line, next_record, spec)
+        next_record += batch.records_read
+        yield batch
+
+
+def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: FormatSpec) -> ParsedBatch:
+    """Parse one chunk of token/tag lines into samples and rejects, without a Python loop."""
+    lines = pl.DataFrame({"raw": text.split("\n")}).with_row_index("line", offset=first_line)
+    lines = lines.with_columns(pl.col("raw").str.strip_chars_end("\r"), pl.col("line").cast(pl.Int64))
+    blank = pl.col("raw").str.strip_chars() == ""
+    lines = lines.with_columns(blank.cum_sum().alias("block"), blank.alias("blank"))
+    markers = lines.filter(pl.col("raw").str.starts_with("-DOCSTART-"))
+    rows = lines.filter(~pl.col("blank") & ~pl.col("raw").str.starts_with("-DOCSTART-"))
+    rows = rows.with_columns((pl.col("block").rank("dense").cast(pl.Int64) - 1 + first_record).alias("record"))
+
+    rows = rows.with_columns(_split_token_tag(spec)).with_columns(_parse_tag()).with_columns(_tag_problems(spec))
+    rows = rows.with_columns(pl.col("token").str.len_chars().alias("width"))
+    sep = len(spec.joiner)
+    rows = rows.with_columns(
+        (pl.col("width") + sep).cum_sum().over("record").alias("_after"),
+    ).with_columns((pl.col("_after") - pl.col("width") - sep).alias("char_start"))
+
+    sentences = rows.group_by("record", maintain_order=True).agg(
+        pl.col("line").first(),
+        pl.col("token").str.join(spec.joiner).alias("text"),
+        pl.col("problem").drop_nulls().first().alias("problem"),
+        pl.col("raw").str.join(" | ").str.slice(0, SNIPPET_CHARS).alias("snippet"),
+    )
+    rejects = sentences.filter(pl.col("problem").is_not_null()).select(
+        "record", "line", pl.col("problem").alias("reason"), "snippet"
+    )
+    good = sentences.filter(pl.col("problem").is_null()).select("record", "line", "text")
+
+    spans = (
+        rows.filter(pl.col("entity").is_not_null())
+        .group_by("entity", maintain_order=True)
+        .agg(
+            pl.col("record").first(),
+            pl.col("char_start").min().alias("start"),
+            (pl.col("char_start") + pl.col("width")).max().alias("end"),
+            pl.col("type").first().alias("label"),
+        )
+        .join(good.select("record", "text"), on="record", how="inner")
+        .with_columns(pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")).alias("mention"))
+        .drop("text", "entity")
+    )
+    return ParsedBatch(
+        samples=_attach_entities(good, spans),
+        rejects=rejects.cast(REJECT_COLUMNS),
+        records_read=sentences.height,
+        markers_skipped=markers.height,
+    )
+
+
+def _split_token_tag(spec: FormatSpec) -> list[pl.Expr]:
+    """Token and tag columns: TAB splits at the first TAB, space at the last space."""
+    pattern = r"^([^\t]*)\t(.*)$" if spec.sep == "tab" else r"^(.*) ([^ ]*)$"
+    parts = pl.col("raw").str.extract_groups(pattern)
+    token = parts.struct.field("1")
+    if spec.segment_digit:
+        token = token.str.slice(0, token.str.len_chars() - 1)
+    return [token.alias("token"), parts.struct.field("2").str.strip_chars().alias("tag")]
+
+
+def _parse_tag() -> list[pl.Expr]:
+    parts = pl.col("tag").str.extract_groups(r"^([BIMES])[-_](.+)$")
+    return [parts.struct.field("1").alias("prefix"), parts.struct.field("2").alias("type")]
+
+
+def _tag_problems(spec: FormatSpec) -> list[pl.Expr]:
+    """Decode entities from tags and flag what the scheme forbids.
+
+    Decoding is lenient (a tag that does not continue the previous one starts an entity,
+    as conlleval reads IOB1); strictness comes from the ``problem`` column, which rejects
+    the sentence unless ``repair_broken_tags`` is on.
+    """
+    inside = pl.col("tag") != "O"
+    prev_prefix = pl.col("prefix").shift(1).over("record")
+    prev_type = pl.col("type").shift(1).over("record")
+    next_prefix = pl.col("prefix").shift(-1).over("record")
+    next_type = pl.col("type").shift(-1).over("record")
+    continues = (pl.col("prefix").is_in(["I", "M", "E"]) & prev_prefix.is_in(["B", "I", "M"]) & (prev_type == pl.col("type"))).fill_null(False)
+    starts = inside & ~continues
+    entity_id = pl.when(inside).then(starts.cum_sum())
+
+    allowed = {"bio": ["B", "I"], "iob1": ["B", "I"], "bioes": ["B", "I", "E", "S"], "bmes": ["B", "M", "E", "S"]}[spec.scheme]
+    if spec.scheme == "bio":
+        broken = pl.col("prefix").eq("I") & ~continues
+    elif spec.scheme == "iob1":
+        broken = pl.lit(False)
+    else:
+        continued_next = (next_prefix.is_in(["I", "M", "E"]) & (next_type == pl.col("type"))).fill_null(False)
+        broken = (pl.col("prefix").is_in(["I", "M", "E"]) & ~continues) | (pl.col("prefix").is_in(["B", "I", "M"]) & ~continued_next)
+    line_no = pl.col("line").cast(pl.String)
+    malformed = (
+        pl.when(pl.col("token").is_null())
+        .then(pl.format("line {}: no {} between token and tag", line_no, pl.lit("TAB" if spec.sep == "tab" else "space")))
+        .when(pl.col("token") == "")
+        .then(pl.format("line {}: empty token", line_no))
+        .when(inside & pl.col("prefix").is_null())
+        .then(pl.format("line {}: unknown tag '{}'", line_no, "tag"))
+        .when(inside & ~pl.col("prefix").is_in(allowed))
+        .then(pl.format("line {}: tag '{}' not valid in the {} scheme", line_no, "tag", pl.lit(spec.scheme.upper())))
+    )
+    checks = [malformed]
+    if spec.segment_digit:
+        digit = pl.col("raw").str.extract(r"^([^\t]*)\t").str.slice(-1).str.contains(r"^\d$")
+        checks.insert(0, pl.when(~digit.fill_null(True)).then(pl.format("line {}: token lacks its segment digit", line_no)))
+    if not spec.repair_broken_tags:
+        prev_tag = pl.col("tag").shift(1).over("record").fill_null("sentence start")
+        checks.append(pl.when(broken).then(pl.format("line {}: broken tag sequence: '{}' after '{}'", line_no, "tag", prev_tag)))
+    problem = pl.coalesce(checks)
+    return [entity_id.alias("entity"), problem.alias("problem")]
+
+
+def _attach_entities(texts: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
+    """Join flat spans ``(record, start, end, label, mention)`` onto texts as a list column."""
+    grouped = spans.group_by("record").agg(
+        pl.struct(
+            pl.col("start").cast(pl.Int32), pl.col("end").cast(pl.Int32), pl.col("label"), pl.col("mention")
+        ).alias("entities")
+    )
+    return (
+        texts.join(grouped, on="record", how="left", maintain_order="left")
+        .with_columns(pl.col("entities").fill_null(pl.lit([], dtype=ENTITY_DTYPE)).cast(ENTITY_DTYPE))
+        .select("record", "line", "text", "entities")
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# JSON formats: one raw record at a time, flattened into columns per batch.
+
+
+class BadRecord(ValueError):
+    """A record that cannot become a sample; the message is the reject reason."""
+
+
+@dataclass
+class RawRecord:
+    record: int
+    line: int
+    payload: object = None  # decoded JSON, or None when decoding failed
+    error: str | None = None
+    snippet: str = ""
+
+
+def _iter_json_lines(path: Path) -> Iterator[RawRecord]:
+    with open(path, "rb") as handle:
+        record = 0
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise UnreadableFileError(path, f"not valid UTF-8 on line {line_no}") from error
+            if not text.strip():
+                continue
+            record += 1
+            try:
+                yield RawRecord(record, line_no, json.loads(text), snippet=text)
+            except json.JSONDecodeError as error:
+                yield RawRecord(record, line_no, error=f"invalid JSON: {error.msg} at column {error.colno}", snippet=text)
+
+
+_NEXT_ELEMENT = re.compile(r"\}\s*,\s*(?=\{)")
+
+
+def _iter_json_array(path: Path, read_chars: int = 1 << 20) -> Iterator[RawRecord]:
+    """Stream the elements of a top-level JSON array without loading the file.
+
+    After an element that does not decode, reading resumes at the next ``}, {`` so that one
+    broken element is one reject rather than a lost file.
+    """
+    decoder = json.JSONDecoder()
+    try:
+        handle = open(path, encoding="utf-8")
+        buffer = handle.read(read_chars)
+    except UnicodeDecodeError as error:
+        raise UnreadableFileError(path, "not valid UTF-8") from error
+    position = len(buffer) - len(buffer.lstrip())
+    if not buffer[position:position + 1] == "[":
+        raise UnreadableFileError(path, "expected a JSON array starting with '['")
+    position += 1
+    line = 1 + buffer.count("\n", 0, position)
+    record = 0
+    exhausted = False
+    with handle:
+        while True:
+            # Keep at least one chunk of look-ahead so an element never straddles the end.
+            if not exhausted and len(buffer) - position < read_chars:
+                try:
+                    more = handle.read(read_chars)
+                except UnicodeDecodeError as error:
+                    raise UnreadableFileError(path, f"not valid UTF-8 after line {line}") from error
+                exhausted = not more
+                buffer = buffer[position:] + more
+                position = 0
+            skipped = len(buffer) - position - len(buffer[position:].lstrip(" \t\r\n,"))
+            line += buffer.count("\n", position, position + skipped)
+            position += skipped
+            if position >= len(buffer) or buffer[position] == "]":
+                return
+            record += 1
+            try:
+                payload, end = decoder.raw_decode(buffer, position)
+                yield RawRecord(record, line, payload, snippet=buffer[position:min(end, position + SNIPPET_CHARS)])
+            except json.JSONDecodeError as error:
+                match = _NEXT_ELEMENT.search(buffer, error.pos)
+                end = match.end() if match else len(buffer)
+                yield RawRecord(record, line, error=f"invalid JSON: {error.msg}", snippet=buffer[position:min(end, position + SNIPPET_CHARS)])
+                if not match and exhausted:
+                    return
+            line += buffer.count("\n", position, end)
+            position = end
+
+
+Span = tuple[int, int, str, str | None]  # start, end (exclusive), label, mention as given (None: take from text)
+Extractor = Callable[[object, FormatSpec], Iterator[tuple[str, list[Span]]]]
+
+
+def _read_json_records(path: Path, spec: FormatSpec, records: Iterator[RawRecord], batch_bytes: int) -> Iterator[ParsedBatch]:
+    """Turn raw JSON records into batches; a record may hold several samples (ACE documents)."""
+    extract = _EXTRACTORS[spec.format]
+    batch_records = max(1000, batch_bytes // 200)
+    columns: dict[str, list] = {name: [] for name in ("record", "line", "text")}
+    span_columns: dict[str, list] = {name: [] for name in ("record", "start", "end", "label", "mention")}
+    rejects: dict[str, list] = {name: [] for name in REJECT_COLUMNS}
+    read = 0
+    sample_no = 0  # samples are numbered on their own: one ACE document yields many sentences
+
+    for raw in records:
+        try:
+            if raw.error:
+                raise BadRecord(raw.error)
+            if not isinstance(raw.payload, dict):
+                raise BadRecord(f"expected a JSON object, got {type(raw.payload).__name__}")
+            parsed = list(extract(raw.payload, spec))
+        except BadRecord as error:
+            read += 1
+            sample_no += 1
+            for name, value in zip(REJECT_COLUMNS, (sample_no, raw.line, str(error), raw.snippet[:SNIPPET_CHARS])):
+                rejects[name].append(value)
+        else:
+            for text, spans in parsed:
+                read += 1
+                sample_no += 1
+                columns["record"].append(sample_no)
+                columns["line"].append(raw.line)
+                columns["text"].append(text)
+                for start, end, label, mention in spans:
+                    span_columns["record"].append(sample_no)
+                    span_columns["start"].append(start)
+                    span_columns["end"].append(end)
+                    span_columns["label"].append(label)
+                    span_columns["mention"].append(mention)
+        if read >= batch_records:
+            yield _json_batch(columns, span_columns, rejects, read)
+            columns, span_columns, rejects = ({k: [] for k in d} for d in (columns, span_columns, rejects))
+            read = 0
+    if read:
+        yield _json_batch(columns, span_columns, rejects, read)
+
+
+def _json_batch(columns: dict, span_columns: dict, rejects: dict, read: int) -> ParsedBatch:
+    texts = pl.DataFrame(columns, schema={"record": pl.Int64, "line": pl.Int64, "text": pl.String})
+    spans = pl.DataFrame(
+        span_columns, schema={"record": pl.Int64, "start": pl.Int64, "end": pl.Int64, "label": pl.String, "mention": pl.String}
+    )
+    spans = spans.join(texts.select("record", "text"), on="record").with_columns(
+        pl.col("mention").fill_null(pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")))
+    )
+    return ParsedBatch(
+        samples=_attach_entities(texts, spans.drop("text")),
+        rejects=pl.DataFrame(rejects, schema=REJECT_COLUMNS),
+        records_read=read,
+    )
+
+
+def _field(payload: dict, key: str, kind: type | tuple[type, ...]):
+    if key not in payload:
+        raise BadRecord(f"missing field '{key}'")
+    value = payload[key]
+    if not isinstance(value, kind):
+        raise BadRecord(f"field '{key}' is {type(value).__name__}, expected {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def _offsets(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRecord(f"{what} is not an integer: {value!r}")
+    return value
+
+
+def _token_starts(tokens: list, joiner: str) -> list[int]:
+    """Character start of each token once joined; tokens must be non-empty strings."""
+    starts, position = [], 0
+    for index, token in enumerate(tokens):
+        if not isinstance(token, str) or token == "":
+            raise BadRecord(f"token {index} is empty or not a string")
+        starts.append(position)
+        position += len(token) + len(joiner)
+    return starts
+
+
+def _extract_cluener(payload: dict, spec: FormatSpec):
+    text = _field(payload, "text", str)
+    spans: list[Span] = []
+    for label, mentions in (payload.get("label") or {}).items():
+        if not isinstance(mentions, dict):
+            raise BadRecord(f"label '{label}' maps to {type(mentions).__name__}, expected {{mention: spans}}")
+        for mention, positions in mentions.items():
+            for position in positions:
+                if not isinstance(position, list) or len(position) != 2:
+                    raise BadRecord(f"span of '{mention}' is {position!r}, expected [start, end]")
+                start, end = (_offsets(value, f"offset of '{mention}'") for value in position)
+                spans.append((start, end + 1, label, mention))
+    yield text, spans
+
+
+def _extract_cmeee(payload: dict, spec: FormatSpec):
+    text = _field(payload, "text", str)
+    spans: list[Span] = []
+    for entity in _field(payload, "entities", list) if "entities" in payload else []:
+        if not isinstance(entity, dict):
+            raise BadRecord(f"entity {entity!r} is not an object")
+        start = _offsets(_field(entity, "start_idx", int), "start_idx")
+        end = _offsets(_field(entity, "end_idx", int), "end_idx")
+        spans.append((start, end + 1, _field(entity, "type", str), _field(entity, "entity", str)))
+    yield text, spans
+
+
+def _extract_b2nerd(payload: dict, spec: FormatSpec):
+    text = _field(payload, "sentence", str)
+    spans: list[Span] = []
+    for entity in _field(payload, "entities", list):
+        if not isinstance(entity, dict):
+            raise BadRecord(f"entity {entity!r} is not an object")
+        position = _field(entity, "pos", list)
+        if len(position) != 2:
+            raise BadRecord(f"pos {position!r} is not [start, end]")
+        start, end = (_offsets(value, "pos") for value in position)
+        spans.append((start, end, _field(entity, "type", str), _field(entity, "name", str)))
+    yield text, spans
+
+
+def _extract_omniner(payload: dict, spec: FormatSpec):
+    """Locate each ``[mention, category]`` in the text; repeats take successive occurrences."""
+    text = _field(payload, "text", str)
+    spans: list[Span] = []
+    searched_from: dict[str, int] = {}
+    for pair in _field(payload, "entities", list):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) for v in pair)):
+            raise BadRecord(f"entity {pair!r} is not [mention, category]")
+        mention, label = pair
+        if not mention:
+            raise BadRecord("empty mention")
+        start = text.find(mention, searched_from.get(mention, 0))
+        if start < 0:
+            start = text.find(mention)  # the same mention listed twice with two categories
+        if start < 0:
+            raise BadRecord(f"mention not found in text: '{mention}'")
+        searched_from[mention] = start + len(mention)
+        spans.append((start, start + len(mention), label, mention))
+    yield text, spans
+
+
+def _extract_genia(payload: dict, spec: FormatSpec):
+    tokens = _field(payload, "sentence", list)
+    starts = _token_starts(tokens, spec.joiner)
+    text = spec.joiner.join(tokens)
+    spans: list[Span] = []
+    for entity in _field(payload, "ner", list):
+        if not isinstance(entity, dict):
+            raise BadRecord(f"entity {entity!r} is not an object")
+        indices = sorted(_offsets(i, "token index") for i in _field(entity, "index", list))
+        if not indices or indices[0] < 0 or indices[-1] >= len(tokens):
+            raise BadRecord(f"token indices {indices} out of range for {len(tokens)} tokens")
+        if indices != list(range(indices[0], indices[-1] + 1)):
+            raise BadRecord(f"discontinuous entity at token indices {indices}")
+        start, end = starts[indices[0]], starts[indices[-1]] + len(tokens[indices[-1]])
+        spans.append((start, end, _field(entity, "type", str), None))
+    yield text, spans
+
+
+def _extract_ace(payload: dict, spec: FormatSpec):
+    """One ACE document yields one sample per sentence; entity offsets count over the document."""
+    sentences = _field(payload, "sentences", list)
+    mentions = _field(payload, "ner", list)
+    if len(mentions) != len(sentences):
+        raise BadRecord(f"{len(sentences)} sentences but {len(mentions)} entity lists")
+    first_token = 0
+    for tokens, entities in zip(sentences, mentions):
+        if not isinstance(tokens, list) or not isinstance(entities, list):
+            raise BadRecord("sentence or entity list is not a list")
+        starts = _token_starts(tokens, spec.joiner)
+        spans: list[Span] = []
+        for entity in entities:
+            if not (isinstance(entity, list) and len(entity) == 3 and isinstance(entity[2], str)):
+                raise BadRecord(f"entity {entity!r} is not [start, end, label]")
+            first = _offsets(entity[0], "token offset") - first_token
+            last = _offsets(entity[1], "token offset") - first_token
+            if not 0 <= first <= last < len(tokens):
+                raise BadRecord(f"entity {entity!r} outside its sentence (document tokens {first_token}..{first_token + len(tokens) - 1})")
+            spans.append((starts[first], starts[last] + len(tokens[last]), entity[2], None))
+        yield spec.joiner.join(tokens), spans
+        first_token += len(tokens)
+
+
+_EXTRACTORS: dict[str, Extractor] = {
+    "cluener": _extract_cluener,
+    "cmeee": _extract_cmeee,
+    "b2nerd": _extract_b2nerd,
+    "omniner": _extract_omniner,
+    "genia": _extract_genia,
+    "ace": _extract_ace,
+}

@@ -1,0 +1,200 @@
+"""The canonical NER sample: one Arrow schema, its validation, and its Parquet I/O.
+
+Every stage reads and writes samples through this module, so the shape of the data is
+defined in exactly one place. Offsets are character offsets into ``text``, end exclusive.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ENTITY_TYPE = pa.struct(
+    [
+        pa.field("start", pa.int32(), nullable=False),
+        pa.field("end", pa.int32(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("mention", pa.string(), nullable=False),
+    ]
+)
+
+SAMPLE_SCHEMA = pa.schema(
+    [
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("lang", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("sample_id", pa.string(), nullable=False),
+        # 1-based record number in the source file: sentence ordinal, JSON line or array element.
+        pa.field("record", pa.int64(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("entities", pa.list_(ENTITY_TYPE), nullable=False),
+        # True when two entities of the sample overlap (ACE, GENIA, CMeEE are nested).
+        pa.field("nested", pa.bool_(), nullable=False),
+    ]
+)
+
+POLARS_SCHEMA = pl.Schema(pl.from_arrow(SAMPLE_SCHEMA.empty_table()).schema)
+ENTITY_DTYPE = POLARS_SCHEMA["entities"]
+
+REJECT_SCHEMA = pa.schema(
+    [
+        pa.field("dataset", pa.string()),
+        pa.field("split", pa.string()),
+        pa.field("file", pa.string()),
+        pa.field("record", pa.int64()),
+        pa.field("line", pa.int64()),
+        pa.field("reason", pa.string()),
+        pa.field("snippet", pa.string()),
+    ]
+)
+
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3}
+
+
+class InvalidSamplesError(ValueError):
+    """Raised when a table violates the canonical schema's invariants."""
+
+
+def sample_problems(samples: pl.DataFrame) -> pl.DataFrame:
+    """Return one row ``(row, reason)`` per sample that breaks an invariant, first problem only.
+
+    Checks, vectorized over all entities at once: non-empty text, offsets inside the text
+    with ``start < end``, ``mention == text[start:end]``, non-empty label.
+    """
+    rows = samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "text", "entities")
+    empty_text = rows.filter(pl.col("text").str.len_chars() == 0).select(
+        "row", pl.lit("empty text").alias("reason")
+    )
+    spans = (
+        rows.explode("entities")
+        .drop_nulls("entities")
+        .unnest("entities")
+        .with_columns(pl.col("text").str.len_chars().alias("length"))
+    )
+    in_range = (pl.col("start") >= 0) & (pl.col("start") < pl.col("end")) & (pl.col("end") <= pl.col("length"))
+    covered = pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start"))
+    reason = (
+        pl.when(~in_range)
+        .then(pl.format("span out of range: [{}, {}) in text of {} chars", "start", "end", "length"))
+        .when(covered != pl.col("mention"))
+        .then(pl.format("mention/offset mismatch: mention '{}' but text[{}:{}] is '{}'", "mention", "start", "end", covered))
+        .when(pl.col("label").str.strip_chars() == "")
+        .then(pl.lit("empty label"))
+    )
+    bad_spans = spans.select("row", reason.alias("reason")).drop_nulls("reason")
+    return (
+        pl.concat([empty_text, bad_spans])
+        .group_by("row", maintain_order=True)
+        .agg(pl.col("reason").first())
+        .sort("row")
+    )
+
+
+def with_nested_flag(samples: pl.DataFrame) -> pl.DataFrame:
+    """Sort each sample's entities by (start, end, label) and set ``nested`` where two overlap."""
+    sorted_entities = pl.col("entities").list.eval(
+        pl.element().sort_by(pl.element().struct.field("start"), pl.element().struct.field("end"), pl.element().struct.field("label"))
+    )
+    # Sorted by start, a sample is nested iff some entity starts before the running max end.
+    overlaps = pl.col("entities").list.eval(
+        (pl.element().struct.field("start") < pl.element().struct.field("end").cum_max().shift(1)).any()
+    ).list.first().fill_null(False)
+    return samples.with_columns(sorted_entities).with_columns(overlaps.alias("nested"))
+
+
+def to_arrow(samples: pl.DataFrame) -> pa.Table:
+    """Cast a polars frame with the canonical columns to the canonical Arrow table."""
+    return samples.select(SAMPLE_SCHEMA.names).to_arrow().cast(SAMPLE_SCHEMA)
+
+
+def validate(samples: pl.DataFrame) -> None:
+    """Raise :class:`InvalidSamplesError` naming the first bad sample, if any breaks an invariant."""
+    missing = [name for name in SAMPLE_SCHEMA.names if name not in samples.columns]
+    if missing:
+        raise InvalidSamplesError(f"missing columns {missing}")
+    problems = sample_problems(samples)
+    if problems.height:
+        row, reason = problems.row(0)
+        sample_id = samples["sample_id"][row]
+        raise InvalidSamplesError(f"{problems.height} invalid samples; first: {sample_id}: {reason}")
+
+
+class SampleWriter:
+    """Stream validated samples into one zstd Parquet file, atomically.
+
+    Rows go to ``<path>.partial`` and the file is renamed into place only on :meth:`close`,
+    so a killed run never leaves a file that a later stage could mistake for complete.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._partial = self.path.with_name(self.path.name + ".partial")
+        self._writer = pq.ParquetWriter(self._partial, SAMPLE_SCHEMA, **PARQUET_OPTIONS)
+        self.rows = 0
+
+    def write(self, samples: pl.DataFrame) -> None:
+        """Validate ``samples`` and append them."""
+        validate(samples)
+        self._writer.write_table(to_arrow(samples))
+        self.rows += samples.height
+
+    def close(self) -> None:
+        """Finish the file and move it into place."""
+        self._writer.close()
+        os.replace(self._partial, self.path)
+
+    def __enter__(self) -> "SampleWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._writer.close()
+            self._partial.unlink(missing_ok=True)
+
+
+def write_samples(samples: pl.DataFrame, path: Path) -> None:
+    """Validate and write one table of samples to ``path`` as zstd Parquet, atomically."""
+    with SampleWriter(path) as writer:
+        writer.write(samples)
+
+
+def read_samples(path: Path | str) -> pl.DataFrame:
+    """Read canonical samples from a Parquet file, a directory of them, or a glob.
+
+    Fails with a clear error when a file is not valid Parquet or lacks the canonical columns,
+    so a corrupted intermediate is never silently consumed.
+    """
+    path = Path(path)
+    files = sorted(path.rglob("*.parquet")) if path.is_dir() else sorted(path.parent.glob(path.name))
+    if not files:
+        raise FileNotFoundError(f"no Parquet samples at {path}")
+    frames = []
+    for file in files:
+        try:
+            table = pq.read_table(file)
+        except (pa.ArrowInvalid, OSError) as error:
+            raise InvalidSamplesError(f"{file}: not a readable Parquet file ({error})") from error
+        missing = [name for name in SAMPLE_SCHEMA.names if name not in table.column_names]
+        if missing:
+            raise InvalidSamplesError(f"{file}: missing canonical columns {missing}")
+        frames.append(pl.from_arrow(table.select(SAMPLE_SCHEMA.names).cast(SAMPLE_SCHEMA)))
+    return pl.concat(frames)
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    """Swap a fully written ``staging`` directory into ``target`` (old contents removed)."""
+    target = Path(target)
+    trash = target.with_name(target.name + ".old")
+    shutil.rmtree(trash, ignore_errors=True)
+    if target.exists():
+        os.replace(target, trash)
+    os.replace(staging, target)
+    shutil.rmtree(trash, ignore_errors=True)
