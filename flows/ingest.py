@@ -24,7 +24,7 @@ class IngestFailed(RuntimeError):
 def ingest_flow(options: IngestOptions | None = None) -> dict:
     """Ingest the selected registry datasets; fail at the end if any dataset failed."""
     options = options or to_options(IngestOptions, load_section("ingest"), "params.yaml ingest")
-    entries = select_datasets(load_registry(), options.datasets)
+    entries = select_datasets(load_registry(Path(options.registry_dir)), options.datasets)
     out_dir = Path(options.out_dir)
     staging = out_dir.with_name(out_dir.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)

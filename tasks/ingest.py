@@ -38,6 +38,7 @@ class IngestOptions:
 
     raw_dir: str = "data/raw/demo"
     datasets: str | list[str] = "demo"  # demo | paper | all | [names]
+    registry_dir: str = "tasks/catalog/datasets"  # one YAML per dataset; point elsewhere to add private datasets
     out_dir: str = "data/ingest"
     metrics_file: str = "data/metrics/ingest.json"
     require_all: bool = False  # a selected dataset without raw files fails the stage
@@ -69,7 +70,7 @@ def split_batch(batch: ParsedBatch) -> tuple[pl.DataFrame, pl.DataFrame]:
     problems = sample_problems(batch.samples)
     indexed = batch.samples.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
     invalid = indexed.join(problems, left_on="_row", right_on="row", how="inner").select(
-        "record", "line", "reason", pl.col("text").str.slice(0, 300).alias("snippet")
+        "record", "line", "reason", pl.struct("text", "entities").struct.json_encode().str.slice(0, 300).alias("snippet")
     )
     valid = indexed.join(problems, left_on="_row", right_on="row", how="anti").drop("_row")
     return valid, pl.concat([batch.rejects, invalid])

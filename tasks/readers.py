@@ -150,37 +150,74 @@ def _read_chunks(path: Path, batch_bytes: int) -> Iterator[tuple[str, int]]:
 def _read_tagged(path: Path, spec: FormatSpec, batch_bytes: int) -> Iterator[ParsedBatch]:
     next_record = 1
     for text, first_line in _read_chunks(path, batch_bytes):
+        if next_record == 1:
+            _check_separator(path, text, spec)
         batch = _parse_tagged_chunk(text, first_line, next_record, spec)
         next_record += batch.records_read
         yield batch
 
 
-def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: FormatSpec) -> ParsedBatch:
-    """Parse one chunk of token/tag lines into samples and rejects, without a Python loop."""
-    lines = pl.DataFrame({"raw": text.split("\n")}).with_row_index("line", offset=first_line)
-    lines = lines.with_columns(pl.col("raw").str.strip_chars_end("\r"), pl.col("line").cast(pl.Int64))
-    blank = pl.col("raw").str.strip_chars() == ""
-    lines = lines.with_columns(blank.cum_sum().alias("block"), blank.alias("blank"))
-    markers = lines.filter(pl.col("raw").str.starts_with("-DOCSTART-"))
-    rows = lines.filter(~pl.col("blank") & ~pl.col("raw").str.starts_with("-DOCSTART-"))
-    rows = rows.with_columns((pl.col("block").rank("dense").cast(pl.Int64) - 1 + first_record).alias("record"))
+def _check_separator(path: Path, text: str, spec: FormatSpec, sample_lines: int = 1000) -> None:
+    """Refuse a file whose first lines mostly lack the separator: it is not in this format."""
+    lines = [line for line in text[: 200 * sample_lines].splitlines()[:sample_lines] if line.strip()]
+    separator = "\t" if spec.sep == "tab" else " "
+    without = sum(separator not in line for line in lines)
+    if lines and without > len(lines) / 2:
+        name = "TAB" if spec.sep == "tab" else "space"
+        raise UnreadableFileError(path, f"does not look like format 'conll' with sep={spec.sep}: {without} of the first {len(lines)} lines have no {name}")
 
-    rows = rows.with_columns(_split_token_tag(spec)).with_columns(_parse_tag()).with_columns(_tag_problems(spec))
-    rows = rows.with_columns(pl.col("token").str.len_chars().alias("width"))
+
+def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: FormatSpec) -> ParsedBatch:
+    """Parse one chunk of token/tag lines into samples and rejects, without a Python loop.
+
+    Rows of a sentence are contiguous, so "previous token of the same sentence" is a shift
+    plus a same-record mask, cheaper than grouped window expressions.
+    """
+    raw = pl.Series("raw", [text]).str.split("\n").explode().str.strip_chars_end("\r")
+    lines = pl.DataFrame(raw).with_columns(pl.int_range(first_line, first_line + pl.len(), dtype=pl.Int64).alias("line"))
+    blank = pl.col("raw").str.strip_chars() == ""
+    marker = pl.col("raw").str.starts_with("-DOCSTART-")
+    lines = lines.with_columns(blank.cum_sum().alias("block"), blank.alias("blank"), marker.alias("marker"))
+    markers = int(lines["marker"].sum())
+    rows = lines.filter(~pl.col("blank") & ~pl.col("marker")).drop("blank", "marker")
+    new_record = pl.col("block") != pl.col("block").shift(1)
+    rows = rows.with_columns(new_record.fill_null(True).alias("first"))
+    rows = rows.with_columns((pl.col("first").cum_sum().cast(pl.Int64) - 1 + first_record).alias("record"))
+    rows = rows.with_columns(_split_token_tag(spec))
+    # Tokenizers leave whitespace around some tokens (Broad Twitter's emoji): it carries no
+    # content and would put double spaces in the text, so it goes, as do blank O tokens.
+    all_rows = rows
+    rows = rows.filter(~((pl.col("token") == "") & (pl.col("tag") == "O")))
+    rows = rows.with_columns(_parse_tag()).with_columns(_tag_problems(spec))
+
     sep = len(spec.joiner)
-    rows = rows.with_columns(
-        (pl.col("width") + sep).cum_sum().over("record").alias("_after"),
-    ).with_columns((pl.col("_after") - pl.col("width") - sep).alias("char_start"))
+    rows = rows.with_columns(pl.col("token").str.len_chars().alias("width"))
+    before = (pl.col("width") + sep).cum_sum() - pl.col("width") - sep
+    rows = rows.with_columns((before - pl.when("first").then(before).forward_fill()).alias("char_start"))
 
     sentences = rows.group_by("record", maintain_order=True).agg(
         pl.col("line").first(),
         pl.col("token").str.join(spec.joiner).alias("text"),
         pl.col("problem").drop_nulls().first().alias("problem"),
-        pl.col("raw").str.join(" | ").str.slice(0, SNIPPET_CHARS).alias("snippet"),
     )
-    rejects = sentences.filter(pl.col("problem").is_not_null()).select(
-        "record", "line", pl.col("problem").alias("reason"), "snippet"
+    blank_only = (
+        all_rows.join(sentences, on="record", how="anti")
+        .group_by("record", maintain_order=True)
+        .agg(pl.col("line").first(), pl.col("raw").str.join(" | ").alias("snippet"))
+        .with_columns(pl.lit("empty text: only blank tokens").alias("problem"))
     )
+    bad = sentences.filter(pl.col("problem").is_not_null())
+    snippets = (
+        rows.join(bad.select("record"), on="record", how="semi")
+        .group_by("record", maintain_order=True)
+        .agg(pl.col("raw").str.join(" | ").str.slice(0, SNIPPET_CHARS).alias("snippet"))
+    )
+    rejects = pl.concat(
+        [
+            bad.join(snippets, on="record", how="left").select("record", "line", "problem", "snippet"),
+            blank_only.select("record", "line", "problem", pl.col("snippet").str.slice(0, SNIPPET_CHARS)),
+        ]
+    ).rename({"problem": "reason"})
     good = sentences.filter(pl.col("problem").is_null()).select("record", "line", "text")
 
     spans = (
@@ -199,24 +236,33 @@ def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: For
     return ParsedBatch(
         samples=_attach_entities(good, spans),
         rejects=rejects.cast(REJECT_COLUMNS),
-        records_read=sentences.height,
-        markers_skipped=markers.height,
+        records_read=sentences.height + blank_only.height,
+        markers_skipped=markers,
     )
 
 
 def _split_token_tag(spec: FormatSpec) -> list[pl.Expr]:
     """Token and tag columns: TAB splits at the first TAB, space at the last space."""
-    pattern = r"^([^\t]*)\t(.*)$" if spec.sep == "tab" else r"^(.*) ([^ ]*)$"
-    parts = pl.col("raw").str.extract_groups(pattern)
-    token = parts.struct.field("1")
+    if spec.sep == "tab":
+        parts = pl.col("raw").str.splitn("\t", 2)
+        token, tag = parts.struct.field("field_0"), parts.struct.field("field_1")
+    else:
+        parts = pl.col("raw").str.extract_groups(r"^(.*) ([^ ]*)$")
+        token, tag = parts.struct.field("1"), parts.struct.field("2")
     if spec.segment_digit:
-        token = token.str.slice(0, token.str.len_chars() - 1)
-    return [token.alias("token"), parts.struct.field("2").str.strip_chars().alias("tag")]
+        digit = token.str.slice(-1)
+        token = pl.when(digit.str.contains(r"^\d$")).then(token.str.slice(0, token.str.len_chars() - 1))
+    return [token.str.strip_chars().alias("token"), tag.str.strip_chars().alias("tag")]
 
 
 def _parse_tag() -> list[pl.Expr]:
-    parts = pl.col("tag").str.extract_groups(r"^([BIMES])[-_](.+)$")
-    return [parts.struct.field("1").alias("prefix"), parts.struct.field("2").alias("type")]
+    """``B-PER`` -> prefix ``B``, type ``PER`` (``_`` also separates); null prefix when unparsable."""
+    well_formed = pl.col("tag").str.slice(0, 1).is_in(list("BIMES")) & pl.col("tag").str.slice(1, 1).is_in(["-", "_"])
+    well_formed = well_formed & (pl.col("tag").str.len_chars() > 2)
+    return [
+        pl.when(well_formed).then(pl.col("tag").str.slice(0, 1)).alias("prefix"),
+        pl.when(well_formed).then(pl.col("tag").str.slice(2)).alias("type"),
+    ]
 
 
 def _tag_problems(spec: FormatSpec) -> list[pl.Expr]:
@@ -227,11 +273,14 @@ def _tag_problems(spec: FormatSpec) -> list[pl.Expr]:
     the sentence unless ``repair_broken_tags`` is on.
     """
     inside = pl.col("tag") != "O"
-    prev_prefix = pl.col("prefix").shift(1).over("record")
-    prev_type = pl.col("type").shift(1).over("record")
-    next_prefix = pl.col("prefix").shift(-1).over("record")
-    next_type = pl.col("type").shift(-1).over("record")
-    continues = (pl.col("prefix").is_in(["I", "M", "E"]) & prev_prefix.is_in(["B", "I", "M"]) & (prev_type == pl.col("type"))).fill_null(False)
+    same_as_prev = ~pl.col("first")
+    same_as_next = ~pl.col("first").shift(-1).fill_null(True)
+    continues = (
+        same_as_prev
+        & pl.col("prefix").is_in(["I", "M", "E"])
+        & pl.col("prefix").shift(1).is_in(["B", "I", "M"])
+        & (pl.col("type").shift(1) == pl.col("type"))
+    ).fill_null(False)
     starts = inside & ~continues
     entity_id = pl.when(inside).then(starts.cum_sum())
 
@@ -241,28 +290,27 @@ def _tag_problems(spec: FormatSpec) -> list[pl.Expr]:
     elif spec.scheme == "iob1":
         broken = pl.lit(False)
     else:
-        continued_next = (next_prefix.is_in(["I", "M", "E"]) & (next_type == pl.col("type"))).fill_null(False)
+        continued_next = (
+            same_as_next & pl.col("prefix").shift(-1).is_in(["I", "M", "E"]) & (pl.col("type").shift(-1) == pl.col("type"))
+        ).fill_null(False)
         broken = (pl.col("prefix").is_in(["I", "M", "E"]) & ~continues) | (pl.col("prefix").is_in(["B", "I", "M"]) & ~continued_next)
     line_no = pl.col("line").cast(pl.String)
-    malformed = (
-        pl.when(pl.col("token").is_null())
-        .then(pl.format("line {}: no {} between token and tag", line_no, pl.lit("TAB" if spec.sep == "tab" else "space")))
-        .when(pl.col("token") == "")
-        .then(pl.format("line {}: empty token", line_no))
-        .when(inside & pl.col("prefix").is_null())
-        .then(pl.format("line {}: unknown tag '{}'", line_no, "tag"))
-        .when(inside & ~pl.col("prefix").is_in(allowed))
-        .then(pl.format("line {}: tag '{}' not valid in the {} scheme", line_no, "tag", pl.lit(spec.scheme.upper())))
-    )
-    checks = [malformed]
-    if spec.segment_digit:
-        digit = pl.col("raw").str.extract(r"^([^\t]*)\t").str.slice(-1).str.contains(r"^\d$")
-        checks.insert(0, pl.when(~digit.fill_null(True)).then(pl.format("line {}: token lacks its segment digit", line_no)))
+    checks = [
+        pl.when(pl.col("token").is_null()).then(
+            pl.format("line {}: no {} between token and tag", line_no, pl.lit("TAB" if spec.sep == "tab" else "space"))
+            if not spec.segment_digit
+            else pl.format("line {}: no TAB, or the token lacks its segment digit", line_no)
+        ),
+        pl.when(pl.col("token") == "").then(pl.format("line {}: empty token tagged '{}'", line_no, "tag")),
+        pl.when(inside & pl.col("prefix").is_null()).then(pl.format("line {}: unknown tag '{}'", line_no, "tag")),
+        pl.when(inside & ~pl.col("prefix").is_in(allowed)).then(
+            pl.format("line {}: tag '{}' not valid in the {} scheme", line_no, "tag", pl.lit(spec.scheme.upper()))
+        ),
+    ]
     if not spec.repair_broken_tags:
-        prev_tag = pl.col("tag").shift(1).over("record").fill_null("sentence start")
+        prev_tag = pl.when(same_as_prev).then(pl.col("tag").shift(1)).otherwise(pl.lit("sentence start"))
         checks.append(pl.when(broken).then(pl.format("line {}: broken tag sequence: '{}' after '{}'", line_no, "tag", prev_tag)))
-    problem = pl.coalesce(checks)
-    return [entity_id.alias("entity"), problem.alias("problem")]
+    return [entity_id.alias("entity"), pl.coalesce(checks).alias("problem")]
 
 
 def _attach_entities(texts: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
