@@ -165,3 +165,35 @@ def test_flow_ingests_the_others_then_exits_non_zero(tmp_path):
 
 def test_flow_can_be_told_not_to_fail(tmp_path):
     assert run_ingest_flow(tmp_path, fail_on_error=False).returncode == 0
+
+
+B2NERD_GOOD = json.dumps({"sentence": "Ann met Bob", "entities": [{"name": "Ann", "type": "person", "pos": [0, 3]}]})
+
+
+@pytest.mark.parametrize(
+    "bad_line, reason",
+    [
+        ('{"sentence": "x", "entities": [', "invalid JSON"),  # polars cannot decode the chunk: record-by-record path
+        (json.dumps({"sentence": "Ann", "entities": [{"name": "Ann", "type": "person", "pos": [0]}]}), "pos [0] is not [start, end]"),
+        (json.dumps({"sentence": "Ann", "entities": [{"name": "Bob", "type": "person", "pos": [0, 3]}]}), "mention/offset mismatch"),
+        (json.dumps({"entities": []}), "missing field 'sentence'"),
+        (json.dumps({"sentence": "", "entities": []}), "empty text"),
+    ],
+)
+def test_bad_b2nerd_line_is_rejected_on_both_paths(tmp_path, bad_line, reason):
+    report = ingest_one(tmp_path, entry("b2", "b2nerd", files={"train": "train.json"}), f"{B2NERD_GOOD}\n\n{bad_line}\n{B2NERD_GOOD}\n", "train.json")
+    (reject,) = reconcile(report)
+    assert reject["reason"].startswith(reason), reject["reason"]
+    assert (reject["record"], reject["line"]) == (2, 3)
+    assert read_samples(tmp_path / "out" / "b2")["record"].to_list() == [1, 3]
+
+
+def test_vectorized_b2nerd_path_equals_record_by_record(tmp_path):
+    from tasks.demo_corpus import write_demo_corpus
+    from tasks.readers import FormatSpec, _iter_json_lines, _read_b2nerd_lines, _read_json_records
+
+    write_demo_corpus(tmp_path, seed=3, scale=0.5)
+    path, spec = tmp_path / "demo_wiki_en" / "train.json", FormatSpec("b2nerd", "en")
+    fast = pl.concat(batch.samples for batch in _read_b2nerd_lines(path, spec, 1 << 12))
+    slow = pl.concat(batch.samples for batch in _read_json_records(path, spec, _iter_json_lines(path), 1 << 12))
+    assert fast.height > 100 and fast.to_dicts() == slow.to_dicts()
