@@ -1,0 +1,99 @@
+"""Screening benchmark: exhaustive screening against the paper's sampled plain-Python procedure.
+
+    python -m benchmarks.screen_bench [--samples benchmarks/out/ingest/samples] [--cores 2] [--write-md BENCHMARKS.md]
+
+1. Reads the train splits of an ingested corpus (``benchmarks.ingest_bench`` leaves one under
+   ``benchmarks/out/ingest/samples``) and times :func:`tasks.screening.screen` over every
+   label-sharing pair, pinned to ``--cores`` CPUs.
+2. On the pair and label with the most occurrences, times ours on just those two datasets and a
+   reference that reproduces the released procedure: up to 2,000 sampled mentions against up to
+   2,000 sampled sentences, lower-cased whitespace word search, in nested Python loops.
+3. With ``--write-md``, replaces the ``## Screening`` section of a Markdown file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import re
+import time
+from pathlib import Path
+
+import polars as pl
+
+from tasks.label_names import load_synonyms, normalize_label
+from tasks.schema import read_samples
+from tasks.screening import screen
+
+REFERENCE_SAMPLE = 2000
+DATE = "2026-11-21"
+
+
+def reference_screen(samples: pl.DataFrame, source: str, target: str, label_key: str, synonyms: dict[str, str], seed: int = 0) -> dict:
+    """The paper's sampled procedure for one pair and label; returns outcome counts."""
+    rng = random.Random(seed)
+    rows = samples.filter(pl.col("dataset").is_in([source, target])).select("dataset", "text", "entities").to_dicts()
+    mentions = sorted({e["mention"].lower() for r in rows if r["dataset"] == source for e in r["entities"] if normalize_label(e["label"], synonyms) == label_key})
+    sentences = [r for r in rows if r["dataset"] == target]
+    mentions = rng.sample(mentions, min(REFERENCE_SAMPLE, len(mentions)))
+    sentences = rng.sample(sentences, min(REFERENCE_SAMPLE, len(sentences)))
+    counts = {"consistent": 0, "wrong_category": 0, "not_extracted": 0}
+    for sentence in sentences:
+        words = sentence["text"].lower().split()
+        annotated = {e["mention"].lower(): normalize_label(e["label"], synonyms) for e in sentence["entities"]}
+        for mention in mentions:
+            needle = mention.split()
+            if any(words[i : i + len(needle)] == needle for i in range(len(words) - len(needle) + 1)):
+                found = annotated.get(mention)
+                counts["not_extracted" if found is None else "consistent" if found == label_key else "wrong_category"] += 1
+    return counts
+
+
+def timed(function, *args):
+    started = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - started
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    ram = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) / 2**20
+    return f"{os.cpu_count()} CPUs ({cpu}), {ram:.0f} GiB RAM"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", default="benchmarks/out/ingest/samples")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--write-md")
+    args = parser.parse_args()
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
+    os.environ["POLARS_MAX_THREADS"] = str(args.cores)
+    synonyms = load_synonyms()
+    samples = pl.concat([read_samples(path) for path in sorted(Path(args.samples).glob("*/train.parquet"))])
+    result, full_seconds = timed(screen, samples, synonyms)
+    pair = result.summary.sort("occurrences", descending=True).row(0, named=True)
+    two = samples.filter(pl.col("dataset").is_in([pair["source"], pair["target"]]))
+    _, pair_seconds = timed(screen, two, synonyms)
+    reference, reference_seconds = timed(reference_screen, samples, pair["source"], pair["target"], pair["label_key"], synonyms)
+    lines = [
+        "## Screening", "",
+        f"Date {DATE}; machine: {machine()}; pinned to {args.cores} cores. Command: `python -m benchmarks.screen_bench`.", "",
+        "| run | samples | pairs × labels | occurrences | seconds |", "|---|---:|---:|---:|---:|",
+        f"| ours, all label-sharing pairs | {samples.height} | {result.summary.height} | {result.summary['occurrences'].sum()} | {full_seconds:.1f} |",
+        f"| ours, {pair['source']} → {pair['target']} {pair['label_key']} (exhaustive) | {two.height} | 1 pair | {pair['occurrences']} | {pair_seconds:.1f} |",
+        f"| paper's sampled reference, same pair | ≤{2 * REFERENCE_SAMPLE} sampled | 1 | {sum(reference.values())} | {reference_seconds:.1f} |",
+    ]
+    print("\n".join(lines))
+    if args.write_md:
+        path = Path(args.write_md)
+        text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+        section = "\n".join(lines) + "\n"
+        replaced, count = re.subn(r"## Screening\n.*?(?=\n## |\Z)", section.rstrip("\n"), text, flags=re.S)
+        path.write_text(replaced if count else text.rstrip("\n") + "\n\n" + section, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

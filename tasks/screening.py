@@ -1,0 +1,334 @@
+"""Rule-based conflict screening between datasets (B2NERD appendix A.2).
+
+For every ordered pair of datasets (source, target) that share a label name after
+:mod:`tasks.label_names` normalisation, every distinct mention the source annotates with that
+label is searched, exhaustively, in every target text. Each occurrence is classified against
+the target's own entities of that sample:
+
+* ``consistent``: a target entity has exactly this span and a label of the same key;
+* ``wrong_category``: a target entity has exactly this span but another label;
+* inside a larger target entity: left out (a flat dataset rightly skips it);
+* ``partially_extracted``: a target entity overlaps the occurrence without covering it;
+* ``not_extracted``: no target entity touches it.
+
+English needs word boundaries, Chinese does not: an occurrence is dropped when a mention edge
+that is a letter or digit of a spaced script (below U+3000) touches another such character.
+
+Resources: CPU only; one Aho-Corasick automaton (pyahocorasick) holds every distinct mention,
+each dataset's texts are scanned once as one string, the rest is polars joins. Memory grows
+with the occurrences of one target dataset at a time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import ahocorasick
+import numpy as np
+import polars as pl
+
+from tasks.label_names import label_keys
+
+CONSISTENT, WRONG_CATEGORY, INSIDE_LARGER, PARTIALLY_EXTRACTED, NOT_EXTRACTED = range(5)
+OUTCOMES = ("consistent", "wrong_category", "inside_larger", "partially_extracted", "not_extracted")
+INCONSISTENT = ("wrong_category", "partially_extracted", "not_extracted")
+TEXT_SEPARATOR = "\x1f"  # joins a dataset's texts into one scan; no mention contains it
+# Characters up to U+3000 that are letters or digits: those of scripts written with spaces.
+_SPACED_WORD_CHAR = np.array([chr(code).isalnum() for code in range(0x3000)] + [False])
+PAIR_LABEL = ["source", "target", "label_key"]
+CLASSIFIED_SCHEMA = pl.Schema({
+    "source": pl.String, "target": pl.String, "label_key": pl.String, "row": pl.Int64, "start": pl.Int32,
+    "end": pl.Int32, "mention_id": pl.Int64, "outcome": pl.String, "target_label": pl.String,
+})
+
+
+@dataclass(frozen=True)
+class ScreenOptions:
+    """The ``screen`` section of params.yaml."""
+
+    samples_dir: str = "data/ingest/samples"
+    synonyms_file: str = "tasks/catalog/taxonomy/synonyms.yaml"
+    out_dir: str = "data/screen"
+    metrics_file: str = "data/metrics/screen.json"
+    min_mention_chars: int = 2  # a one-character mention (Chinese "京") occurs almost everywhere
+    min_support: int = 20  # occurrences a pair and label needs to be ranked
+    examples_per_conflict: int = 3
+    report_rows: int = 30  # summary rows shown in the Prefect artifact
+
+    def __post_init__(self) -> None:
+        for name in ("min_mention_chars", "min_support", "examples_per_conflict", "report_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
+
+
+@dataclass
+class ScreenResult:
+    """Screening outputs: ``conflicts`` per mention and outcome, ``summary`` per pair and label."""
+
+    conflicts: pl.DataFrame
+    summary: pl.DataFrame
+
+
+def labelled_entities(samples: pl.DataFrame, synonyms: dict[str, str]) -> pl.DataFrame:
+    """One row per entity: ``(row, dataset, start, end, label, label_key, mention)``.
+
+    ``row`` is the sample's position in ``samples``, the key that ties occurrences to texts.
+    """
+    entities = (
+        samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "dataset", "entities")
+        .explode("entities")
+        .drop_nulls("entities")
+        .unnest("entities")
+    )
+    return entities.join(label_keys(entities["label"], synonyms), on="label").select(
+        "row", "dataset", "start", "end", "label", "label_key", "mention"
+    )
+
+
+def shared_label_pairs(entities: pl.DataFrame) -> pl.DataFrame:
+    """Ordered dataset pairs sharing a label key: ``(source, target, label_key, source_labels, target_labels)``."""
+    labels = entities.group_by("dataset", "label_key").agg(pl.col("label").unique().sort().str.join(", ").alias("labels"))
+    return (
+        labels.join(labels, on="label_key", suffix="_target")
+        .filter(pl.col("dataset") != pl.col("dataset_target"))
+        .select(
+            pl.col("dataset").alias("source"),
+            pl.col("dataset_target").alias("target"),
+            "label_key",
+            pl.col("labels").alias("source_labels"),
+            pl.col("labels_target").alias("target_labels"),
+        )
+        .sort(PAIR_LABEL)
+    )
+
+
+def screened_mentions(entities: pl.DataFrame, pairs: pl.DataFrame, min_chars: int) -> pl.DataFrame:
+    """Distinct ``(mention_id, mention, source, label_key)`` to search for, of shared keys only."""
+    shared = pairs.select(pl.col("source").alias("dataset"), "label_key").unique()
+    by_source = (
+        entities.join(shared, on=["dataset", "label_key"], how="semi")
+        .filter((pl.col("mention").str.len_chars() >= min_chars) & ~pl.col("mention").str.contains(TEXT_SEPARATOR, literal=True))
+        .select("mention", pl.col("dataset").alias("source"), "label_key")
+        .unique()
+    )
+    ids = by_source.select("mention").unique().sort("mention").with_row_index("mention_id")
+    return ids.join(by_source, on="mention").with_columns(pl.col("mention_id").cast(pl.Int64))
+
+
+def build_automaton(mentions: pl.DataFrame) -> ahocorasick.Automaton:
+    """An Aho-Corasick automaton whose values are ``mention_id``."""
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    for mention_id, mention in mentions.select("mention_id", "mention").unique().iter_rows():
+        automaton.add_word(mention, mention_id)
+    automaton.make_automaton()
+    return automaton
+
+
+def find_occurrences(texts: pl.DataFrame, automaton: ahocorasick.Automaton, mention_chars: np.ndarray, wanted: np.ndarray) -> pl.DataFrame:
+    """Every whole-word occurrence of a wanted mention in ``texts(row, text)``: ``(row, start, end, mention_id)``.
+
+    ``mention_chars[id]`` is the length of mention ``id``; ``wanted[id]`` says whether to keep it.
+    The texts are scanned as one string, so the per-sentence work stays inside the automaton.
+    """
+    joined = TEXT_SEPARATOR.join(texts["text"].to_list())
+    found = np.fromiter(itertools.chain.from_iterable(automaton.iter(joined)), dtype=np.int64).reshape(-1, 2)
+    last_char, mention_id = found[:, 0], found[:, 1]
+    keep = wanted[mention_id]
+    last_char, mention_id = last_char[keep], mention_id[keep]
+    start = last_char + 1 - mention_chars[mention_id]
+    end = last_char + 1
+    code_points = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    word_char = np.append(_SPACED_WORD_CHAR[np.minimum(code_points, len(_SPACED_WORD_CHAR) - 1)], False)  # [-1] past either end
+    whole_word = ~(word_char[start] & word_char[start - 1]) & ~(word_char[end - 1] & word_char[end])
+    start, end, mention_id = start[whole_word], end[whole_word], mention_id[whole_word]
+    text_starts = np.concatenate([[0], np.cumsum(texts["text"].str.len_chars().to_numpy() + len(TEXT_SEPARATOR))])
+    position = np.searchsorted(text_starts, start, side="right") - 1
+    return pl.DataFrame(
+        {
+            "row": texts["row"].to_numpy()[position],
+            "start": (start - text_starts[position]).astype(np.int32),
+            "end": (end - text_starts[position]).astype(np.int32),
+            "mention_id": mention_id,
+        }
+    )
+
+
+def classify(occurrences: pl.DataFrame, entities: pl.DataFrame) -> pl.DataFrame:
+    """Add ``outcome`` and ``target_label`` to ``occurrences(row, start, end, label_key, ...)``.
+
+    ``entities`` are the target's. Each occurrence takes the strongest relation to any entity
+    of its sample, in the order of :data:`OUTCOMES`; ``target_label`` is that entity's label.
+    """
+    keyed = occurrences.with_row_index("occurrence")
+    touching = keyed.select("occurrence", "row", "start", "end", "label_key").join(
+        entities.select("row", pl.col("start").alias("e_start"), pl.col("end").alias("e_end"), "label", pl.col("label_key").alias("e_key")),
+        on="row",
+    ).filter((pl.col("e_start") < pl.col("end")) & (pl.col("e_end") > pl.col("start")))
+    exact = (pl.col("e_start") == pl.col("start")) & (pl.col("e_end") == pl.col("end"))
+    covering = (pl.col("e_start") <= pl.col("start")) & (pl.col("e_end") >= pl.col("end"))
+    relation = (
+        pl.when(exact & (pl.col("e_key") == pl.col("label_key"))).then(CONSISTENT)
+        .when(exact).then(WRONG_CATEGORY)
+        .when(covering).then(INSIDE_LARGER)
+        .otherwise(PARTIALLY_EXTRACTED)
+    )
+    strongest = (
+        touching.select("occurrence", relation.alias("code"), "label")
+        .sort("occurrence", "code", "label")
+        .unique("occurrence", keep="first")
+    )
+    return (
+        keyed.join(strongest, on="occurrence", how="left")
+        .with_columns(
+            pl.col("code").fill_null(NOT_EXTRACTED).replace_strict(list(range(len(OUTCOMES))), OUTCOMES).alias("outcome"),
+            pl.col("label").alias("target_label"),
+        )
+        .drop("occurrence", "code", "label")
+    )
+
+
+def screen_target(
+    target: str,
+    samples: pl.DataFrame,
+    entities: pl.DataFrame,
+    mentions: pl.DataFrame,
+    automaton: ahocorasick.Automaton,
+    mention_chars: np.ndarray,
+) -> pl.DataFrame:
+    """Classified occurrences in one target dataset: ``(source, label_key, row, start, end, mention_id, outcome, target_label)``.
+
+    An occurrence is classified once per label key, whatever the number of sources that
+    annotate the mention with that key, and only then fanned out to those sources.
+    """
+    target_keys = entities.filter(pl.col("dataset") == target).select("label_key").unique()
+    sources = mentions.filter(pl.col("source") != target).join(target_keys, on="label_key", how="semi")
+    wanted = np.zeros(len(mention_chars), dtype=bool)
+    wanted[sources["mention_id"].unique().to_numpy()] = True
+    texts = samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "dataset", "text").filter(pl.col("dataset") == target)
+    occurrences = find_occurrences(texts, automaton, mention_chars, wanted)
+    per_key = occurrences.join(sources.select("mention_id", "label_key").unique(), on="mention_id")
+    classified = classify(per_key, entities.filter(pl.col("dataset") == target)).filter(pl.col("outcome") != "inside_larger")
+    fanned_out = classified.join(sources.select("mention_id", "label_key", "source"), on=["mention_id", "label_key"])
+    return fanned_out.select(pl.lit(target).alias("target"), pl.exclude("target")).select(CLASSIFIED_SCHEMA.names()).cast(CLASSIFIED_SCHEMA)
+
+
+def conflict_table(classified: pl.DataFrame, samples: pl.DataFrame, mentions: pl.DataFrame, examples: int) -> pl.DataFrame:
+    """Inconsistent occurrences per ``(source, target, label_key, mention, outcome, target_label)`` with example sentences.
+
+    An example brackets the occurrence in its sentence: ``... visited [[Paris]] in ...``.
+    """
+    groups = PAIR_LABEL + ["mention_id", "outcome", "target_label"]
+    inconsistent = classified.filter(pl.col("outcome").is_in(INCONSISTENT))
+    counts = inconsistent.group_by(groups).agg(pl.len().alias("count"), pl.col("row", "start", "end").head(examples))
+    shown = counts.select(*groups, "row", "start", "end").explode("row", "start", "end").join(
+        samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "text"), on="row"
+    )
+    bracketed = pl.concat_str(
+        pl.col("text").str.slice(0, pl.col("start")), pl.lit("[["),
+        pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")), pl.lit("]]"),
+        pl.col("text").str.slice(pl.col("end")),
+    )
+    examples_by_group = shown.with_columns(bracketed.alias("example")).group_by(groups).agg(pl.col("example").alias("examples"))
+    return (
+        counts.drop("row", "start", "end")
+        .join(examples_by_group, on=groups, nulls_equal=True)
+        .join(mentions.select("mention_id", "mention").unique(), on="mention_id")
+        .select(PAIR_LABEL + ["mention", "outcome", "target_label", "count", "examples"])
+        .sort(PAIR_LABEL + ["count", "mention"], descending=[False, False, False, True, False])
+    )
+
+
+def summary_table(classified: pl.DataFrame, pairs: pl.DataFrame, conflicts: pl.DataFrame, min_support: int) -> pl.DataFrame:
+    """Outcome counts and inconsistency ratio per ``(source, target, label_key)``, ranked.
+
+    ``inconsistency = inconsistent / occurrences``; only rows with at least ``min_support``
+    occurrences get a rank, the most inconsistent first. ``top_conflict`` names the largest
+    conflict group, the first thing a person renaming labels wants to see.
+    """
+    counts = (
+        classified.group_by(PAIR_LABEL)
+        .agg(
+            pl.col("mention_id").n_unique().alias("mentions_found"),
+            pl.len().alias("occurrences"),
+            *((pl.col("outcome") == outcome).sum().alias(outcome) for outcome in ("consistent", *INCONSISTENT)),
+        )
+        .with_columns((1 - pl.col("consistent") / pl.col("occurrences")).alias("inconsistency"))
+    )
+    top_conflict = conflicts.group_by(PAIR_LABEL + ["outcome", "target_label"]).agg(pl.col("count").sum()).sort(
+        "count", descending=True
+    ).group_by(PAIR_LABEL, maintain_order=True).first().select(
+        *PAIR_LABEL,
+        pl.format("{} as {} ({})", "outcome", pl.col("target_label").fill_null("-"), "count").alias("top_conflict"),
+    )
+    ranked = pairs.join(counts, on=PAIR_LABEL).join(top_conflict, on=PAIR_LABEL, how="left").sort(
+        pl.col("occurrences") >= min_support, "inconsistency", "occurrences", descending=True
+    )
+    supported = pl.col("occurrences") >= min_support
+    return ranked.select(
+        pl.when(supported).then(supported.cum_sum()).alias("rank").cast(pl.Int64), pl.all()
+    )
+
+
+def screen(samples: pl.DataFrame, synonyms: dict[str, str], options: ScreenOptions = ScreenOptions()) -> ScreenResult:
+    """Screen every label-sharing dataset pair of ``samples`` (canonical samples, any datasets)."""
+    entities = labelled_entities(samples, synonyms)
+    pairs = shared_label_pairs(entities)
+    mentions = screened_mentions(entities, pairs, options.min_mention_chars)
+    automaton = build_automaton(mentions)
+    mention_chars = mentions.select("mention_id", "mention").unique().sort("mention_id")["mention"].str.len_chars().cast(pl.Int64).to_numpy()
+    per_target = [screen_target(target, samples, entities, mentions, automaton, mention_chars) for target in pairs["target"].unique().sort()]
+    classified = pl.concat([pl.DataFrame(schema=CLASSIFIED_SCHEMA), *per_target])
+    conflicts = conflict_table(classified, samples, mentions, options.examples_per_conflict)
+    return ScreenResult(conflicts=conflicts, summary=summary_table(classified, pairs, conflicts, options.min_support))
+
+
+def write_screen_outputs(result: ScreenResult, staging: Path, metrics_file: Path) -> dict:
+    """Write ``conflicts.parquet`` and ``summary.parquet`` into ``staging`` and the DVC metrics; return them."""
+    result.conflicts.write_parquet(staging / "conflicts.parquet", compression="zstd")
+    result.summary.write_parquet(staging / "summary.parquet", compression="zstd")
+    summary = result.summary
+    occurrences = int(summary["occurrences"].sum())
+    inconsistent = int(summary.select(pl.sum_horizontal(INCONSISTENT).sum()).item())
+    metrics = {
+        "pair_labels": summary.height,
+        "pair_labels_ranked": int(summary["rank"].is_not_null().sum()),
+        "dataset_pairs": summary.select("source", "target").unique().height,
+        "occurrences": occurrences,
+        "inconsistent": inconsistent,
+        "inconsistency": round(inconsistent / occurrences, 4) if occurrences else 0.0,
+        "conflict_groups": result.conflicts.height,
+    }
+    metrics_file.parent.mkdir(parents=True, exist_ok=True)
+    metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def report_markdown(result: ScreenResult, options: ScreenOptions, detailed_rows: int = 10) -> str:
+    """The page a person reads to decide renames: the ranking, then the top conflicts with examples."""
+    ranked = result.summary.filter(pl.col("rank").is_not_null()).head(options.report_rows)
+    lines = [
+        "# Conflict screening",
+        f"Pairs and labels with at least {options.min_support} occurrences, most inconsistent first.",
+        "",
+        "| rank | source → target | label (source / target) | occurrences | consistent | wrong category | partial | not extracted | inconsistency | top conflict |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in ranked.iter_rows(named=True):
+        lines.append(
+            f"| {row['rank']} | {row['source']} → {row['target']} | {row['label_key']} ({row['source_labels']} / {row['target_labels']}) "
+            f"| {row['occurrences']} | {row['consistent']} | {row['wrong_category']} | {row['partially_extracted']} "
+            f"| {row['not_extracted']} | {row['inconsistency']:.0%} | {row['top_conflict'] or '-'} |"
+        )
+    top_groups = result.conflicts.join(ranked.head(detailed_rows).select(*PAIR_LABEL, "rank"), on=PAIR_LABEL).sort(
+        "rank", pl.col("count"), descending=[False, True]
+    ).group_by("rank", maintain_order=True).head(3)
+    lines += ["", "## Largest conflicts of the top pairs", ""]
+    for row in top_groups.iter_rows(named=True):
+        lines.append(
+            f"- #{row['rank']} {row['source']} → {row['target']}: '{row['mention']}' {row['outcome']}"
+            f"{' as ' + row['target_label'] if row['target_label'] else ''} ×{row['count']}, e.g. \"{row['examples'][0]}\""
+        )
+    return "\n".join(lines) + "\n"
