@@ -1,0 +1,1 @@
+"""Benchmarks of the platform's stages; see benchmarks/README.md."""
