@@ -38,8 +38,16 @@ SAMPLE_SCHEMA = pa.schema(
     ]
 )
 
+# The standardize stage's output: the same columns, each entity keeping the dataset's own label
+# in ``raw_label`` beside the universal one in ``label``.
+STANDARDIZED_ENTITY_TYPE = pa.struct([*ENTITY_TYPE, pa.field("raw_label", pa.string(), nullable=False)])
+STANDARDIZED_SCHEMA = SAMPLE_SCHEMA.set(
+    SAMPLE_SCHEMA.get_field_index("entities"), pa.field("entities", pa.list_(STANDARDIZED_ENTITY_TYPE), nullable=False)
+)
+
 POLARS_SCHEMA = pl.Schema(pl.from_arrow(SAMPLE_SCHEMA.empty_table()).schema)
 ENTITY_DTYPE = POLARS_SCHEMA["entities"]
+STANDARDIZED_ENTITY_DTYPE = pl.from_arrow(STANDARDIZED_SCHEMA.empty_table()).schema["entities"]
 
 REJECT_SCHEMA = pa.schema(
     [
@@ -107,9 +115,9 @@ def with_nested_flag(samples: pl.DataFrame) -> pl.DataFrame:
     return samples.with_columns(sorted_entities).with_columns(overlaps.alias("nested"))
 
 
-def to_arrow(samples: pl.DataFrame) -> pa.Table:
-    """Cast a polars frame with the canonical columns to the canonical Arrow table."""
-    return samples.select(SAMPLE_SCHEMA.names).to_arrow().cast(SAMPLE_SCHEMA)
+def to_arrow(samples: pl.DataFrame, schema: pa.Schema = SAMPLE_SCHEMA) -> pa.Table:
+    """Cast a polars frame with the canonical columns to the Arrow table of ``schema``."""
+    return samples.select(schema.names).to_arrow().cast(schema)
 
 
 def validate(samples: pl.DataFrame) -> None:
@@ -131,17 +139,18 @@ class SampleWriter:
     so a killed run never leaves a file that a later stage could mistake for complete.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, schema: pa.Schema = SAMPLE_SCHEMA):
         self.path = Path(path)
+        self.schema = schema
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._partial = self.path.with_name(self.path.name + ".partial")
-        self._writer = pq.ParquetWriter(self._partial, SAMPLE_SCHEMA, **PARQUET_OPTIONS)
+        self._writer = pq.ParquetWriter(self._partial, schema, **PARQUET_OPTIONS)
         self.rows = 0
 
     def write(self, samples: pl.DataFrame) -> None:
         """Validate ``samples`` and append them."""
         validate(samples)
-        self._writer.write_table(to_arrow(samples))
+        self._writer.write_table(to_arrow(samples, self.schema))
         self.rows += samples.height
 
     def close(self) -> None:
@@ -166,8 +175,8 @@ def write_samples(samples: pl.DataFrame, path: Path) -> None:
         writer.write(samples)
 
 
-def read_samples(path: Path | str) -> pl.DataFrame:
-    """Read canonical samples from a Parquet file, a directory of them, or a glob.
+def read_samples(path: Path | str, schema: pa.Schema = SAMPLE_SCHEMA) -> pl.DataFrame:
+    """Read samples of ``schema`` from a Parquet file, a directory of them, or a glob.
 
     Fails with a clear error when a file is not valid Parquet or lacks the canonical columns,
     so a corrupted intermediate is never silently consumed.
@@ -182,10 +191,10 @@ def read_samples(path: Path | str) -> pl.DataFrame:
             table = pq.read_table(file)
         except (pa.ArrowInvalid, OSError) as error:
             raise InvalidSamplesError(f"{file}: not a readable Parquet file ({error})") from error
-        missing = [name for name in SAMPLE_SCHEMA.names if name not in table.column_names]
+        missing = [name for name in schema.names if name not in table.column_names]
         if missing:
             raise InvalidSamplesError(f"{file}: missing canonical columns {missing}")
-        frames.append(pl.from_arrow(table.select(SAMPLE_SCHEMA.names).cast(SAMPLE_SCHEMA)))
+        frames.append(pl.from_arrow(table.select(schema.names).cast(schema)))
     return pl.concat(frames)
 
 
