@@ -1,0 +1,114 @@
+"""MLflow for every stage that trains or measures: one pipeline run, stage runs nested under it.
+
+DVC runs each stage as its own process, so "one pipeline run" cannot be an open Python
+context. It is found again by a key instead: the DVC experiment name when ``dvc exp run``
+sets ``DVC_EXP_NAME``, otherwise the git commit plus a hash of ``params.yaml``. Every stage
+run of that key nests under the same parent run, tagged with the commit and experiment name,
+so the MLflow UI groups one pipeline execution and compares ablations side by side.
+
+The default store is a local SQLite file (no server); ``mlflow.tracking_uri`` in params.yaml
+points at a server instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+
+from tasks.params import PARAMS_FILE, load_section, to_options
+
+PIPELINE_KEY_TAG = "pipeline_key"
+
+
+@dataclass(frozen=True)
+class TrackingOptions:
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str = "ner-pipeline"
+    enabled: bool = True
+    system_metrics: bool = False   # CPU/GPU/memory curves per run (a sampling thread)
+
+
+def tracking_options(params_file: Path = PARAMS_FILE) -> TrackingOptions:
+    """The ``mlflow`` section of params.yaml; defaults when the section is absent."""
+    try:
+        section = load_section("mlflow", params_file)
+    except (FileNotFoundError, ValueError):
+        return TrackingOptions()
+    return to_options(TrackingOptions, section, f"{params_file} mlflow")
+
+
+def git_commit() -> str:
+    """The checked-out commit, with ``-dirty`` when tracked files differ; ``unknown`` outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty.strip() else "")
+
+
+def experiment_name() -> str:
+    """The DVC experiment being run, or ``workspace`` for a plain ``dvc repro``."""
+    return os.environ.get("DVC_EXP_NAME", "workspace")
+
+
+def pipeline_key(params_file: Path = PARAMS_FILE) -> str:
+    """What identifies one pipeline execution across the stage processes."""
+    params_hash = hashlib.sha256(Path(params_file).read_bytes()).hexdigest()[:12] if Path(params_file).exists() else "noparams"
+    return f"{experiment_name()}@{git_commit()[:12]}:{params_hash}"
+
+
+def _pipeline_run_id(options: TrackingOptions, key: str) -> str:
+    """Find the parent run of this pipeline key, creating it on first use."""
+    client = mlflow.tracking.MlflowClient()
+    experiment = client.get_experiment_by_name(options.experiment)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(options.experiment)
+    found = client.search_runs([experiment_id], filter_string=f"tags.{PIPELINE_KEY_TAG} = '{key}'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(
+        experiment_id,
+        run_name=f"pipeline {experiment_name()}",
+        tags={PIPELINE_KEY_TAG: key, "git_commit": git_commit(), "dvc_experiment": experiment_name(), "kind": "pipeline"},
+    )
+    return run.info.run_id
+
+
+@contextmanager
+def stage_run(stage: str, params: dict | None = None, options: TrackingOptions | None = None) -> Iterator[mlflow.ActiveRun | None]:
+    """Open an MLflow run for ``stage`` nested under this pipeline's run; yields None when disabled.
+
+    ``params`` (the stage's params section) are logged flat, e.g. ``prune.k``.
+    """
+    options = options or tracking_options()
+    if not options.enabled:
+        yield None
+        return
+    mlflow.set_tracking_uri(options.tracking_uri)
+    mlflow.set_experiment(options.experiment)
+    parent_id = _pipeline_run_id(options, pipeline_key())
+    tags = {"git_commit": git_commit(), "dvc_experiment": experiment_name(), "stage": stage, "kind": "stage"}
+    with mlflow.start_run(run_id=parent_id):
+        with mlflow.start_run(run_name=stage, nested=True, tags=tags, log_system_metrics=options.system_metrics) as run:
+            if params:
+                mlflow.log_params({f"{stage}.{name}": value for name, value in flatten(params).items()})
+            yield run
+
+
+def flatten(params: dict, prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}``, values as strings MLflow accepts (500 chars)."""
+    flat: dict[str, str] = {}
+    for name, value in params.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, key + "."))
+        else:
+            flat[key] = str(value)[:500]
+    return flat
