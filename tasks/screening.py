@@ -39,9 +39,11 @@ TEXT_SEPARATOR = "\x1f"  # joins a dataset's texts into one scan; no mention con
 # Characters up to U+3000 that are letters or digits: those of scripts written with spaces.
 _SPACED_WORD_CHAR = np.array([chr(code).isalnum() for code in range(0x3000)] + [False])
 PAIR_LABEL = ["source", "target", "label_key"]
-CLASSIFIED_SCHEMA = pl.Schema({
-    "source": pl.String, "target": pl.String, "label_key": pl.String, "row": pl.Int64, "start": pl.Int32,
-    "end": pl.Int32, "mention_id": pl.Int64, "outcome": pl.String, "target_label": pl.String,
+OUTCOME_GROUP = ["mention_id", "label_key", "outcome", "target_label"]
+# Occurrences counted per (pair, label, mention, outcome, target label), with the first few kept as examples.
+GROUPED_SCHEMA = pl.Schema({
+    "source": pl.String, "target": pl.String, "label_key": pl.String, "mention_id": pl.Int64, "outcome": pl.String,
+    "target_label": pl.String, "count": pl.UInt32, "row": pl.List(pl.Int64), "start": pl.List(pl.Int32), "end": pl.List(pl.Int32),
 })
 
 
@@ -55,6 +57,8 @@ class ScreenOptions:
     metrics_file: str = "data/metrics/screen.json"
     min_mention_chars: int = 2  # a one-character mention (Chinese "京") occurs almost everywhere
     min_support: int = 20  # occurrences a pair and label needs to be ranked
+    cross_language: bool = False  # across languages only digits and Latin names match: mostly noise
+    relabel_min_share: float = 0.5  # wrong-category share that makes a row a relabel conflict
     examples_per_conflict: int = 3
     report_rows: int = 30  # summary rows shown in the Prefect artifact
 
@@ -62,6 +66,8 @@ class ScreenOptions:
         for name in ("min_mention_chars", "min_support", "examples_per_conflict", "report_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
+        if not 0 < self.relabel_min_share <= 1:
+            raise ValueError(f"relabel_min_share must be in (0, 1], not {self.relabel_min_share}")
 
 
 @dataclass
@@ -102,6 +108,17 @@ def shared_label_pairs(entities: pl.DataFrame) -> pl.DataFrame:
             pl.col("labels_target").alias("target_labels"),
         )
         .sort(PAIR_LABEL)
+    )
+
+
+def same_language_pairs(pairs: pl.DataFrame, samples: pl.DataFrame) -> pl.DataFrame:
+    """The rows of ``pairs`` whose source and target datasets are written in the same language."""
+    lang = samples.group_by("dataset").agg(pl.col("lang").first())
+    return (
+        pairs.join(lang.rename({"dataset": "source"}), on="source")
+        .join(lang.rename({"dataset": "target", "lang": "target_lang"}), on="target")
+        .filter(pl.col("lang") == pl.col("target_lang"))
+        .drop("lang", "target_lang")
     )
 
 
@@ -197,11 +214,13 @@ def screen_target(
     mentions: pl.DataFrame,
     automaton: ahocorasick.Automaton,
     mention_chars: np.ndarray,
+    examples: int,
 ) -> pl.DataFrame:
-    """Classified occurrences in one target dataset: ``(source, label_key, row, start, end, mention_id, outcome, target_label)``.
+    """Occurrences in one target dataset, counted per source and :data:`OUTCOME_GROUP` (:data:`GROUPED_SCHEMA`).
 
-    An occurrence is classified once per label key, whatever the number of sources that
-    annotate the mention with that key, and only then fanned out to those sources.
+    An occurrence is classified and counted once per label key, whatever the number of sources
+    that annotate the mention with that key; only the counts are then fanned out to those
+    sources, so memory follows the distinct conflicts, not the occurrences times the sources.
     """
     target_keys = entities.filter(pl.col("dataset") == target).select("label_key").unique()
     sources = mentions.filter(pl.col("source") != target).join(target_keys, on="label_key", how="semi")
@@ -211,19 +230,19 @@ def screen_target(
     occurrences = find_occurrences(texts, automaton, mention_chars, wanted)
     per_key = occurrences.join(sources.select("mention_id", "label_key").unique(), on="mention_id")
     classified = classify(per_key, entities.filter(pl.col("dataset") == target)).filter(pl.col("outcome") != "inside_larger")
-    fanned_out = classified.join(sources.select("mention_id", "label_key", "source"), on=["mention_id", "label_key"])
-    return fanned_out.select(pl.lit(target).alias("target"), pl.exclude("target")).select(CLASSIFIED_SCHEMA.names()).cast(CLASSIFIED_SCHEMA)
+    grouped = classified.group_by(OUTCOME_GROUP).agg(pl.len().alias("count"), pl.col("row", "start", "end").head(examples))
+    fanned_out = grouped.join(sources.select("mention_id", "label_key", "source"), on=["mention_id", "label_key"])
+    return fanned_out.with_columns(pl.lit(target).alias("target")).select(GROUPED_SCHEMA.names()).cast(GROUPED_SCHEMA)
 
 
-def conflict_table(classified: pl.DataFrame, samples: pl.DataFrame, mentions: pl.DataFrame, examples: int) -> pl.DataFrame:
-    """Inconsistent occurrences per ``(source, target, label_key, mention, outcome, target_label)`` with example sentences.
+def conflict_table(grouped: pl.DataFrame, samples: pl.DataFrame, mentions: pl.DataFrame) -> pl.DataFrame:
+    """Inconsistent occurrence groups ``(source, target, label_key, mention, outcome, target_label, count)`` with example sentences.
 
     An example brackets the occurrence in its sentence: ``... visited [[Paris]] in ...``.
     """
     groups = PAIR_LABEL + ["mention_id", "outcome", "target_label"]
-    inconsistent = classified.filter(pl.col("outcome").is_in(INCONSISTENT))
-    counts = inconsistent.group_by(groups).agg(pl.len().alias("count"), pl.col("row", "start", "end").head(examples))
-    shown = counts.select(*groups, "row", "start", "end").explode("row", "start", "end").join(
+    inconsistent = grouped.filter(pl.col("outcome").is_in(INCONSISTENT))
+    shown = inconsistent.select(*groups, "row", "start", "end").explode("row", "start", "end").join(
         samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "text"), on="row"
     )
     bracketed = pl.concat_str(
@@ -233,7 +252,7 @@ def conflict_table(classified: pl.DataFrame, samples: pl.DataFrame, mentions: pl
     )
     examples_by_group = shown.with_columns(bracketed.alias("example")).group_by(groups).agg(pl.col("example").alias("examples"))
     return (
-        counts.drop("row", "start", "end")
+        inconsistent.drop("row", "start", "end")
         .join(examples_by_group, on=groups, nulls_equal=True)
         .join(mentions.select("mention_id", "mention").unique(), on="mention_id")
         .select(PAIR_LABEL + ["mention", "outcome", "target_label", "count", "examples"])
@@ -241,21 +260,38 @@ def conflict_table(classified: pl.DataFrame, samples: pl.DataFrame, mentions: pl
     )
 
 
-def summary_table(classified: pl.DataFrame, pairs: pl.DataFrame, conflicts: pl.DataFrame, min_support: int) -> pl.DataFrame:
-    """Outcome counts and inconsistency ratio per ``(source, target, label_key)``, ranked.
+def wilson_lower_bound(successes: pl.Expr, trials: pl.Expr, z: float = 1.96) -> pl.Expr:
+    """Lower end of the 95% Wilson interval of ``successes / trials``: a ratio discounted for thin evidence."""
+    share, n = successes / trials, trials.cast(pl.Float64)
+    centre = share + z * z / (2 * n)
+    spread = z * (share * (1 - share) / n + z * z / (4 * n * n)).sqrt()
+    return (centre - spread) / (1 + z * z / n)
 
-    ``inconsistency = inconsistent / occurrences``; only rows with at least ``min_support``
-    occurrences get a rank, the most inconsistent first. ``top_conflict`` names the largest
-    conflict group, the first thing a person renaming labels wants to see.
+
+def summary_table(
+    grouped: pl.DataFrame, pairs: pl.DataFrame, conflicts: pl.DataFrame, min_support: int, relabel_min_share: float = 0.5
+) -> pl.DataFrame:
+    """Outcome counts and inconsistency per ``(source, target, label_key)``, ranked two ways.
+
+    ``rank`` orders rows with at least ``min_support`` occurrences by the Wilson lower bound of
+    ``inconsistency = inconsistent / occurrences``, so 40 of 40 does not outrank 3,000 of 3,050.
+    ``relabel_rank`` orders the rows where the target gives most found spans another label
+    (``wrong_category_share >= relabel_min_share``) by how many: the same mentions under another
+    name, e.g. CoNLL's LOC that OntoNotes calls GPE, the first thing to settle when renaming.
+    ``top_conflict`` names the largest conflict group.
     """
     counts = (
-        classified.group_by(PAIR_LABEL)
+        grouped.group_by(PAIR_LABEL)
         .agg(
             pl.col("mention_id").n_unique().alias("mentions_found"),
-            pl.len().alias("occurrences"),
-            *((pl.col("outcome") == outcome).sum().alias(outcome) for outcome in ("consistent", *INCONSISTENT)),
+            pl.col("count").sum().cast(pl.Int64).alias("occurrences"),
+            *(pl.col("count").filter(pl.col("outcome") == outcome).sum().cast(pl.Int64).alias(outcome) for outcome in ("consistent", *INCONSISTENT)),
         )
-        .with_columns((1 - pl.col("consistent") / pl.col("occurrences")).alias("inconsistency"))
+        .with_columns(
+            (1 - pl.col("consistent") / pl.col("occurrences")).alias("inconsistency"),
+            wilson_lower_bound(pl.col("occurrences") - pl.col("consistent"), pl.col("occurrences")).alias("inconsistency_lower"),
+            (pl.col("wrong_category") / pl.col("occurrences")).alias("wrong_category_share"),
+        )
     )
     top_conflict = conflicts.group_by(PAIR_LABEL + ["outcome", "target_label"]).agg(pl.col("count").sum()).sort(
         "count", descending=True
@@ -263,26 +299,36 @@ def summary_table(classified: pl.DataFrame, pairs: pl.DataFrame, conflicts: pl.D
         *PAIR_LABEL,
         pl.format("{} as {} ({})", "outcome", pl.col("target_label").fill_null("-"), "count").alias("top_conflict"),
     )
-    ranked = pairs.join(counts, on=PAIR_LABEL).join(top_conflict, on=PAIR_LABEL, how="left").sort(
-        pl.col("occurrences") >= min_support, "inconsistency", "occurrences", descending=True
-    )
     supported = pl.col("occurrences") >= min_support
-    return ranked.select(
-        pl.when(supported).then(supported.cum_sum()).alias("rank").cast(pl.Int64), pl.all()
+    relabel = supported & (pl.col("wrong_category_share") >= relabel_min_share)
+    summary = pairs.join(counts, on=PAIR_LABEL).join(top_conflict, on=PAIR_LABEL, how="left")
+    relabel_ranks = (
+        summary.filter(relabel)
+        .sort("wrong_category", "wrong_category_share", descending=True)
+        .select(*PAIR_LABEL, pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("relabel_rank"))
     )
+    ranked = summary.join(relabel_ranks, on=PAIR_LABEL, how="left").sort(
+        supported, "inconsistency_lower", "occurrences", *PAIR_LABEL, descending=[True, True, True, False, False, False]
+    )
+    return ranked.select(pl.when(supported).then(supported.cum_sum()).alias("rank").cast(pl.Int64), pl.all())
 
 
 def screen(samples: pl.DataFrame, synonyms: dict[str, str], options: ScreenOptions = ScreenOptions()) -> ScreenResult:
     """Screen every label-sharing dataset pair of ``samples`` (canonical samples, any datasets)."""
     entities = labelled_entities(samples, synonyms)
     pairs = shared_label_pairs(entities)
+    if not options.cross_language:
+        pairs = same_language_pairs(pairs, samples)
     mentions = screened_mentions(entities, pairs, options.min_mention_chars)
     automaton = build_automaton(mentions)
     mention_chars = mentions.select("mention_id", "mention").unique().sort("mention_id")["mention"].str.len_chars().cast(pl.Int64).to_numpy()
-    per_target = [screen_target(target, samples, entities, mentions, automaton, mention_chars) for target in pairs["target"].unique().sort()]
-    classified = pl.concat([pl.DataFrame(schema=CLASSIFIED_SCHEMA), *per_target])
-    conflicts = conflict_table(classified, samples, mentions, options.examples_per_conflict)
-    return ScreenResult(conflicts=conflicts, summary=summary_table(classified, pairs, conflicts, options.min_support))
+    per_target = [
+        screen_target(target, samples, entities, mentions, automaton, mention_chars, options.examples_per_conflict)
+        for target in pairs["target"].unique().sort()
+    ]
+    grouped = pl.concat([pl.DataFrame(schema=GROUPED_SCHEMA), *per_target])
+    conflicts = conflict_table(grouped, samples, mentions)
+    return ScreenResult(conflicts=conflicts, summary=summary_table(grouped, pairs, conflicts, options.min_support, options.relabel_min_share))
 
 
 def write_screen_outputs(result: ScreenResult, staging: Path, metrics_file: Path) -> dict:
@@ -321,6 +367,20 @@ def report_markdown(result: ScreenResult, options: ScreenOptions, detailed_rows:
             f"| {row['rank']} | {row['source']} → {row['target']} | {row['label_key']} ({row['source_labels']} / {row['target_labels']}) "
             f"| {row['occurrences']} | {row['consistent']} | {row['wrong_category']} | {row['partially_extracted']} "
             f"| {row['not_extracted']} | {row['inconsistency']:.0%} | {row['top_conflict'] or '-'} |"
+        )
+    relabel = result.summary.filter(pl.col("relabel_rank").is_not_null()).sort("relabel_rank").head(options.report_rows)
+    lines += [
+        "",
+        "## Relabel conflicts",
+        f"The target gives at least {options.relabel_min_share:.0%} of the found spans another label; most occurrences first.",
+        "",
+        "| relabel rank | source → target | label (source / target) | occurrences | wrong category | share | top conflict |",
+        "|---:|---|---|---:|---:|---:|---|",
+    ]
+    for row in relabel.iter_rows(named=True):
+        lines.append(
+            f"| {row['relabel_rank']} | {row['source']} → {row['target']} | {row['label_key']} ({row['source_labels']} / {row['target_labels']}) "
+            f"| {row['occurrences']} | {row['wrong_category']} | {row['wrong_category_share']:.0%} | {row['top_conflict'] or '-'} |"
         )
     top_groups = result.conflicts.join(ranked.head(detailed_rows).select(*PAIR_LABEL, "rank"), on=PAIR_LABEL).sort(
         "rank", pl.col("count"), descending=[False, True]
