@@ -1,0 +1,173 @@
+"""Strict micro-F1: hand-built cases of both modes, and on real data equality with seqeval over BIO tags."""
+
+from collections import Counter
+
+import polars as pl
+import pytest
+from seqeval.metrics import f1_score
+from seqeval.scheme import IOB2
+
+from tasks.answers import occurrences
+from tasks.bio import bio_tags, tokenize
+from tasks.ingest import IngestOptions, ingest_dataset
+from tasks.registry import load_registry
+from tasks.schema import read_samples
+from tasks.scoring import averages, flat_metrics, parse_predictions, score
+
+
+def sample(sample_id, text, gold, prediction, dataset="demo", lang="en", label_set=("person", "location")):
+    """One scoring row; gold entities given as (mention, label, occurrence index of the mention in the text)."""
+    entities = []
+    for mention, label, nth in gold:
+        start = -1
+        for _ in range(nth + 1):
+            start = text.index(mention, start + 1)
+        entities.append({"start": start, "end": start + len(mention), "label": label, "mention": mention})
+    return {"sample_id": sample_id, "dataset": dataset, "lang": lang, "text": text, "label_set": list(label_set),
+            "entities": entities, "prediction": prediction}
+
+
+def scored(rows):
+    frame = pl.DataFrame(rows, schema_overrides={"entities": pl.List(pl.Struct({"start": pl.Int32, "end": pl.Int32, "label": pl.String, "mention": pl.String}))})
+    return score(parse_predictions(frame))
+
+
+def counts(by_dataset, mode, dataset="demo"):
+    return by_dataset.filter((pl.col("mode") == mode) & (pl.col("dataset") == dataset)).select("tp", "fp", "fn").row(0)
+
+
+def test_repeated_mentions_count_once_in_string_mode_and_per_occurrence_in_span_mode():
+    rows = [sample("a", "Paris and Paris and Lyon", [("Paris", "location", 0), ("Paris", "location", 1), ("Lyon", "location", 0)],
+                   "location: Paris; location: Lyon")]
+    by_dataset, _ = scored(rows)
+    assert counts(by_dataset, "string") == (2, 0, 0)
+    assert counts(by_dataset, "span") == (2, 0, 1)
+    rows[0]["prediction"] = "location: Paris; location: Paris; location: Lyon; location: Paris"
+    by_dataset, _ = scored(rows)
+    assert counts(by_dataset, "string") == (2, 0, 0)
+    assert counts(by_dataset, "span") == (3, 1, 0)  # a third Paris has no occurrence left: a false positive
+
+
+def test_label_type_and_boundary_must_be_exact():
+    rows = [
+        sample("a", "John Smith lives in Paris", [("John Smith", "person", 0), ("Paris", "location", 0)], "person: John; person: Paris"),
+        sample("b", "Mary sings", [("Mary", "person", 0)], "PERSON : mary"),  # case and spacing do not matter
+        sample("c", "Nobody here", [], "None"),
+        sample("d", "Bob is here", [("Bob", "person", 0)], "None"),
+    ]
+    by_dataset, by_type = scored(rows)
+    for mode in ("string", "span"):
+        assert counts(by_dataset, mode) == (1, 2, 3)
+        row = by_dataset.filter(pl.col("mode") == mode).row(0, named=True)
+        assert row["precision"] == pytest.approx(100 / 3) and row["recall"] == pytest.approx(25.0)
+        assert row["f1"] == pytest.approx(2 * (100 / 3) * 25 / (100 / 3 + 25))
+    person = by_type.filter((pl.col("mode") == "span") & (pl.col("label") == "person")).row(0, named=True)
+    assert (person["tp"], person["fp"], person["fn"]) == (1, 2, 2)
+    location = by_type.filter((pl.col("mode") == "span") & (pl.col("label") == "location")).row(0, named=True)
+    assert (location["tp"], location["fp"], location["fn"]) == (0, 0, 1)
+
+
+def test_unknown_labels_and_mentions_not_in_text_are_false_positives_and_reported():
+    rows = [sample("a", "Anna met Ben", [("Anna", "person", 0)], "person: Anna; city: Ben; person: Carl")]
+    by_dataset, _ = scored(rows)
+    row = by_dataset.filter(pl.col("mode") == "span").row(0, named=True)
+    assert (row["tp"], row["fp"], row["fn"]) == (1, 2, 0)
+    assert (row["issue_unknown_label"], row["issue_not_in_text"]) == (1, 1)
+
+
+def test_averages_are_unweighted_over_datasets_per_language():
+    rows = [
+        sample("e1", "Anna", [("Anna", "person", 0)], "person: Anna", dataset="en_a"),
+        *(sample(f"e2-{i}", "Ben", [("Ben", "person", 0)], "None", dataset="en_b") for i in range(9)),
+        sample("z1", "张三", [("张三", "人名", 0)], "人名：张三", dataset="zh_a", lang="zh", label_set=("人名",)),
+    ]
+    by_dataset, _ = scored(rows)
+    mean = averages(by_dataset).filter(pl.col("mode") == "string")
+    assert dict(mean.select("scope", "f1").iter_rows()) == {"en": 50.0, "zh": 100.0, "all": pytest.approx(200 / 3)}
+    metrics = flat_metrics(by_dataset, dict.fromkeys(["classification", "boundary", "missing", "redundant", "split", "merge"], 0), "string")
+    assert metrics["f1/en_a"] == 100.0 and metrics["f1/en_b"] == 0.0 and metrics["f1/en_avg"] == 50.0 and metrics["f1/zh_avg"] == 100.0
+    assert metrics["f1/avg"] == pytest.approx(66.6667) and metrics["f1_span/avg"] == pytest.approx(66.6667)
+
+
+# Real data: span-mode F1 equals seqeval's over BIO tags of the same perturbed spans.
+
+REAL = {"conll2003": "test", "crossner_ai": "test", "mit-restaurant": "test", "weibo": "test", "resume": "test"}
+
+
+def is_word(token):
+    """A token a model would answer with: separators like ';' cannot appear in a ``label: mention`` answer."""
+    return any(char.isalnum() for char in token) and ";" not in token
+
+
+def perturb(text, entities, lang, labels, sample_index, counter):
+    """Deterministic 'predictions' from gold spans: drop, relabel, widen, and add spurious entities (kept flat)."""
+    tokens = tokenize(text, lang)
+    predicted = []
+    for entity in entities:
+        counter[0] += 1
+        k = counter[0]
+        start, end, label = entity["start"], entity["end"], entity["label"]
+        if k % 5 == 0:
+            continue
+        if k % 7 == 0:
+            label = labels[(labels.index(label) + 1) % len(labels)]
+        if k % 11 == 0:
+            nxt = next(((s, e) for s, e in tokens if s >= end), None)
+            if nxt and is_word(text[nxt[0]:nxt[1]]) and not any(o["start"] < nxt[1] and nxt[0] < o["end"] for o in entities):
+                end = nxt[1]
+        predicted.append({"start": start, "end": end, "label": label, "mention": text[start:end]})
+    if sample_index % 13 == 0:
+        free = next(((s, e) for s, e in tokens if is_word(text[s:e]) and not any(o["start"] < e and s < o["end"] for o in entities + predicted)), None)
+        if free:
+            predicted.append({"start": free[0], "end": free[1], "label": labels[0], "mention": text[free[0]:free[1]]})
+    return sorted(predicted, key=lambda e: e["start"])
+
+
+@pytest.fixture(scope="module")
+def real_rows(shared_data, tmp_path_factory):
+    registry = load_registry()
+    out = tmp_path_factory.mktemp("ingested")
+    frames = []
+    for name, split in REAL.items():
+        report = ingest_dataset(registry[name], IngestOptions(raw_dir=str(shared_data)), out)
+        assert report.status == "ok", report.error
+        frames.append(read_samples(out / name / f"{split}.parquet"))
+    return pl.concat(frames)
+
+
+def locatable(predicted, text):
+    """Every occurrence of each predicted mention is predicted: the answer text then fixes every span.
+
+    Otherwise no reader of a ``label: mention`` answer can know which occurrence was meant (the
+    predicted ``Brighton`` of "Brighton Centre , Brighton UK"); about 4% of these samples.
+    """
+    wanted = Counter(entity["mention"] for entity in predicted)
+    return all(len(occurrences(mention, text)) == count for mention, count in wanted.items())
+
+
+@pytest.mark.real_data
+def test_span_f1_equals_seqeval_on_real_data(real_rows):
+    rows, truth, counter, skipped = [], {}, [0], 0
+    for index, (dataset, lang, sample_id, text, entities) in enumerate(real_rows.select("dataset", "lang", "sample_id", "text", "entities").iter_rows()):
+        labels = sorted(real_rows.filter(pl.col("dataset") == dataset)["entities"].explode().struct.field("label").unique().to_list()) if dataset not in truth else truth[dataset][2]
+        predicted = perturb(text, entities, lang, labels, index, counter)
+        if not locatable(predicted, text):
+            skipped += 1
+            continue
+        answer = "; ".join(f"{e['label']}: {e['mention']}" for e in predicted) or "None"
+        rows.append({"sample_id": sample_id, "dataset": dataset, "lang": lang, "text": text, "label_set": labels, "entities": entities, "prediction": answer})
+        gold_tags = bio_tags(text, entities, lang)[1]
+        pred_tags = bio_tags(text, predicted, lang)[1]
+        truth.setdefault(dataset, ([], [], labels))[0].append(gold_tags)
+        truth[dataset][1].append(pred_tags)
+    frame = pl.DataFrame(rows, schema_overrides={"entities": real_rows.schema["entities"]})
+    by_dataset, _ = score(parse_predictions(frame), modes=("span",))
+    ours = dict(by_dataset.select("dataset", "f1").iter_rows())
+    theirs = {dataset: 100 * f1_score(gold, pred, mode="strict", scheme=IOB2) for dataset, (gold, pred, _) in truth.items()}
+    assert set(ours) == set(REAL)
+    for dataset in REAL:
+        assert ours[dataset] == pytest.approx(theirs[dataset], abs=1e-9), dataset
+    assert all(60 < f1 < 95 for f1 in ours.values()), ours  # the perturbation really lowers F1
+    assert skipped < 0.05 * real_rows.height
+    repeated = sum(1 for row in rows if len({(e["mention"]) for e in row["entities"]}) < len(row["entities"]))
+    assert repeated > 50  # samples with a repeated mention are in the comparison
