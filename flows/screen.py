@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -11,7 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks.label_names import load_synonyms
 from tasks.params import load_section, to_options
-from tasks.schema import read_samples, replace_dir
+from tasks.schema import InvalidSamplesError, read_samples, replace_dir
 from tasks.screening import ScreenOptions, ScreenResult, report_markdown, screen, write_screen_outputs
 
 
@@ -43,4 +44,8 @@ def screen_flow(options: ScreenOptions | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    screen_flow()
+    try:
+        screen_flow()
+    except InvalidSamplesError as error:
+        print(f"screen failed: {error}", file=sys.stderr)
+        sys.exit(1)

@@ -11,7 +11,7 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from tasks.params import load_section, to_options
-from tasks.schema import replace_dir
+from tasks.schema import InvalidSamplesError, replace_dir
 from tasks.standardize import (
     StandardizeOptions,
     UnmappedLabelsError,
@@ -56,6 +56,6 @@ def standardize_flow(options: StandardizeOptions | None = None) -> dict:
 if __name__ == "__main__":
     try:
         standardize_flow()
-    except (UnmappedLabelsError, TaxonomyError) as error:
+    except (UnmappedLabelsError, TaxonomyError, InvalidSamplesError) as error:
         print(f"standardize failed: {error}", file=sys.stderr)
         sys.exit(1)

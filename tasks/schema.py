@@ -61,7 +61,7 @@ REJECT_SCHEMA = pa.schema(
     ]
 )
 
-PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3}
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_page_checksum": True}  # checksums: a flipped byte fails the read
 
 
 class InvalidSamplesError(ValueError):
@@ -188,8 +188,8 @@ def read_samples(path: Path | str, schema: pa.Schema = SAMPLE_SCHEMA) -> pl.Data
     frames = []
     for file in files:
         try:
-            table = pq.read_table(file)
-        except (pa.ArrowInvalid, OSError) as error:
+            table = pq.read_table(file, page_checksum_verification=True)
+        except (pa.ArrowException, OSError, ValueError) as error:
             raise InvalidSamplesError(f"{file}: not a readable Parquet file ({error})") from error
         missing = [name for name in schema.names if name not in table.column_names]
         if missing:

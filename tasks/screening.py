@@ -304,7 +304,7 @@ def summary_table(
     summary = pairs.join(counts, on=PAIR_LABEL).join(top_conflict, on=PAIR_LABEL, how="left")
     relabel_ranks = (
         summary.filter(relabel)
-        .sort("wrong_category", "wrong_category_share", descending=True)
+        .sort("wrong_category", "wrong_category_share", *PAIR_LABEL, descending=[True, True, False, False, False])
         .select(*PAIR_LABEL, pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("relabel_rank"))
     )
     ranked = summary.join(relabel_ranks, on=PAIR_LABEL, how="left").sort(

@@ -35,6 +35,17 @@ class TrackingOptions:
     system_metrics: bool = False   # CPU/GPU/memory curves per run (a sampling thread)
 
 
+def resolved_tracking_uri(uri: str) -> str:
+    """A relative SQLite path, taken from the project root.
+
+    ``dvc exp run --queue`` runs stages in a temporary copy of the project and sets ``DVC_ROOT``
+    to the real repository, so every experiment lands in the one store the MLflow UI reads.
+    """
+    prefix, root = "sqlite:///", os.environ.get("DVC_ROOT")
+    path = uri.removeprefix(prefix)
+    return prefix + str(Path(root) / path) if uri.startswith(prefix) and root and not path.startswith("/") else uri
+
+
 def tracking_options(params_file: Path = PARAMS_FILE) -> TrackingOptions:
     """The ``mlflow`` section of params.yaml; defaults when the section is absent."""
     try:
@@ -91,7 +102,7 @@ def stage_run(stage: str, params: dict | None = None, options: TrackingOptions |
     if not options.enabled:
         yield None
         return
-    mlflow.set_tracking_uri(options.tracking_uri)
+    mlflow.set_tracking_uri(resolved_tracking_uri(options.tracking_uri))
     mlflow.set_experiment(options.experiment)
     parent_id = _pipeline_run_id(options, pipeline_key())
     tags = {"git_commit": git_commit(), "dvc_experiment": experiment_name(), "stage": stage, "kind": "stage"}

@@ -1,6 +1,13 @@
-"""Shared fixtures: where the real data lives, and how tests that need it skip."""
+"""Shared fixtures: where the real data lives, how tests that need it skip, and real servers on loopback."""
 
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +30,69 @@ def shared_data() -> Path:
 def _isolated_prefect_home(tmp_path_factory, monkeypatch):
     """Keep Prefect's database out of the user's home during tests."""
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path_factory.getbasetemp() / "prefect-home"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serve(command: list[str], health_url: str, env: dict, log_file: Path, timeout_s: float = 240) -> subprocess.Popen:
+    """Start a server in its own process group and wait until ``health_url`` answers 200; fail with its log otherwise.
+
+    The log goes to a file, not a pipe: a pipe nobody reads fills up and blocks the server.
+    """
+    with log_file.open("w") as log:
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"{command[:4]} exited with {server.returncode}: {log_file.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(health_url, timeout=2) as response:
+                if response.status == 200:
+                    return server
+        except OSError:
+            time.sleep(1)
+    _stop(server)
+    pytest.fail(f"{command[:4]} did not answer {health_url} within {timeout_s:.0f} s: {log_file.read_text()[-3000:]}")
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """End the server's process group (its workers too): politely, then by force."""
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url(tmp_path_factory) -> Iterator[str]:
+    """A real ``prefect server`` on 127.0.0.1 for the whole session; yields its API URL (the UI is at the same host and port)."""
+    home = tmp_path_factory.mktemp("prefect-session-server")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    # PREFECT_UI_API_URL: the UI otherwise calls the default port 4200, not this one.
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": url}
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    server = _serve(command, f"{url}/health", env, home / "server.log")
+    yield url
+    _stop(server)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_url(tmp_path_factory) -> Iterator[str]:
+    """A real ``mlflow server`` on 127.0.0.1 with a SQLite backend in tmp, for the whole session; yields its URL."""
+    store = tmp_path_factory.mktemp("mlflow-session-server")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}", "--artifacts-destination", str(store / "artifacts"),
+    ]
+    server = _serve(command, f"{url}/health", dict(os.environ), store / "server.log")
+    yield url
+    _stop(server)

@@ -1,0 +1,67 @@
+"""The pipeline report: every stage's metrics and headline tables on one Markdown page.
+
+Pure functions over files the stages already wrote (metrics JSON under ``data/metrics``,
+Parquet tables named in params); the report stage adds no numbers of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """The ``report`` section of params.yaml."""
+
+    metrics_dir: str = "data/metrics"
+    out_file: str = "data/report/report.md"
+    rows: int = 10  # rows shown per table
+    tables: dict[str, str] = field(default_factory=dict)  # title -> Parquet file, shown head-first in this order
+
+    def __post_init__(self) -> None:
+        if self.rows < 1:
+            raise ValueError(f"rows must be >= 1, not {self.rows}")
+
+
+def markdown_table(frame: pl.DataFrame) -> str:
+    """``frame`` as a Markdown table; floats to 4 significant decimals, lists joined."""
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        if isinstance(value, list):
+            return "; ".join(map(str, value))[:120]
+        return str(value).replace("|", "\\|")
+
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "---|" * frame.width
+    rows = ["| " + " | ".join(cell(value) for value in row) + " |" for row in frame.iter_rows()]
+    return "\n".join([header, rule, *rows])
+
+
+def metrics_section(metrics_dir: Path) -> list[str]:
+    """One table per stage metrics file: ``metric | value``."""
+    lines = ["## Metrics", ""]
+    for path in sorted(metrics_dir.glob("*.json")):
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+        flat = {key: value for key, value in metrics.items() if not isinstance(value, (dict, list))}
+        lines += [f"### {path.stem}", "", markdown_table(pl.DataFrame({"metric": list(flat), "value": [str(v) for v in flat.values()]})), ""]
+    return lines
+
+
+def build_report(options: ReportOptions) -> str:
+    """The whole report page."""
+    lines = ["# Pipeline report", "", *metrics_section(Path(options.metrics_dir)), "## Tables", ""]
+    for title, path in options.tables.items():
+        lines.append(f"### {title}")
+        lines.append("")
+        if Path(path).exists():
+            table = pl.read_parquet(path)
+            lines += [f"`{path}`: {table.height} rows; first {min(options.rows, table.height)}:", "", markdown_table(table.head(options.rows))]
+        else:
+            lines.append(f"`{path}` is absent: its stage has not run.")
+        lines.append("")
+    return "\n".join(lines)
