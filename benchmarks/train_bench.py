@@ -1,0 +1,154 @@
+"""Training benchmarks on CPU: the demo model really learns, and packing versus padding.
+
+``python -m benchmarks.train_bench demo-f1``: builds the demo instruction data (instruct stage
+defaults, the standardized demo train splits as input), trains the demo profile through the
+train flow (torchrun, one process), then scores greedy answers on a seeded subset of the demo
+test prompts for the untrained model (the seeded base, no adapter) and the trained one.
+Score: micro set-F1 of exact (label, mention) pairs parsed from ``label: mention; ...``.
+
+``python -m benchmarks.train_bench packing``: the same number of optimizer steps on the same
+data with ``packing: true`` and ``packing: false`` (length-grouped batches), one process;
+reports non-padding tokens per second and the padding fraction of each, and their ratio.
+
+Results go to ``benchmarks/out/train/*.json``; BENCHMARKS.md quotes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import polars as pl
+
+from tasks.instruct import NO_ENTITY_ANSWER, InstructOptions
+from tasks.tracking import TrackingOptions
+from tasks.training import TrainOptions
+
+OUT = Path("benchmarks/out/train")
+
+
+def answer_pairs(answer: str) -> set[tuple[str, str]]:
+    """``label: mention; label: mention`` -> its (label, mention) pairs; ``None`` and junk -> none."""
+    pairs = set()
+    for segment in answer.split(";"):
+        label, colon, mention = segment.partition(":")
+        if colon and label.strip() and mention.strip() and segment.strip() != NO_ENTITY_ANSWER:
+            pairs.add((label.strip(), mention.strip()))
+    return pairs
+
+
+def set_f1(predictions: list[str], golds: list[str]) -> dict:
+    """Micro precision, recall and F1 over exact pairs."""
+    hits = predicted = expected = 0
+    for prediction, gold in zip(predictions, golds):
+        mine, theirs = answer_pairs(prediction), answer_pairs(gold)
+        hits, predicted, expected = hits + len(mine & theirs), predicted + len(mine), expected + len(theirs)
+    precision = hits / predicted if predicted else 0.0
+    recall = hits / expected if expected else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4), "pairs_gold": expected, "pairs_predicted": predicted}
+
+
+def greedy_answers(model, tokenizer, prompts: list[str], batch_size: int = 32, max_new_tokens: int = 64) -> list[str]:
+    """Greedy continuations of ``prompts``, left-padded, cut at end-of-sequence."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    answers = []
+    for start in range(0, len(prompts), batch_size):
+        batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True, return_token_type_ids=False)
+        with torch.inference_mode():
+            output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        answers += tokenizer.batch_decode(output[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    return [answer.strip() for answer in answers]
+
+
+def score_run(run_file: Path, test: pl.DataFrame, with_adapter: bool) -> dict:
+    """F1 of the run's base model, with or without its adapter, on ``test``."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run = json.loads(run_file.read_text())
+    tokenizer = AutoTokenizer.from_pretrained(run["base_model"])
+    model = AutoModelForCausalLM.from_pretrained(run["base_model"])
+    if with_adapter:
+        model = PeftModel.from_pretrained(model, run["adapter_dir"])
+    started = time.perf_counter()
+    predictions = greedy_answers(model.eval(), tokenizer, test["prompt"].to_list())
+    return {**set_f1(predictions, test["answer"].to_list()), "generation_s": round(time.perf_counter() - started, 1), "examples": predictions[:3]}
+
+
+def demo_f1(arguments) -> dict:
+    import torch
+
+    from flows.instruct import instruct_flow
+    from flows.train import train_flow
+
+    torch.set_num_threads(arguments.threads)
+    work = OUT / "demo"
+    instruct = InstructOptions(
+        train_input="data/standardize/samples/*/train.parquet", out_dir=str(work / "instruct"), metrics_file=str(work / "instruct_metrics.json"),
+    )
+    instruct_flow(instruct)
+    train = TrainOptions(
+        instruct_dir=str(work / "instruct"), out_dir=str(work / "train"), checkpoint_dir=str(work / "checkpoints"), metrics_file=str(work / "train_metrics.json"),
+        num_processes=1, torch_threads=arguments.threads, resume=False, logging_steps=50, save_steps=500,
+        max_train_samples=arguments.max_train_samples, **({"epochs": arguments.epochs} if arguments.epochs else {}),
+    )
+    started = time.perf_counter()
+    train_metrics = train_flow(train, TrackingOptions(enabled=False))
+    train_seconds = time.perf_counter() - started
+    test = pl.read_parquet(work / "instruct" / "test.parquet").sample(arguments.test_samples, seed=0)
+    result = {
+        "command": f"python -m benchmarks.train_bench demo-f1 --epochs {arguments.epochs} --max-train-samples {arguments.max_train_samples} --test-samples {arguments.test_samples}",
+        "train_wall_s": round(train_seconds, 1), "train": train_metrics, "test_samples": test.height,
+        "untrained": score_run(work / "train" / "run.json", test, with_adapter=False),
+        "trained": score_run(work / "train" / "run.json", test, with_adapter=True),
+    }
+    return result
+
+
+def packing(arguments) -> dict:
+    from flows.train import train_flow
+
+    work = OUT / "packing"
+    results = {}
+    for packed in (True, False):
+        name = "packed" if packed else "padded"
+        options = TrainOptions(
+            instruct_dir=arguments.instruct_dir, out_dir=str(work / name), checkpoint_dir=str(work / f"{name}-checkpoints"),
+            metrics_file=str(work / f"{name}.json"), num_processes=1, torch_threads=arguments.threads, resume=False,
+            packing=packed, max_steps=arguments.steps, logging_steps=arguments.steps, save_steps=10_000, per_device_batch_size=arguments.batch_size,
+        )
+        metrics = train_flow(options, TrackingOptions(enabled=False))
+        results[name] = {key: metrics[key] for key in ("tokens_per_second", "padding_fraction", "train_runtime_s", "global_step", "train_rows")}
+    results["packed_over_padded_tokens_per_second"] = round(results["packed"]["tokens_per_second"] / results["padded"]["tokens_per_second"], 2)
+    results["command"] = f"python -m benchmarks.train_bench packing --steps {arguments.steps} --batch-size {arguments.batch_size}"
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    f1 = sub.add_parser("demo-f1")
+    f1.add_argument("--epochs", type=float, default=None, help="override the demo profile's epochs")
+    f1.add_argument("--test-samples", type=int, default=300)
+    f1.add_argument("--max-train-samples", type=int, default=None, help="a seeded subset of the training prompts")
+    f1.add_argument("--threads", type=int, default=2)
+    pack = sub.add_parser("packing")
+    pack.add_argument("--instruct-dir", default="benchmarks/out/train/demo/instruct", help="built by demo-f1")
+    pack.add_argument("--steps", type=int, default=30)
+    pack.add_argument("--batch-size", type=int, default=4)
+    pack.add_argument("--threads", type=int, default=2)
+    arguments = parser.parse_args()
+    result = demo_f1(arguments) if arguments.command == "demo-f1" else packing(arguments)
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{arguments.command}.json"
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Instruct flow: ``python -m flows.instruct`` (the dvc.yaml stage after prune)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+
+from tasks.instruct import InstructError, InstructOptions, build_instruct_data, write_instruct_outputs
+from tasks.params import ParamsError, load_section, to_options
+from tasks.schema import InvalidSamplesError, replace_dir
+
+
+@task(name="build-instructions")
+def build_instructions_task(options: InstructOptions):
+    """Prefect task: :func:`tasks.instruct.build_instruct_data`."""
+    return build_instruct_data(options)
+
+
+@flow(name="instruct", log_prints=True)
+def instruct_flow(options: InstructOptions | None = None) -> dict:
+    """Build train and test prompts; write them and the metrics, swapping the output folder in whole."""
+    options = options or to_options(InstructOptions, load_section("instruct"), "params.yaml instruct")
+    train, test, metrics = build_instructions_task(options)
+    out_dir = Path(options.out_dir)
+    staging = out_dir.with_name(out_dir.name + ".staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    write_instruct_outputs(train, test, metrics, staging, Path(options.metrics_file))
+    replace_dir(staging, out_dir)
+
+    print(f"train prompts: {metrics['train']}")
+    print(f"test prompts: {metrics['test']}")
+    create_table_artifact(
+        key="instruct-counts",
+        table=[{"split": split, **metrics[split]} for split in ("train", "test")],
+        description="Prompts built, labels per prompt, entities kept and dropped (cap, label dropout)",
+    )
+    return metrics
+
+
+if __name__ == "__main__":
+    try:
+        instruct_flow()
+    except (InstructError, InvalidSamplesError, ParamsError) as error:
+        print(f"instruct failed: {error}", file=sys.stderr)
+        sys.exit(1)
