@@ -1,0 +1,128 @@
+"""Cross-validation benchmark: jobs per hour, and the speedup of 2 parallel workers over 1.
+
+    python -m benchmarks.crossval_bench [--workdir benchmarks/out/crossval] [--cores 2] [--real ../shared/ner-data] [--write-md FILE]
+        [--demo-datasets all|a,b,...] [--max-train 300] [--epochs 3] [--max-test 200] [--torch-threads 0]
+        [--real-datasets conll2003,ontonotes5,wikiann-en,broad-twitter] [--real-max-train 2000] [--real-max-test 500]
+
+1. Demo size: the demo corpus (scale 1) is generated and ingested, then the full
+   ``flows.crossval`` runs on the ``local`` runner (caps from the options; the defaults are
+   params.yaml's), once with 1 worker and once with 2 workers. ``--torch-threads 0`` gives each
+   job the cores divided by the workers; on a machine shared with other work, 1 avoids thread
+   oversubscription. Each run has a fresh jobs folder, so nothing is reused.
+2. Real-data size (with ``--real``): by default CoNLL-2003, OntoNotes 5, WikiANN and Broad
+   Twitter (person, location, organization groups), 2,000 train sentences and 1 epoch per job,
+   500 test sentences per peer, with 2 workers.
+
+Jobs per hour = jobs / seconds of the whole flow run x 3600 (cluster start, Prefect and MLflow
+overhead included). Process pinned to ``--cores`` CPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+from flows.crossval import crossval_flow
+from tasks.crossval import CrossvalOptions
+from tasks.demo_corpus import write_demo_corpus
+from tasks.ingest import IngestOptions, ingest_dataset
+from tasks.registry import load_registry, select_datasets
+from tasks.tracking import TrackingOptions
+
+DATE = "2026-11-21"
+REAL_DATASETS = ["conll2003", "ontonotes5", "wikiann-en", "broad-twitter"]
+
+
+def ingested(names: list[str], raw_dir: Path, out: Path) -> Path:
+    """Ingest ``names`` into ``out/samples`` with ``label_counts.parquet`` and ``manifest.parquet`` (once per workdir)."""
+    if not (out / "manifest.parquet").exists():
+        registry = load_registry()
+        reports = [ingest_dataset(registry[name], IngestOptions(raw_dir=str(raw_dir)), out / "samples") for name in names]
+        pl.concat([report.label_counts for report in reports]).write_parquet(out / "label_counts.parquet")
+        pl.DataFrame([{"dataset": row["dataset"], "lang": row["lang"]} for report in reports for row in report.manifest]).write_parquet(out / "manifest.parquet")
+    return out
+
+
+def timed_run(data: Path, out: Path, **options) -> dict:
+    """One flow run from scratch; its metrics, seconds and jobs per hour."""
+    shutil.rmtree(out, ignore_errors=True)
+    crossval = CrossvalOptions(
+        samples_dir=str(data / "samples"), label_counts_file=str(data / "label_counts.parquet"), manifest_file=str(data / "manifest.parquet"),
+        out_dir=str(out), metrics_file=str(out / "metrics.json"), **options,
+    )
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    metrics = crossval_flow(crossval, TrackingOptions(tracking_uri=f"sqlite:///{out.parent / 'mlflow.db'}"))
+    seconds = time.perf_counter() - started
+    train_seconds = pl.read_parquet(out / "results.parquet").unique("train_dataset")["train_seconds"].sum()
+    return {"workers": crossval.workers, "max_train_samples": crossval.max_train_samples, "epochs": crossval.epochs, "jobs": metrics["jobs"], "failed": metrics["jobs_failed"], "seconds": round(seconds, 1),
+            "train_seconds_sum": round(float(train_seconds), 1), "jobs_per_hour": round(metrics["jobs"] / seconds * 3600, 1),
+            "mean_f1": metrics["mean_f1"], "load_before": round(load_before, 1), "load_after": round(os.getloadavg()[0], 1)}
+
+
+def markdown(results: dict, cores: int) -> str:
+    demo_1, demo_2 = results["demo_1_worker"], results["demo_2_workers"]
+    lines = [
+        "## Cross-dataset validation", "",
+        f"Date {DATE}; machine: 2-core CPU container, 24 GB RAM (pinned to {cores} cores, shared with other work); "
+        "encoder: the packaged all-MiniLM-L6-v2, linear head. `python -m benchmarks.crossval_bench " + " ".join(sys.argv[1:]) + "`.", "",
+        "| run | jobs | workers | train sentences x epochs | seconds | jobs/hour | summed train seconds | mean F1 | load avg before/after |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for name, row in results.items():
+        lines.append(f"| {name} | {row['jobs']} | {row['workers']} | {row['max_train_samples']} x {row['epochs']} | {row['seconds']} "
+                     f"| {row['jobs_per_hour']} | {row['train_seconds_sum']} | {row['mean_f1']} | {row['load_before']} / {row['load_after']} |")
+    lines += ["", f"Speedup of 2 workers over 1 (reference: the 1-worker run, same corpus, same run): "
+              f"{demo_1['seconds'] / demo_2['seconds']:.2f}x wall time."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", default="benchmarks/out/crossval")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--real", help="the real data folder, e.g. ../shared/ner-data")
+    parser.add_argument("--write-md")
+    parser.add_argument("--demo-datasets", default="all")
+    parser.add_argument("--max-train", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--max-test", type=int, default=200)
+    parser.add_argument("--torch-threads", type=int, default=0)
+    parser.add_argument("--real-datasets", default=",".join(REAL_DATASETS))
+    parser.add_argument("--real-max-train", type=int, default=2000)
+    parser.add_argument("--real-max-test", type=int, default=500)
+    args = parser.parse_args()
+    demo_datasets = "all" if args.demo_datasets == "all" else args.demo_datasets.split(",")
+    caps = {"max_train_samples": args.max_train, "epochs": args.epochs, "max_test_samples": args.max_test, "torch_threads": args.torch_threads}
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
+    workdir = Path(args.workdir)
+    demo = workdir / "demo"
+    if not (demo / "raw").exists():
+        write_demo_corpus(demo / "raw", seed=0, scale=1.0)
+    ingested([entry.name for entry in select_datasets(load_registry(), "demo")], demo / "raw", demo)
+    results = {
+        "demo_1_worker": timed_run(demo, workdir / "runs" / "demo-1", workers=1, datasets=demo_datasets, **caps),
+        "demo_2_workers": timed_run(demo, workdir / "runs" / "demo-2", workers=2, datasets=demo_datasets, **caps),
+    }
+    if args.real:
+        names = args.real_datasets.split(",")
+        real = ingested(names, Path(args.real), workdir / ("real-" + "-".join(names)))
+        results["real_2_workers"] = timed_run(real, workdir / "runs" / "real-2", workers=2, max_train_samples=args.real_max_train, epochs=1,
+                                              max_test_samples=args.real_max_test, torch_threads=args.torch_threads)
+    (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    text = markdown(results, args.cores)
+    print(text)
+    if args.write_md:
+        path = Path(args.write_md)
+        path.write_text(text if not path.exists() else path.read_text() + "\n" + text)
+
+
+if __name__ == "__main__":
+    main()

