@@ -24,6 +24,8 @@ from tasks.tracking import TrackingOptions, stage_run
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium")
+if CHROMIUM is None and os.environ.get("CI"):
+    raise RuntimeError("CI is set but chromium is absent: .ci/run installs it with apt-get")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium)")
 
 

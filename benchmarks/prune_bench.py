@@ -1,0 +1,180 @@
+"""Pruning benchmark: the whole stage at B2NERD_all train scale, and lazy against eager embedding.
+
+    python -m benchmarks.prune_bench [--samples benchmarks/out/ingest/samples] [--k 400] [--subset 100000]
+                                     [--cores 2] [--skip-full] [--write-md BENCHMARKS.md]
+
+Input: the ingested synthetic corpus that ``python -m benchmarks.ingest_bench`` leaves in
+``benchmarks/out/ingest/samples``. Its train files hold 1,379,164 samples at scale 1 (the paper's
+train sets less GENIA's and OntoNotes', which the registry has no train file for, plus four OOD
+test sets' train files); the first rows of the other files, in (dataset, split) order, top it up
+to the paper's 1,419,161 training samples (table 2). Labels count as standardized
+(``raw_label = label``): standardizing renames labels and does not change what pruning does.
+
+1. Full scale: read, prune (``diversity``, lazy, a fresh embedding cache, so every vector is
+   computed) and write the stage's outputs; reports the time of each part, the samples embedded
+   against the total and the encoder's throughput.
+2. Subset: at most ``--subset`` samples made of whole datasets (taken in a seeded order, each
+   one that still fits), so each dataset keeps its full-scale density; lazy and eager, each with
+   a fresh in-memory cache, one after the other in the same process; checks that they select the
+   same samples.
+3. With ``--write-md``, replaces the ``## Pruning`` section of a Markdown file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from benchmarks.screen_bench import machine
+from tasks.embeddings import Embedder
+from tasks.pruning import PruneOptions, prune, write_prune_outputs
+from tasks.schema import STANDARDIZED_ENTITY_DTYPE, read_samples
+
+PAPER_TRAIN_SAMPLES = 1_419_161
+DATE = "2026-11-21"
+OUT = Path("benchmarks/out/prune")
+
+
+def benchmark_corpus(samples_dir: Path, size: int = PAPER_TRAIN_SAMPLES) -> pl.DataFrame:
+    """The train files, topped up to ``size`` with the other files' first rows, as standardized samples."""
+    files = sorted(samples_dir.glob("*/*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no ingested corpus under {samples_dir}: run python -m benchmarks.ingest_bench first")
+    train = pl.concat([read_samples(file) for file in files if file.stem == "train"])
+    others = pl.concat([read_samples(file) for file in files if file.stem != "train"]).head(max(size - train.height, 0))
+    return pl.concat([train, others.with_columns(pl.lit("train").alias("split"))]).with_columns(
+        pl.col("entities").list.eval(pl.element().struct.with_fields(pl.element().struct.field("label").alias("raw_label"))).cast(STANDARDIZED_ENTITY_DTYPE)
+    )
+
+
+def whole_dataset_subset(samples: pl.DataFrame, size: int, seed: int = 0) -> pl.DataFrame:
+    """Whole datasets taken in a seeded order, each one that still fits in ``size`` samples: each keeps its full-scale density."""
+    sizes = dict(samples.group_by("dataset").len().iter_rows())
+    names = sorted(sizes)
+    chosen, total = [], 0
+    for index in np.random.default_rng(seed).permutation(len(names)):
+        if total + sizes[names[index]] <= size:
+            chosen.append(names[index])
+            total += sizes[names[index]]
+    return samples.filter(pl.col("dataset").is_in(chosen))
+
+
+def kept_pools(result) -> list[tuple[str, list[str]]]:
+    return list(zip(result.kept["sample_id"].to_list(), result.kept["pools"].to_list()))
+
+
+def timed(function, *args):
+    started = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - started
+
+
+def full_scale(samples_dir: Path, options: PruneOptions) -> dict:
+    """Read, prune with a fresh embedding cache, write the outputs; the figures of one run."""
+    shutil.rmtree(OUT / "full-cache", ignore_errors=True)
+    shutil.rmtree(OUT / "full", ignore_errors=True)
+    (OUT / "full").mkdir(parents=True)
+    options = replace(options, cache_dir=str(OUT / "full-cache"), metrics_file=str(OUT / "full" / "metrics.json"))
+    started = time.perf_counter()
+    samples, read_seconds = timed(benchmark_corpus, samples_dir)
+    embedder = options.embedder()
+    result, prune_seconds = timed(prune, samples, options, embedder)
+    metrics, write_seconds = timed(write_prune_outputs, result, options, OUT / "full")
+    return {
+        **metrics, "read_s": read_seconds, "prune_s": prune_seconds, "write_s": write_seconds, "total_s": time.perf_counter() - started,
+        "encode_s": embedder.encode_seconds, "throughput": embedder.computed / max(embedder.encode_seconds, 1e-9), "stats": result.stats,
+    }
+
+
+def lazy_against_eager(samples_dir: Path, options: PruneOptions, size: int) -> dict:
+    """The same subset pruned lazily and eagerly, each with its own fresh in-memory cache."""
+    subset = whole_dataset_subset(benchmark_corpus(samples_dir), size)
+    Embedder(options.model, options.device, cache_dir=None).embed(["warm-up: load the encoder once, outside the timings"])
+    figures = {"samples": subset.height, "datasets": subset["dataset"].n_unique()}
+    results = {}
+    for mode in ("eager", "lazy"):
+        embedder = Embedder(options.model, options.device, options.embed_batch_size, options.max_seq_length, cache_dir=None)
+        results[mode], seconds = timed(prune, subset, replace(options, eager=mode == "eager", cache_dir=None), embedder)
+        figures[mode] = {"seconds": seconds, "embedded": embedder.computed, "encode_s": embedder.encode_seconds, "kept": results[mode].kept.height}
+        logging.info("%s: %s", mode, figures[mode])
+    figures["identical"] = kept_pools(results["lazy"]) == kept_pools(results["eager"])
+    return figures
+
+
+def report(args, full: dict | None, subset: dict) -> list[str]:
+    lines = [
+        "## Pruning", "",
+        f"Date {DATE}; machine: {machine()}; pinned to {args.cores} cores, torch and polars threads {args.cores}. "
+        f"Command: `python -m benchmarks.prune_bench --k {args.k} --subset {args.subset}{' --skip-full' if args.skip_full else ''}`. "
+        f"Strategy diversity, k = {args.k}, b = 0, seed 0, encoder all-MiniLM-L6-v2 (bundled) on CPU.", "",
+    ]
+    if full:
+        lines += [
+            f"Full scale: {full['samples_raw']:,} samples (train files topped up to the paper's {PAPER_TRAIN_SAMPLES:,}), {full['pools']} pools.", "",
+            "| part | seconds |", "|---|---:|",
+            f"| read input | {full['read_s']:.1f} |",
+            f"| prune (selection + embeddings) | {full['prune_s']:.1f} |",
+            f"| of which encoding | {full['encode_s']:.1f} |",
+            f"| write outputs | {full['write_s']:.1f} |",
+            f"| **whole stage** | **{full['total_s']:.1f}** |", "",
+            f"Samples embedded: {full['samples_embedded']:,} of {full['samples_raw']:,} ({full['embedded_share']:.1%}); "
+            f"encoder throughput {full['throughput']:.0f} texts/s; kept {full['samples_kept']:,} ({full['pools_full']} of {full['pools']} pools full).", "",
+        ]
+    lazy, eager = subset["lazy"], subset["eager"]
+    lines += [
+        f"Lazy against eager on {subset['samples']:,} samples ({subset['datasets']} whole datasets taken in a seeded order while they fit in {args.subset:,}), same run:", "",
+        "| mode | samples embedded | seconds | kept |", "|---|---:|---:|---:|",
+        f"| eager (embed every sample first) | {eager['embedded']:,} | {eager['seconds']:.1f} | {eager['kept']:,} |",
+        f"| lazy (only samples reaching a non-full pool) | {lazy['embedded']:,} | {lazy['seconds']:.1f} | {lazy['kept']:,} |", "",
+        f"Lazy is **{eager['seconds'] / lazy['seconds']:.1f}x** faster; identical selection: {'yes' if subset['identical'] else 'NO'}.", "",
+        "Goals:",
+        f"- {'PASS' if eager['seconds'] >= 5 * lazy['seconds'] else 'MISS'} lazy >= 5x faster than eager on the subset: {eager['seconds'] / lazy['seconds']:.1f}x",
+    ]
+    if full:
+        lines.append(f"- {'PASS' if full['total_s'] <= 600 else 'MISS'} full scale within 10 minutes on {args.cores} cores: {full['total_s'] / 60:.1f} min")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", default="benchmarks/out/ingest/samples")
+    parser.add_argument("--k", type=int, default=400)
+    parser.add_argument("--subset", type=int, default=100_000)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--skip-full", action="store_true", help="only the lazy/eager comparison")
+    parser.add_argument("--write-md")
+    args = parser.parse_args()
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
+    os.environ["POLARS_MAX_THREADS"] = str(args.cores)
+    import torch
+
+    torch.set_num_threads(args.cores)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
+    options = PruneOptions(k=args.k, device="cpu")
+    samples_dir = Path(args.samples)
+    subset = lazy_against_eager(samples_dir, options, args.subset)
+    full = None if args.skip_full else full_scale(samples_dir, options)
+    lines = report(args, full, subset)
+    print("\n".join(lines))
+    if full:
+        with pl.Config(tbl_rows=-1):
+            print(full["stats"])
+    if args.write_md:
+        path = Path(args.write_md)
+        text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+        section = "\n".join(lines) + "\n"
+        replaced, count = re.subn(r"## Pruning\n.*?(?=\n## |\Z)", section.rstrip("\n"), text, flags=re.S)
+        path.write_text(replaced if count else text.rstrip("\n") + "\n\n" + section, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Pruning flows: ``python -m flows.prune`` (the stage after standardize) and ``python -m flows.prune --scaling``.
+
+The first writes the pruned training split, its statistics and metrics; the second sweeps
+``scaling_ks`` for each of ``scaling_strategies`` and writes the data-scaling table behind a
+plot like the paper's figure 5. Both read the ``prune`` section of params.yaml, or take their
+options as an argument.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import mlflow
+import polars as pl
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from tasks.embeddings import Embedder
+from tasks.params import ParamsError, load_section, to_options
+from tasks.pruning import (
+    EMBEDDING_STRATEGIES,
+    PruneOptions,
+    PruneResult,
+    prune,
+    prune_metrics,
+    read_split,
+    scaling_plot_table,
+    write_prune_outputs,
+)
+from tasks.schema import replace_dir
+from tasks.tracking import stage_run
+
+
+def prune_options() -> PruneOptions:
+    """The ``prune`` section of params.yaml, checked."""
+    section = dict(load_section("prune"))
+    for name in ("scaling_ks", "scaling_strategies"):
+        if name in section:
+            section[name] = tuple(section[name])
+    return to_options(PruneOptions, section, "params.yaml prune")
+
+
+# Inputs are the whole split and the embedding cache: hashing them for a task cache would cost more than the work.
+@task(name="prune-select", cache_policy=NO_CACHE)
+def prune_task(samples: pl.DataFrame, options: PruneOptions, embedder: Embedder | None) -> PruneResult:
+    """Prefect task: :func:`tasks.pruning.prune` over every dataset of the split."""
+    return prune(samples, options, embedder)
+
+
+def report_markdown(result: PruneResult, metrics: dict, options: PruneOptions) -> str:
+    """Table 2 of this run, the pool fill summary and how much was embedded."""
+    lines = [
+        f"# Pruning ({options.strategy}, k = {options.k}, b = {options.b}, seed {options.seed})", "",
+        "| lang | datasets | types | pools | kept | raw |", "|---|---:|---:|---:|---:|---:|",
+        *(f"| {r['lang']} | {r['datasets']} | {r['types']} | {r['pools']} | {r['kept']} | {r['raw']} |" for r in result.stats.iter_rows(named=True)),
+        "",
+        f"Pools full: {metrics['pools_full']} of {metrics['pools']}; negatives kept: {metrics['negatives_kept']}; "
+        f"samples embedded: {metrics['samples_embedded']} of {metrics['samples_raw']} ({metrics['embeddings_computed']} computed, "
+        f"{metrics['embeddings_reused']} from the cache); mean within-pool cosine: {metrics['mean_pool_cosine']}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@flow(name="prune", log_prints=True)
+def prune_flow(options: PruneOptions | None = None) -> dict:
+    """Prune the standardized training split; write ``train.parquet``, ``stats.parquet``, ``pool_fill.parquet`` and metrics."""
+    options = options or prune_options()
+    samples = read_split(options)
+    embedder = options.embedder() if options.strategy in EMBEDDING_STRATEGIES else None
+    out_dir = Path(options.out_dir)
+    staging = out_dir.with_name(out_dir.name + ".staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    with stage_run("prune", asdict(options)):
+        result = prune_task(samples, options, embedder)
+        metrics = write_prune_outputs(result, options, staging)
+        mlflow.log_metrics({name: value for name, value in metrics.items() if value is not None})
+    replace_dir(staging, out_dir)
+
+    with pl.Config(tbl_rows=-1, tbl_width_chars=200):
+        print(result.stats)
+    create_table_artifact(key="prune-stats", table=result.stats.to_dicts(), description="Samples, datasets and types per language, before and after pruning")
+    create_markdown_artifact(key="prune-report", markdown=report_markdown(result, metrics, options))
+    return metrics
+
+
+@flow(name="prune-scaling", log_prints=True)
+def prune_scaling_flow(options: PruneOptions | None = None) -> pl.DataFrame:
+    """Prune at every ``scaling_ks`` with every ``scaling_strategies``; return the sweep, write its plot table to ``scaling_file`` (CSV)."""
+    options = options or prune_options()
+    samples = read_split(options)
+    embedder = options.embedder() if any(s in EMBEDDING_STRATEGIES for s in options.scaling_strategies) else None
+    rows = []
+    with stage_run("prune_scaling", asdict(options)):
+        for strategy in options.scaling_strategies:
+            # Ascending k: a smaller k's candidates are a prefix of a larger k's, so the cache serves the rest.
+            for k in sorted(options.scaling_ks):
+                run_options = replace(options, strategy=strategy, k=k)
+                metrics = prune_metrics(prune_task(samples, run_options, embedder), run_options)
+                rows.append({"strategy": strategy, "k": k, **{name: metrics[name] for name in ("samples_kept", "pools_full", "pools", "samples_embedded", "mean_pool_cosine")}})
+                mlflow.log_metric(f"samples_kept_{strategy}", metrics["samples_kept"], step=k)
+    table = pl.DataFrame(rows)
+    scaling_file = Path(options.scaling_file)
+    scaling_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = scaling_file.with_name(scaling_file.name + ".partial")
+    scaling_plot_table(table).write_csv(partial)
+    partial.replace(scaling_file)
+    with pl.Config(tbl_rows=-1, tbl_width_chars=200):
+        print(table)
+    create_table_artifact(key="prune-scaling", table=table.to_dicts(), description="Samples kept per strategy and k (figure 5's x axis)")
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scaling", action="store_true", help="run the data-scaling sweep instead of the pruning stage")
+    args = parser.parse_args(argv)
+    try:
+        options = prune_options()  # checked before Prefect or any reading starts
+        (prune_scaling_flow if args.scaling else prune_flow)(options)
+    except (ParamsError, FileNotFoundError) as error:
+        print(f"prune failed: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
