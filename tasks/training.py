@@ -84,7 +84,7 @@ PROFILE_DEFAULTS = {
     ),
     "demo": Hyperparameters(
         base_model=DEMO_BASE_MODEL, lora_r=32, lora_alpha=64, lora_dropout=0.05, lora_targets=ALL_LINEAR,
-        modules_to_save=["embed_tokens", "lm_head"], learning_rate=3e-3, warmup_ratio=0.02, scheduler="cosine", epochs=3,
+        modules_to_save=["embed_tokens", "lm_head"], learning_rate=3e-3, warmup_ratio=0.02, scheduler="cosine", epochs=5,
         per_device_batch_size=16, gradient_accumulation_steps=1, max_length=256,
     ),
 }
