@@ -82,7 +82,7 @@ def launch_command(options: TrainOptions, num_processes: int, job_file: Path, ma
 def job_fingerprint(options: TrainOptions, train_file: Path) -> str:
     """What a checkpoint belongs to: the hyperparameters, the data and the world layout."""
     keyed = {
-        "hyperparameters": asdict(options.hyperparameters()), "data": file_sha256(train_file), "packing": options.packing,
+        "hyperparameters": asdict(options.hyperparameters()), "data": file_sha256(train_file), "packing": options.packing, "length_grouped": options.length_grouped,
         "max_steps": options.max_steps, "max_train_samples": options.max_train_samples, "seed": options.seed, "launcher": options.launcher,
     }
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]

@@ -86,7 +86,7 @@ def training_arguments(options: TrainOptions, hyper: Hyperparameters, on_gpu: bo
         use_cpu=not on_gpu and not deepspeed,
         ddp_backend=None if on_gpu else "gloo",
         ddp_find_unused_parameters=False,
-        train_sampling_strategy="random" if options.packing else "group_by_length",
+        train_sampling_strategy="group_by_length" if options.length_grouped and not options.packing else "random",
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
         report_to="none",
