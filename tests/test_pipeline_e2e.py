@@ -91,3 +91,19 @@ def test_a_prune_param_change_reruns_only_what_it_touches(project):
     changed = set(json.loads(run([dvc, "status", "--json"], folder, env).stdout))
     assert {"prune", "prune_scaling"} <= changed
     assert not changed & {"demo_corpus", "ingest", "standardize", "screen", "crossval"}
+
+
+def test_the_prefect_pipeline_flow_reruns_stages_as_subflows_with_the_same_outputs(project, monkeypatch):
+    folder, env = project
+    before = json.loads((folder / "data/metrics/screen.json").read_text())
+    (folder / "data/report/report.md").unlink()
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("PREFECT_API_URL", env["PREFECT_API_URL"])
+    from flows.pipeline import pipeline_flow
+
+    results = pipeline_flow(["report", "screen"])  # run in pipeline order, whatever the order asked
+    assert list(results) == ["screen", "report"]
+    assert json.loads((folder / "data/metrics/screen.json").read_text()) == before
+    assert (folder / "data/report/report.md").exists()
+    with pytest.raises(ValueError, match="unknown stages"):
+        pipeline_flow(["nonsense"])
