@@ -30,6 +30,7 @@ from pathlib import Path
 import polars as pl
 
 from flows.crossval import crossval_flow
+from benchmarks.markdown import write_section
 from tasks.crossval import CrossvalOptions
 from tasks.demo_corpus import write_demo_corpus
 from tasks.ingest import IngestOptions, ingest_dataset
@@ -120,8 +121,7 @@ def main() -> None:
     text = markdown(results, args.cores)
     print(text)
     if args.write_md:
-        path = Path(args.write_md)
-        path.write_text(text if not path.exists() else path.read_text() + "\n" + text)
+        write_section(args.write_md, text)
 
 
 if __name__ == "__main__":

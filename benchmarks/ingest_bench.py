@@ -266,13 +266,7 @@ def write_markdown(path: Path, command: str, machine: str, report: str) -> None:
         f"Date: {datetime.date.today().isoformat()}  \nMachine: {machine}  \nCommand: `{command}`\n\n"
         f"{report}\n"
     )
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n\nWritten by the scripts in `benchmarks/` (see benchmarks/README.md).\n"
-    pattern = re.compile(r"^## Ingest\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
+    write_section(path, section)
 
 
 def main() -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import shutil
 import time
 from dataclasses import replace
@@ -35,6 +34,7 @@ import numpy as np
 import polars as pl
 
 from benchmarks.screen_bench import machine
+from benchmarks.markdown import write_section
 from tasks.embeddings import Embedder
 from tasks.pruning import PruneOptions, prune, write_prune_outputs
 from tasks.schema import STANDARDIZED_ENTITY_DTYPE, read_samples
@@ -169,11 +169,7 @@ def main() -> None:
         with pl.Config(tbl_rows=-1):
             print(full["stats"])
     if args.write_md:
-        path = Path(args.write_md)
-        text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-        section = "\n".join(lines) + "\n"
-        replaced, count = re.subn(r"## Pruning\n.*?(?=\n## |\Z)", section.rstrip("\n"), text, flags=re.S)
-        path.write_text(replaced if count else text.rstrip("\n") + "\n\n" + section, encoding="utf-8")
+        write_section(args.write_md, "\n".join(lines))
 
 
 if __name__ == "__main__":

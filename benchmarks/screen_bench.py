@@ -25,6 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
+from benchmarks.markdown import write_section
 from tasks.ingest import IngestOptions, ingest_dataset
 from tasks.label_names import load_synonyms, normalize_label
 from tasks.registry import load_registry
@@ -108,11 +109,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if args.write_md:
-        path = Path(args.write_md)
-        text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-        section = "\n".join(lines) + "\n"
-        replaced, count = re.subn(r"## Screening\n.*?(?=\n## |\Z)", section.rstrip("\n"), text, flags=re.S)
-        path.write_text(replaced if count else text.rstrip("\n") + "\n\n" + section, encoding="utf-8")
+        write_section(args.write_md, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -96,3 +96,14 @@ def mlflow_server_url(tmp_path_factory) -> Iterator[str]:
     server = _serve(command, f"{url}/health", dict(os.environ), store / "server.log")
     yield url
     _stop(server)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: the 2 cores are shared with the servers and workers tests start."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from tasks.embeddings import (
     COMPACT_ABOVE_SHARDS,
@@ -24,13 +23,7 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The machine's cores are shared with other test runs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_bundled_model_gives_unit_vectors_that_rank_meaning(tmp_path):

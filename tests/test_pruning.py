@@ -12,7 +12,6 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-import torch
 import yaml
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -32,13 +31,7 @@ SUBSET = {"conll2003": 400, "weibo": 250, "resume": 200}
 K = 8
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The machine's cores are shared with other test runs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
