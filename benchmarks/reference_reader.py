@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 
 def read_file(path: Path | str, format: str, lang: str, options: dict | None = None) -> list[dict]:
@@ -90,37 +90,37 @@ def _tagged_sample(tokens: list[str], tags: list[str], joiner: str) -> dict:
     return {"text": text, "entities": entities}
 
 
+def _json_lines(path: Path) -> Iterator[dict]:
+    """The records of a JSON-lines file, blank lines skipped."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
 def read_b2nerd(path: Path, joiner: str) -> list[dict]:
     """JSON lines ``{"sentence", "entities": [{"name", "type", "pos": [start, end]}]}``."""
     samples = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            text = record["sentence"]
-            entities = [
-                {"start": e["pos"][0], "end": e["pos"][1], "label": e["type"], "mention": e["name"]}
-                for e in record["entities"]
-            ]
-            samples.append({"text": text, "entities": entities})
+    for record in _json_lines(path):
+        text = record["sentence"]
+        entities = [
+            {"start": e["pos"][0], "end": e["pos"][1], "label": e["type"], "mention": e["name"]}
+            for e in record["entities"]
+        ]
+        samples.append({"text": text, "entities": entities})
     return samples
 
 
 def read_cluener(path: Path, joiner: str) -> list[dict]:
     """JSON lines ``{"text", "label": {type: {mention: [[start, end_inclusive], ...]}}}``."""
     samples = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            entities = []
-            for label, mentions in (record.get("label") or {}).items():
-                for mention, positions in mentions.items():
-                    for start, end in positions:
-                        entities.append({"start": start, "end": end + 1, "label": label, "mention": mention})
-            samples.append({"text": record["text"], "entities": entities})
+    for record in _json_lines(path):
+        entities = []
+        for label, mentions in (record.get("label") or {}).items():
+            for mention, positions in mentions.items():
+                for start, end in positions:
+                    entities.append({"start": start, "end": end + 1, "label": label, "mention": mention})
+        samples.append({"text": record["text"], "entities": entities})
     return samples
 
 
@@ -166,21 +166,17 @@ def read_genia(path: Path, joiner: str) -> list[dict]:
 def read_ace(path: Path, joiner: str) -> list[dict]:
     """JSON lines of documents; one sample per sentence, entity token offsets counted over the document."""
     samples = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            document = json.loads(line)
-            first_token = 0
-            for tokens, mentions in zip(document["sentences"], document["ner"]):
-                text = joiner.join(tokens)
-                starts = _token_starts(tokens, joiner)
-                entities = []
-                for first, last, label in mentions:
-                    first, last = first - first_token, last - first_token
-                    entities.append(_entity(text, starts[first], starts[last] + len(tokens[last]), label))
-                samples.append({"text": text, "entities": entities})
-                first_token += len(tokens)
+    for document in _json_lines(path):
+        first_token = 0
+        for tokens, mentions in zip(document["sentences"], document["ner"]):
+            text = joiner.join(tokens)
+            starts = _token_starts(tokens, joiner)
+            entities = []
+            for first, last, label in mentions:
+                first, last = first - first_token, last - first_token
+                entities.append(_entity(text, starts[first], starts[last] + len(tokens[last]), label))
+            samples.append({"text": text, "entities": entities})
+            first_token += len(tokens)
     return samples
 
 

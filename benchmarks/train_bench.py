@@ -4,7 +4,8 @@
 defaults, the standardized demo train splits as input), trains the demo profile through the
 train flow (torchrun, one process), then scores greedy answers on a seeded subset of the demo
 test prompts for the untrained model (the seeded base, no adapter) and the trained one.
-Score: micro set-F1 of exact (label, mention) pairs parsed from ``label: mention; ...``.
+Score: strict micro-F1 in string mode, parsed and scored by the evaluate stage's own code
+(:mod:`tasks.answers`, :mod:`tasks.scoring`, generation by :mod:`tasks.generation`).
 
 ``python -m benchmarks.train_bench packing``: the same number of optimizer steps on the same
 data with ``packing: true`` and ``packing: false`` (length-grouped batches), one process;
@@ -18,66 +19,34 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
 
-from tasks.instruct import NO_ENTITY_ANSWER, InstructOptions
+from tasks.instruct import InstructOptions
 from tasks.tracking import TrackingOptions
 from tasks.training import TrainOptions
 
 OUT = Path("benchmarks/out/train")
 
 
-def answer_pairs(answer: str) -> set[tuple[str, str]]:
-    """``label: mention; label: mention`` -> its (label, mention) pairs; ``None`` and junk -> none."""
-    pairs = set()
-    for segment in answer.split(";"):
-        label, colon, mention = segment.partition(":")
-        if colon and label.strip() and mention.strip() and segment.strip() != NO_ENTITY_ANSWER:
-            pairs.add((label.strip(), mention.strip()))
-    return pairs
-
-
-def set_f1(predictions: list[str], golds: list[str]) -> dict:
-    """Micro precision, recall and F1 over exact pairs."""
-    hits = predicted = expected = 0
-    for prediction, gold in zip(predictions, golds):
-        mine, theirs = answer_pairs(prediction), answer_pairs(gold)
-        hits, predicted, expected = hits + len(mine & theirs), predicted + len(mine), expected + len(theirs)
-    precision = hits / predicted if predicted else 0.0
-    recall = hits / expected if expected else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4), "pairs_gold": expected, "pairs_predicted": predicted}
-
-
-def greedy_answers(model, tokenizer, prompts: list[str], batch_size: int = 32, max_new_tokens: int = 64) -> list[str]:
-    """Greedy continuations of ``prompts``, left-padded, cut at end-of-sequence."""
-    import torch
-
-    tokenizer.padding_side = "left"
-    answers = []
-    for start in range(0, len(prompts), batch_size):
-        batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True, return_token_type_ids=False)
-        with torch.inference_mode():
-            output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-        answers += tokenizer.batch_decode(output[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-    return [answer.strip() for answer in answers]
-
-
 def score_run(run_file: Path, test: pl.DataFrame, with_adapter: bool) -> dict:
-    """F1 of the run's base model, with or without its adapter, on ``test``."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Strict micro-F1 (string mode, the evaluate stage's code) of the run's base model, with or without its adapter."""
+    from tasks.generation import GenerationOptions, hf_batches, load_hf_model, load_run_spec
+    from tasks.scoring import parse_predictions, score
 
-    run = json.loads(run_file.read_text())
-    tokenizer = AutoTokenizer.from_pretrained(run["base_model"])
-    model = AutoModelForCausalLM.from_pretrained(run["base_model"])
-    if with_adapter:
-        model = PeftModel.from_pretrained(model, run["adapter_dir"])
+    run = load_run_spec(run_file)
+    model, tokenizer = load_hf_model(run if with_adapter else replace(run, adapter_dir=None))
     started = time.perf_counter()
-    predictions = greedy_answers(model.eval(), tokenizer, test["prompt"].to_list())
-    return {**set_f1(predictions, test["answer"].to_list()), "generation_s": round(time.perf_counter() - started, 1), "examples": predictions[:3]}
+    predictions = [""] * test.height
+    for indices, rows in hf_batches(model, tokenizer, test["prompt"].to_list(), GenerationOptions(batch_size=32, max_new_tokens=64)):
+        for index, row in zip(indices, rows):
+            predictions[index] = row["prediction"]
+    by_dataset, by_type = score(parse_predictions(test.with_columns(pl.Series("prediction", predictions))), modes=("string",))
+    tp, fp, fn = (int(by_type[column].sum()) for column in ("tp", "fp", "fn"))
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    return {"micro_f1": round(f1, 4), "tp": tp, "fp": fp, "fn": fn, "generation_s": round(time.perf_counter() - started, 1), "examples": predictions[:3]}
 
 
 def demo_f1(arguments) -> dict:

@@ -25,6 +25,7 @@ from prefect.futures import as_completed
 from prefect.runtime import task_run
 from tqdm import tqdm
 
+from flows.cli import run_stage
 from tasks.crossval import (
     RESULT_SCHEMA,
     CrossvalInputError,
@@ -222,11 +223,7 @@ def crossval_flow(options: CrossvalOptions | None = None, tracking: TrackingOpti
 
 
 if __name__ == "__main__":
-    try:
-        outcome = crossval_flow()
-    except (CrossvalInputError, ParamsError) as error:
-        print(f"crossval failed: {error}", file=sys.stderr)
-        sys.exit(1)
+    outcome = run_stage("crossval", crossval_flow, (CrossvalInputError, ParamsError))
     if outcome["jobs_failed"]:
         # Outputs are written; exiting non-zero keeps DVC from recording a partial stage. A rerun redoes only those jobs.
         print(f"crossval: {outcome['jobs_failed']} jobs failed (see the report and results.parquet)", file=sys.stderr)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import polars as pl
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.cli import run_stage
 from tasks.errta import errta_counts, errta_errors, errta_totals, typical_examples, with_errta_guidance
 from tasks.generation import GenerationOptions, RunFileError, generate_predictions, load_run_spec, read_predictions
 from tasks.params import load_section, to_options
@@ -170,8 +170,4 @@ def evaluate_flow(options: EvaluateOptions | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        evaluate_flow()
-    except (ScoringInputError, RunFileError) as error:
-        print(f"evaluate failed: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_stage("evaluate", evaluate_flow, (ScoringInputError, RunFileError))

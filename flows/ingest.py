@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import polars as pl
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.cli import run_stage
 from tasks.ingest import IngestOptions, ingest_dataset_task, summary_table, write_ingest_outputs
 from tasks.params import load_section, to_options
 from tasks.registry import load_registry, select_datasets
@@ -52,8 +52,4 @@ def ingest_flow(options: IngestOptions | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        ingest_flow()
-    except IngestFailed as error:
-        print(f"ingest failed: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_stage("ingest", ingest_flow, (IngestFailed,))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
+from flows.cli import run_stage
 from tasks.instruct import InstructError, InstructOptions, build_instruct_data, write_instruct_outputs
 from tasks.params import ParamsError, load_section, to_options
 from tasks.schema import InvalidSamplesError, replace_dir
@@ -42,8 +42,4 @@ def instruct_flow(options: InstructOptions | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        instruct_flow()
-    except (InstructError, InvalidSamplesError, ParamsError) as error:
-        print(f"instruct failed: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_stage("instruct", instruct_flow, (InstructError, InvalidSamplesError, ParamsError))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import polars as pl
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.cli import run_stage
 from tasks.label_names import load_synonyms
 from tasks.params import load_section, to_options
 from tasks.schema import InvalidSamplesError, read_samples, replace_dir
@@ -44,8 +44,4 @@ def screen_flow(options: ScreenOptions | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        screen_flow()
-    except InvalidSamplesError as error:
-        print(f"screen failed: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_stage("screen", screen_flow, (InvalidSamplesError,))

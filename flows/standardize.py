@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import polars as pl
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
+from flows.cli import run_stage
 from tasks.params import load_section, to_options
 from tasks.schema import InvalidSamplesError, replace_dir
 from tasks.standardize import (
@@ -54,8 +54,4 @@ def standardize_flow(options: StandardizeOptions | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        standardize_flow()
-    except (UnmappedLabelsError, TaxonomyError, InvalidSamplesError) as error:
-        print(f"standardize failed: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_stage("standardize", standardize_flow, (UnmappedLabelsError, TaxonomyError, InvalidSamplesError))

@@ -25,6 +25,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from flows.cli import run_stage
 from tasks.params import ParamsError, load_section, to_options
 from tasks.schema import replace_dir
 from tasks.tracking import TrackingOptions, tracking_options
@@ -192,8 +193,4 @@ def train_flow(options: TrainOptions | None = None, tracking: TrackingOptions | 
 
 
 if __name__ == "__main__":
-    try:
-        train_flow()
-    except (TrainError, TrainJobError, ParamsError) as error:
-        print(f"train failed: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_stage("train", train_flow, (TrainError, TrainJobError, ParamsError))
