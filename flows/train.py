@@ -6,6 +6,8 @@ streams its output line by line into the Prefect run's log, and fails with the f
 traceback. Checkpoints live in ``train.checkpoint_dir``; a killed job run again with
 ``train.resume: true`` continues from the last one, unless the job changed (other data or
 hyperparameters), in which case the stale checkpoints are cleared and said so.
+A finished job keeps a copy of its outputs beside its checkpoints: run again unchanged, it
+publishes them without training.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tasks.schema import replace_dir
 from tasks.tracking import TrackingOptions, tracking_options
 from tasks.training import DEMO_BASE_MODEL, JobSpec, TrainError, TrainOptions, file_sha256
 
+COMPLETED = "completed"  # the outputs of the finished job, beside its checkpoints
 TAIL_LINES = 60
 
 
@@ -92,14 +95,17 @@ def job_fingerprint(options: TrainOptions, train_file: Path) -> str:
 def prepare_job_dir(job_dir: Path, fingerprint: str, resume: bool) -> str:
     """Clear what must not survive into this job; returns what was done, for the log.
 
-    Old errors and staging always go. Checkpoints stay only when resuming the same job.
+    Old errors and staging always go. Checkpoints, and the outputs of a finished run, stay
+    only when resuming the same job.
     """
     marker = job_dir / "fingerprint"
     same_job = marker.is_file() and marker.read_text().strip() == fingerprint
-    has_checkpoints = any(job_dir.glob("checkpoint-*"))
+    has_checkpoints = any(job_dir.glob("checkpoint-*")) or (job_dir / COMPLETED).is_dir()
     if has_checkpoints and not (resume and same_job):
         shutil.rmtree(job_dir)
         outcome = "cleared checkpoints of a different job" if resume else "cleared checkpoints (resume is off)"
+    elif (job_dir / COMPLETED / "metrics.json").is_file():
+        outcome = "the same job already finished: republishing its outputs without training"
     else:
         outcome = "resuming from the last checkpoint" if has_checkpoints else "starting fresh"
     for leftover in ("errors", "staging"):
@@ -167,6 +173,10 @@ def train_flow(options: TrainOptions | None = None, tracking: TrackingOptions | 
     master_port = options.master_port or free_port()
     job_dir = Path(options.checkpoint_dir)
     outcome = prepare_job_dir(job_dir, job_fingerprint(options, train_file), options.resume)
+    completed = job_dir / COMPLETED
+    if completed.is_dir():
+        logger.info("%s (%s)", outcome, completed)
+        return publish(completed, options, copy=True)
     spec = JobSpec(
         options=asdict(options), hyperparameters=asdict(options.hyperparameters()), params_section=section,
         tracking=asdict(tracking) | {"system_metrics": options.system_metrics} if tracking.enabled else None, job_dir=str(job_dir),
@@ -183,10 +193,22 @@ def train_flow(options: TrainOptions | None = None, tracking: TrackingOptions | 
         raise TrainJobError(failure_message(job_dir, returncode, tail))
 
     staging = job_dir / "staging"
-    metrics = json.loads((staging / "metrics.json").read_text(encoding="utf-8"))
+    # Kept beside the checkpoints: DVC deletes out_dir before every run, and a rerun of the
+    # same job (a retry, a stage whose code changed but not its data) should not train again.
+    shutil.copytree(staging, completed)
+    return publish(staging, options, copy=False)
+
+
+def publish(outputs: Path, options: TrainOptions, copy: bool) -> dict:
+    """Swap a finished job's outputs into ``out_dir``, write the DVC metrics and the Prefect table."""
+    metrics = json.loads((outputs / "metrics.json").read_text(encoding="utf-8"))
+    if copy:
+        fresh = outputs.with_name("staging")
+        shutil.rmtree(fresh, ignore_errors=True)
+        outputs = Path(shutil.copytree(outputs, fresh))
+    replace_dir(outputs, Path(options.out_dir))
     metrics_file = Path(options.metrics_file)
     metrics_file.parent.mkdir(parents=True, exist_ok=True)
-    replace_dir(staging, Path(options.out_dir))
     metrics_file.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     create_table_artifact(key="train-metrics", table=[{"metric": name, "value": value} for name, value in metrics.items()], description="Training job")
     return metrics

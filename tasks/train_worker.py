@@ -157,16 +157,21 @@ def train(spec: JobSpec, rank: int, world: int) -> None:
         staging = Path(spec.job_dir) / "staging"
         trainer.save_model(str(staging / "adapter"))
         if rank == 0:
+            resumed_from = int(Path(last).name.split("-")[-1]) if last else 0
+            # A job resumed from its final checkpoint trains no step now: this session's loss and
+            # speed do not exist (the Trainer would report 0.0), so they are null, not zero.
+            trained_now = trainer.state.global_step > resumed_from
+            runtime = result.metrics.get("train_runtime", 0.0)
             metrics = {
                 **counts,
-                "train_loss": round(result.training_loss, 4),
+                "train_loss": round(result.training_loss, 4) if trained_now else None,
                 "first_logged_loss": next((entry["loss"] for entry in trainer.state.log_history if "loss" in entry), None),
                 "last_logged_loss": next((entry["loss"] for entry in reversed(trainer.state.log_history) if "loss" in entry), None),
                 "global_step": trainer.state.global_step,
-                "resumed_from_step": int(Path(last).name.split("-")[-1]) if last else 0,
-                "train_runtime_s": round(result.metrics.get("train_runtime", 0.0), 2),
-                "tokens_per_second": round(session_tokens / max(result.metrics.get("train_runtime", 0.0), 1e-9), 1),
-                "padding_fraction": round(padding / max(real + padding, 1.0), 4),
+                "resumed_from_step": resumed_from,
+                "train_runtime_s": round(runtime, 2) if trained_now else None,
+                "tokens_per_second": round(session_tokens / max(runtime, 1e-9), 1) if trained_now else None,
+                "padding_fraction": round(padding / max(real + padding, 1.0), 4) if trained_now else None,
                 "trainable_parameters": sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad),
                 "total_parameters": sum(parameter.numel() for parameter in model.parameters()),
                 "world_size": world,

@@ -120,3 +120,11 @@ def test_a_killed_job_resumes_from_its_last_checkpoint(tmp_path, instruct_dir):
 
     metrics = train_flow(options, OFF)
     assert metrics["resumed_from_step"] >= 2 and metrics["global_step"] == 40
+    assert metrics["train_loss"] > 0 and metrics["tokens_per_second"] > 0
+
+    # Run again, as DVC does when only the stage's code changed: the finished job is not trained
+    # again (it would even take one extra step); its outputs are published once more.
+    (tmp_path / "train" / "adapter" / "adapter_config.json").unlink()
+    again = train_flow(options, OFF)
+    assert again == metrics
+    assert (tmp_path / "train" / "adapter" / "adapter_config.json").is_file()
