@@ -15,8 +15,11 @@ English needs word boundaries, Chinese does not: an occurrence is dropped when a
 that is a letter or digit of a spaced script (below U+3000) touches another such character.
 
 Resources: CPU only; one Aho-Corasick automaton (pyahocorasick) holds every distinct mention,
-each dataset's texts are scanned once as one string, the rest is polars joins. Memory grows
-with the occurrences of one target dataset at a time.
+each dataset's texts are scanned once as one string. Occurrences that touch no target entity
+(most of them) are told apart by a prefix sum over covered characters and counted per mention;
+only the rest meet the target's entities in a polars join. Example sentences are cut per target,
+before the counts are fanned out to the sources. Memory grows with the occurrences of one
+target dataset at a time.
 """
 
 from __future__ import annotations
@@ -40,10 +43,10 @@ TEXT_SEPARATOR = "\x1f"  # joins a dataset's texts into one scan; no mention con
 _SPACED_WORD_CHAR = np.array([chr(code).isalnum() for code in range(0x3000)] + [False])
 PAIR_LABEL = ["source", "target", "label_key"]
 OUTCOME_GROUP = ["mention_id", "label_key", "outcome", "target_label"]
-# Occurrences counted per (pair, label, mention, outcome, target label), with the first few kept as examples.
+# Occurrences counted per (pair, label, mention, outcome, target label), with the first few as example sentences.
 GROUPED_SCHEMA = pl.Schema({
     "source": pl.String, "target": pl.String, "label_key": pl.String, "mention_id": pl.Int64, "outcome": pl.String,
-    "target_label": pl.String, "count": pl.UInt32, "row": pl.List(pl.Int64), "start": pl.List(pl.Int32), "end": pl.List(pl.Int32),
+    "target_label": pl.String, "count": pl.UInt32, "examples": pl.List(pl.String),
 })
 
 
@@ -173,6 +176,27 @@ def find_occurrences(texts: pl.DataFrame, automaton: ahocorasick.Automaton, ment
     )
 
 
+def touching_entity(occurrences: pl.DataFrame, entities: pl.DataFrame, texts: pl.DataFrame) -> np.ndarray:
+    """Whether each occurrence overlaps any of ``entities`` in its sample, without a join.
+
+    Positions become offsets into the texts laid end to end (one gap between texts); a prefix
+    sum over the characters some entity covers then answers each occurrence in O(1). Most
+    occurrences touch no entity (not extracted) and need no per-entity comparison at all.
+    """
+    rows = texts["row"].to_numpy()
+    offsets = np.concatenate([[0], np.cumsum(texts["text"].str.len_chars().to_numpy().astype(np.int64) + 1)])
+
+    def laid_out(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        base = offsets[np.searchsorted(rows, frame["row"].to_numpy())]
+        return base + frame["start"].to_numpy(), base + frame["end"].to_numpy()
+
+    entity_start, entity_end = laid_out(entities)
+    depth = np.cumsum(np.bincount(entity_start, minlength=offsets[-1] + 1) - np.bincount(entity_end, minlength=offsets[-1] + 1))
+    covered_before = np.concatenate([[0], np.cumsum(depth > 0)])
+    start, end = laid_out(occurrences)
+    return covered_before[end] > covered_before[start]
+
+
 def classify(occurrences: pl.DataFrame, entities: pl.DataFrame) -> pl.DataFrame:
     """Add ``outcome`` and ``target_label`` to ``occurrences(row, start, end, label_key, ...)``.
 
@@ -207,56 +231,80 @@ def classify(occurrences: pl.DataFrame, entities: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def screen_target(
-    target: str,
-    samples: pl.DataFrame,
-    entities: pl.DataFrame,
-    mentions: pl.DataFrame,
-    automaton: ahocorasick.Automaton,
-    mention_chars: np.ndarray,
-    examples: int,
-) -> pl.DataFrame:
-    """Occurrences in one target dataset, counted per source and :data:`OUTCOME_GROUP` (:data:`GROUPED_SCHEMA`).
-
-    An occurrence is classified and counted once per label key, whatever the number of sources
-    that annotate the mention with that key; only the counts are then fanned out to those
-    sources, so memory follows the distinct conflicts, not the occurrences times the sources.
-    """
-    target_keys = entities.filter(pl.col("dataset") == target).select("label_key").unique()
-    sources = mentions.filter(pl.col("source") != target).join(target_keys, on="label_key", how="semi")
-    wanted = np.zeros(len(mention_chars), dtype=bool)
-    wanted[sources["mention_id"].unique().to_numpy()] = True
-    texts = samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "dataset", "text").filter(pl.col("dataset") == target)
-    occurrences = find_occurrences(texts, automaton, mention_chars, wanted)
-    per_key = occurrences.join(sources.select("mention_id", "label_key").unique(), on="mention_id")
-    classified = classify(per_key, entities.filter(pl.col("dataset") == target)).filter(pl.col("outcome") != "inside_larger")
-    grouped = classified.group_by(OUTCOME_GROUP).agg(pl.len().alias("count"), pl.col("row", "start", "end").head(examples))
-    fanned_out = grouped.join(sources.select("mention_id", "label_key", "source"), on=["mention_id", "label_key"])
-    return fanned_out.with_columns(pl.lit(target).alias("target")).select(GROUPED_SCHEMA.names()).cast(GROUPED_SCHEMA)
-
-
-def conflict_table(grouped: pl.DataFrame, samples: pl.DataFrame, mentions: pl.DataFrame) -> pl.DataFrame:
-    """Inconsistent occurrence groups ``(source, target, label_key, mention, outcome, target_label, count)`` with example sentences.
+def with_examples(grouped: pl.DataFrame, texts: pl.DataFrame) -> pl.DataFrame:
+    """Replace the example positions ``(row, start, end)`` of inconsistent groups by bracketed sentences.
 
     An example brackets the occurrence in its sentence: ``... visited [[Paris]] in ...``.
+    Consistent groups keep an empty list: nobody reads examples of agreement.
     """
-    groups = PAIR_LABEL + ["mention_id", "outcome", "target_label"]
-    inconsistent = grouped.filter(pl.col("outcome").is_in(INCONSISTENT))
-    shown = inconsistent.select(*groups, "row", "start", "end").explode("row", "start", "end").join(
-        samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "text"), on="row"
+    keyed = grouped.with_row_index("group")
+    shown = (
+        keyed.filter(pl.col("outcome").is_in(INCONSISTENT))
+        .select("group", "row", "start", "end")
+        .explode("row", "start", "end")
+        .join(texts.select("row", "text"), on="row")
     )
     bracketed = pl.concat_str(
         pl.col("text").str.slice(0, pl.col("start")), pl.lit("[["),
         pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")), pl.lit("]]"),
         pl.col("text").str.slice(pl.col("end")),
     )
-    examples_by_group = shown.with_columns(bracketed.alias("example")).group_by(groups).agg(pl.col("example").alias("examples"))
+    examples = shown.group_by("group").agg(bracketed.alias("examples"))
     return (
-        inconsistent.drop("row", "start", "end")
-        .join(examples_by_group, on=groups, nulls_equal=True)
+        keyed.join(examples, on="group", how="left", maintain_order="left")
+        .with_columns(pl.col("examples").fill_null(pl.lit([], dtype=pl.List(pl.String))))
+        .drop("group", "row", "start", "end")
+    )
+
+
+def screen_target(
+    target_texts: pl.DataFrame,
+    target_entities: pl.DataFrame,
+    keys: pl.DataFrame,
+    automaton: ahocorasick.Automaton,
+    mention_chars: np.ndarray,
+    examples: int,
+) -> pl.DataFrame:
+    """Occurrences in one target dataset, counted per source and :data:`OUTCOME_GROUP` (:data:`GROUPED_SCHEMA`).
+
+    ``keys`` are the ``(mention_id, label_key, sources)`` to search for in this target. An
+    occurrence is classified and counted once per label key, whatever the number of sources
+    that annotate the mention with that key, and only the counts are fanned out to those
+    sources. An occurrence that touches no target entity is "not extracted" under every key,
+    so it is counted per mention before meeting the keys at all.
+    """
+    target = target_texts["dataset"][0]
+    wanted = np.zeros(len(mention_chars), dtype=bool)
+    wanted[keys["mention_id"].to_numpy()] = True
+    occurrences = find_occurrences(target_texts, automaton, mention_chars, wanted)
+    touched = touching_entity(occurrences, target_entities, target_texts)
+    mention_keys = keys.select("mention_id", "label_key")
+
+    def count(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+        return frame.group_by(by).agg(pl.len().alias("count"), pl.col("row", "start", "end").head(examples))
+
+    untouched = count(occurrences.filter(~touched), ["mention_id"]).join(mention_keys, on="mention_id").with_columns(
+        pl.lit("not_extracted").alias("outcome"), pl.lit(None, dtype=pl.String).alias("target_label")
+    )
+    classified = classify(occurrences.filter(touched).join(mention_keys, on="mention_id"), target_entities).filter(pl.col("outcome") != "inside_larger")
+    grouped = pl.concat([count(classified, OUTCOME_GROUP), untouched.select(*OUTCOME_GROUP, "count", "row", "start", "end")])
+    fanned_out = (
+        with_examples(grouped, target_texts)
+        .join(keys, on=["mention_id", "label_key"])
+        .explode("sources")
+        .rename({"sources": "source"})
+        .filter(pl.col("source") != target)
+    )
+    return fanned_out.with_columns(pl.lit(target).alias("target")).select(GROUPED_SCHEMA.names()).cast(GROUPED_SCHEMA)
+
+
+def conflict_table(grouped: pl.DataFrame, mentions: pl.DataFrame) -> pl.DataFrame:
+    """Inconsistent occurrence groups ``(source, target, label_key, mention, outcome, target_label, count, examples)``."""
+    return (
+        grouped.filter(pl.col("outcome").is_in(INCONSISTENT))
         .join(mentions.select("mention_id", "mention").unique(), on="mention_id")
         .select(PAIR_LABEL + ["mention", "outcome", "target_label", "count", "examples"])
-        .sort(PAIR_LABEL + ["count", "mention"], descending=[False, False, False, True, False])
+        .sort(PAIR_LABEL + ["count", "mention", "outcome", "target_label"], descending=[False, False, False, True, False, False, False], nulls_last=True)
     )
 
 
@@ -294,7 +342,7 @@ def summary_table(
         )
     )
     top_conflict = conflicts.group_by(PAIR_LABEL + ["outcome", "target_label"]).agg(pl.col("count").sum()).sort(
-        "count", descending=True
+        "count", "outcome", "target_label", descending=[True, False, False], nulls_last=True
     ).group_by(PAIR_LABEL, maintain_order=True).first().select(
         *PAIR_LABEL,
         pl.format("{} as {} ({})", "outcome", pl.col("target_label").fill_null("-"), "count").alias("top_conflict"),
@@ -322,12 +370,20 @@ def screen(samples: pl.DataFrame, synonyms: dict[str, str], options: ScreenOptio
     mentions = screened_mentions(entities, pairs, options.min_mention_chars)
     automaton = build_automaton(mentions)
     mention_chars = mentions.select("mention_id", "mention").unique().sort("mention_id")["mention"].str.len_chars().cast(pl.Int64).to_numpy()
-    per_target = [
-        screen_target(target, samples, entities, mentions, automaton, mention_chars, options.examples_per_conflict)
-        for target in pairs["target"].unique().sort()
-    ]
+    texts = samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "dataset", "text").partition_by("dataset", as_dict=True)
+    entities_of = entities.partition_by("dataset", as_dict=True)
+    # Who annotates each mention with each key, gathered once: a target searches the mentions
+    # of its keys that some other dataset annotates.
+    keys = mentions.group_by("mention_id", "label_key").agg(pl.col("source").alias("sources"))
+    per_target = []
+    for target in pairs["target"].unique().sort():
+        target_entities = entities_of[(target,)]
+        target_keys = keys.filter(
+            pl.col("label_key").is_in(target_entities["label_key"].unique().implode()) & (pl.col("sources") != [target])
+        )
+        per_target.append(screen_target(texts[(target,)], target_entities, target_keys, automaton, mention_chars, options.examples_per_conflict))
     grouped = pl.concat([pl.DataFrame(schema=GROUPED_SCHEMA), *per_target])
-    conflicts = conflict_table(grouped, samples, mentions)
+    conflicts = conflict_table(grouped, mentions)
     return ScreenResult(conflicts=conflicts, summary=summary_table(grouped, pairs, conflicts, options.min_support, options.relabel_min_share))
 
 
