@@ -1,8 +1,9 @@
 """Readers for every raw NER format: each yields batches of samples and rejects.
 
 A reader never loads a whole file: token/tag files are cut into chunks at sentence
-boundaries and parsed vectorized in polars; JSON lines are decoded line by line and JSON
-arrays element by element. Every record read ends up either in ``samples`` or in
+boundaries and parsed vectorized in polars; B2NERD JSON lines (most of B2NERD_all) are decoded by
+Arrow's C++ JSON reader a chunk at a time; other JSON lines are decoded line by line and
+JSON arrays element by element. Every record read ends up either in ``samples`` or in
 ``rejects`` with its record number, line, reason and a raw snippet. Offsets in ``samples``
 are character offsets, end exclusive; their agreement with the text is checked later by
 :func:`tasks.schema.sample_problems`, once for all formats.
@@ -27,7 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.json as pajson
 
 from tasks.schema import ENTITY_DTYPE
 
@@ -119,11 +123,13 @@ def _refuse_wrong_format(path: Path, spec: FormatSpec, batches: Iterator[ParsedB
 # Token/tag files, vectorized.
 
 
-def _read_chunks(path: Path, batch_bytes: int, boundaries: tuple[bytes, ...] = (b"\n\n", b"\n\r\n")) -> Iterator[tuple[str, int]]:
+def _read_chunks(
+    path: Path, batch_bytes: int, boundaries: tuple[bytes, ...] = (b"\n\n", b"\n\r\n"), decode: bool = True
+) -> Iterator[tuple[str | bytes, int]]:
     """Yield ``(text, first_line)`` chunks of a file, each ending just after a boundary.
 
     The default boundary is a blank line (a sentence end in token/tag files); JSON lines
-    use a plain newline.
+    use a plain newline. ``decode=False`` yields the bytes, checked to be UTF-8 all the same.
     """
     line = 1
     carry = b""
@@ -146,7 +152,7 @@ def _read_chunks(path: Path, batch_bytes: int, boundaries: tuple[bytes, ...] = (
             except UnicodeDecodeError as error:
                 raise UnreadableFileError(path, f"not valid UTF-8 at byte {offset + error.start}") from error
             if text.strip():
-                yield text, line
+                yield (text if decode else chunk), line
             line += chunk.count(b"\n")
             offset += len(chunk)
             if not block:
@@ -473,37 +479,64 @@ def _read_json_records(
         yield _json_batch(columns, span_columns, rejects, read)
 
 
-_B2NERD_RECORD = pl.Struct(
-    {"sentence": pl.String, "entities": pl.List(pl.Struct({"name": pl.String, "type": pl.String, "pos": pl.List(pl.Int64)}))}
-)
+_B2NERD_SCHEMA = pa.schema([
+    ("sentence", pa.string()),
+    ("entities", pa.list_(pa.struct([("name", pa.string()), ("type", pa.string()), ("pos", pa.list_(pa.int64()))]))),
+])
+_JSON_WHITESPACE = np.zeros(256, dtype=bool)
+_JSON_WHITESPACE[list(b" \t\r\n")] = True
 
 
 def _read_b2nerd_lines(path: Path, spec: FormatSpec, batch_bytes: int) -> Iterator[ParsedBatch]:
-    """B2NERD JSON lines, decoded in polars a chunk at a time (most of B2NERD_all is in this format).
+    """B2NERD JSON lines (most of B2NERD_all), decoded by Arrow's C++ JSON reader a chunk at a time.
 
-    A chunk polars cannot decode (a broken line, an unexpected type) is read again record by
-    record, which gives each bad line its own precise reject reason.
+    Line numbers come from the newline positions of the chunk's bytes, so no line is split
+    into a Python string. A chunk Arrow cannot decode (a broken line, an unexpected type) is
+    read again record by record, which gives each bad line its own precise reject reason.
     """
     next_record = 1
-    for text, first_line in _read_chunks(path, batch_bytes, (b"\n",)):
-        lines = (
-            pl.DataFrame(pl.Series("raw", [text]).str.split("\n").explode())
-            .with_columns(pl.int_range(first_line, first_line + pl.len(), dtype=pl.Int64).alias("line"))
-            .filter(pl.col("raw").str.strip_chars() != "")
-            .with_columns(pl.int_range(next_record, next_record + pl.len(), dtype=pl.Int64).alias("record"))
-        )
+    for chunk, first_line in _read_chunks(path, batch_bytes, (b"\n",), decode=False):
+        data = np.frombuffer(chunk, dtype=np.uint8)
+        newlines = np.flatnonzero(data == ord("\n"))
+        starts, ends = np.concatenate([[0], newlines + 1]), np.concatenate([newlines, [len(data)]])
+        # A line is blank when empty or all whitespace; only lines that start with whitespace
+        # (rare in JSON lines) need a closer look.
+        maybe_blank = (ends == starts) | _JSON_WHITESPACE[data[np.minimum(starts, max(len(data) - 1, 0))]]
+        for index in np.flatnonzero(maybe_blank & (ends > starts)):
+            maybe_blank[index] = not chunk[starts[index]:ends[index]].strip()
+        filled = np.flatnonzero(~maybe_blank)
+        starts, ends = starts[filled], ends[filled]
+        records = pl.DataFrame({
+            "record": np.arange(next_record, next_record + len(filled), dtype=np.int64),
+            "line": filled.astype(np.int64) + first_line,
+        })
+
+        def snippet(index: int) -> str:
+            return chunk[starts[index]:ends[index]].decode("utf-8", errors="replace").rstrip("\r")
+
         try:
-            decoded = lines.with_columns(pl.col("raw").str.json_decode(_B2NERD_RECORD).alias("json")).unnest("json")
-        except pl.exceptions.PolarsError:
-            records = (_decode_line(record, line, raw) for raw, line, record in lines.iter_rows())
-            yield from _read_json_records(path, spec, records, batch_bytes, first_record=next_record)
+            # A block must hold the longest line; parallel blocks otherwise.
+            block = max(1 << 20, int((ends - starts).max(initial=0)) + 1)
+            table = pajson.read_json(
+                pa.BufferReader(chunk),
+                read_options=pajson.ReadOptions(block_size=block),
+                parse_options=pajson.ParseOptions(explicit_schema=_B2NERD_SCHEMA, unexpected_field_behavior="ignore"),
+            )
+            if table.num_rows != len(filled):
+                raise pa.ArrowInvalid(f"{table.num_rows} objects on {len(filled)} lines")
+        except pa.ArrowInvalid:
+            raw = (_decode_line(record, line, snippet(index)) for index, (record, line) in enumerate(records.iter_rows()))
+            yield from _read_json_records(path, spec, raw, batch_bytes, first_record=next_record)
         else:
-            yield _b2nerd_batch(decoded)
-        next_record += lines.height
+            yield _b2nerd_batch(pl.concat([records, pl.from_arrow(table)], how="horizontal"), lambda record: snippet(record - next_record))
+        next_record += len(filled)
 
 
-def _b2nerd_batch(decoded: pl.DataFrame) -> ParsedBatch:
-    """Samples and rejects from decoded B2NERD records, with the record-by-record path's reasons."""
+def _b2nerd_batch(decoded: pl.DataFrame, snippet: Callable[[int], str]) -> ParsedBatch:
+    """Samples and rejects from decoded B2NERD records, with the record-by-record path's reasons.
+
+    ``snippet(record)`` is the raw line of a record, asked only for the rejected ones.
+    """
     spans = (
         decoded.select("record", "entities").explode("entities").drop_nulls("entities").unnest("entities")
         .with_columns(pl.col("pos").list.get(0, null_on_oob=True).alias("start"), pl.col("pos").list.get(1, null_on_oob=True).alias("end"))
@@ -515,13 +548,14 @@ def _b2nerd_batch(decoded: pl.DataFrame) -> ParsedBatch:
     )
     bad_spans = spans.select("record", span_problem.alias("problem")).drop_nulls("problem").group_by("record").agg(pl.col("problem").first())
     problems = decoded.join(bad_spans, on="record", how="left").select(
-        "record", "line", "raw", "sentence",
+        "record", "line", "sentence",
         pl.when(pl.col("sentence").is_null()).then(pl.lit("missing field 'sentence'"))
         .when(pl.col("entities").is_null()).then(pl.lit("missing field 'entities'"))
         .otherwise(pl.col("problem")).alias("reason"),
     )
     good = problems.filter(pl.col("reason").is_null()).select("record", "line", pl.col("sentence").alias("text"))
-    rejects = problems.filter(pl.col("reason").is_not_null()).select("record", "line", "reason", pl.col("raw").str.slice(0, SNIPPET_CHARS).alias("snippet"))
+    rejects = problems.filter(pl.col("reason").is_not_null()).select("record", "line", "reason")
+    rejects = rejects.with_columns(pl.Series("snippet", [snippet(record)[:SNIPPET_CHARS] for record in rejects["record"]], dtype=pl.String))
     kept = spans.join(good.select("record"), on="record", how="semi").select("record", "start", "end", pl.col("type").alias("label"), pl.col("name").alias("mention"))
     return ParsedBatch(samples=_attach_entities(good, kept), rejects=rejects.cast(REJECT_COLUMNS), records_read=decoded.height)
 

@@ -173,7 +173,7 @@ B2NERD_GOOD = json.dumps({"sentence": "Ann met Bob", "entities": [{"name": "Ann"
 @pytest.mark.parametrize(
     "bad_line, reason",
     [
-        ('{"sentence": "x", "entities": [', "invalid JSON"),  # polars cannot decode the chunk: record-by-record path
+        ('{"sentence": "x", "entities": [', "invalid JSON"),  # Arrow cannot decode the chunk: record-by-record path
         (json.dumps({"sentence": "Ann", "entities": [{"name": "Ann", "type": "person", "pos": [0]}]}), "pos [0] is not [start, end]"),
         (json.dumps({"sentence": "Ann", "entities": [{"name": "Bob", "type": "person", "pos": [0, 3]}]}), "mention/offset mismatch"),
         (json.dumps({"entities": []}), "missing field 'sentence'"),
@@ -197,3 +197,13 @@ def test_vectorized_b2nerd_path_equals_record_by_record(tmp_path):
     fast = pl.concat(batch.samples for batch in _read_b2nerd_lines(path, spec, 1 << 12))
     slow = pl.concat(batch.samples for batch in _read_json_records(path, spec, _iter_json_lines(path), 1 << 12))
     assert fast.height > 100 and fast.to_dicts() == slow.to_dicts()
+
+
+def test_b2nerd_lines_with_crlf_and_whitespace_only_lines_keep_their_line_numbers(tmp_path):
+    missing = json.dumps({"entities": []})
+    content = f"{B2NERD_GOOD}\r\n   \r\n\t\r\n{B2NERD_GOOD}\r\n\r\n{missing}\r\n{B2NERD_GOOD}"
+    report = ingest_one(tmp_path, entry("b2", "b2nerd", files={"train": "train.json"}), content, "train.json")
+    (reject,) = reconcile(report)
+    assert (reject["record"], reject["line"], reject["snippet"]) == (3, 6, missing)
+    samples = read_samples(tmp_path / "out" / "b2")
+    assert samples["record"].to_list() == [1, 2, 4] and samples["text"].to_list() == ["Ann met Bob"] * 3
