@@ -104,15 +104,33 @@ def sample_problems(samples: pl.DataFrame) -> pl.DataFrame:
 
 
 def with_nested_flag(samples: pl.DataFrame) -> pl.DataFrame:
-    """Sort each sample's entities by (start, end, label) and set ``nested`` where two overlap."""
-    sorted_entities = pl.col("entities").list.eval(
-        pl.element().sort_by(pl.element().struct.field("start"), pl.element().struct.field("end"), pl.element().struct.field("label"))
+    """Sort each sample's entities by (start, end, label) and set ``nested`` where two overlap.
+
+    Works on the entities laid flat, one row each, in sample order: readers mostly emit them
+    sorted already, so only the samples found out of order pay for a per-list sort. Sorted by
+    start, a sample is nested iff two neighbours overlap (if any entity overlaps an earlier
+    one, the entity right after that earlier one overlaps it too).
+    """
+    def flat(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "entities").explode("entities").unnest("entities")
+
+    row = pl.int_range(pl.len(), dtype=pl.Int64)
+    same_sample = pl.col("row") == pl.col("row").shift(1)
+    earlier = {name: pl.col(name).shift(1) for name in ("start", "end", "label")}
+    out_of_order = same_sample & (
+        (pl.col("start") < earlier["start"])
+        | ((pl.col("start") == earlier["start"]) & ((pl.col("end") < earlier["end"]) | ((pl.col("end") == earlier["end"]) & (pl.col("label") < earlier["label"]))))
     )
-    # Sorted by start, a sample is nested iff some entity starts before the running max end.
-    overlaps = pl.col("entities").list.eval(
-        (pl.element().struct.field("start") < pl.element().struct.field("end").cum_max().shift(1)).any()
-    ).list.first().fill_null(False)
-    return samples.with_columns(sorted_entities).with_columns(overlaps.alias("nested"))
+    entities = flat(samples)
+    unsorted = entities.filter(out_of_order)["row"].unique()
+    if unsorted.len():
+        by_position = pl.col("entities").list.eval(
+            pl.element().sort_by(pl.element().struct.field("start"), pl.element().struct.field("end"), pl.element().struct.field("label"))
+        )
+        samples = samples.with_columns(pl.when(row.is_in(unsorted.implode())).then(by_position).otherwise("entities").alias("entities"))
+        entities = flat(samples)
+    overlapping = entities.filter(same_sample & (pl.col("start") < earlier["end"]))["row"].unique()
+    return samples.with_columns(row.is_in(overlapping.implode()).alias("nested"))
 
 
 def to_arrow(samples: pl.DataFrame, schema: pa.Schema = SAMPLE_SCHEMA) -> pa.Table:

@@ -63,3 +63,19 @@ def test_read_samples_refuses_a_corrupted_file(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(InvalidSamplesError, match="bad.parquet: not a readable Parquet file"):
         read_samples(tmp_path)
+
+
+def test_nested_flag_on_sorted_unsorted_touching_and_empty_samples():
+    def entity(start, end, label="X"):
+        return {"start": start, "end": end, "label": label, "mention": "abcdefghij"[start:end]}
+
+    samples = with_nested_flag(pl.concat([
+        frame("abcdefghij", [entity(0, 3), entity(3, 5)]),                  # touching, sorted: flat
+        frame("abcdefghij", [entity(0, 10), entity(2, 3), entity(5, 6)]),   # overlap, sorted
+        frame("abcdefghij", []),                                            # no entities
+        frame("abcdefghij", [entity(5, 6), entity(0, 3), entity(3, 5)]),    # unsorted, flat
+        frame("abcdefghij", [entity(2, 4, "B"), entity(2, 4, "A")]),         # same span, two labels
+    ]))
+    assert samples["nested"].to_list() == [False, True, False, False, True]
+    assert [(e["start"], e["end"]) for e in samples["entities"][3]] == [(0, 3), (3, 5), (5, 6)]
+    assert [e["label"] for e in samples["entities"][4]] == ["A", "B"]
