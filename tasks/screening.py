@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,9 +65,10 @@ class ScreenOptions:
     relabel_min_share: float = 0.5  # wrong-category share that makes a row a relabel conflict
     examples_per_conflict: int = 3
     report_rows: int = 30  # summary rows shown in the Prefect artifact
+    workers: int = 2  # targets screened at once (threads); memory grows with each
 
     def __post_init__(self) -> None:
-        for name in ("min_mention_chars", "min_support", "examples_per_conflict", "report_rows"):
+        for name in ("min_mention_chars", "min_support", "examples_per_conflict", "report_rows", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
         if not 0 < self.relabel_min_share <= 1:
@@ -125,8 +127,12 @@ def same_language_pairs(pairs: pl.DataFrame, samples: pl.DataFrame) -> pl.DataFr
     )
 
 
-def screened_mentions(entities: pl.DataFrame, pairs: pl.DataFrame, min_chars: int) -> pl.DataFrame:
-    """Distinct ``(mention_id, mention, source, label_key)`` to search for, of shared keys only."""
+def screened_mentions(entities: pl.DataFrame, pairs: pl.DataFrame, min_chars: int) -> tuple[pl.Series, pl.DataFrame]:
+    """The mentions to search for, of shared keys only: ``names`` and who annotates them.
+
+    ``names[mention_id]`` is the mention text (ids follow its sort order); the frame lists
+    each distinct ``(mention_id, source, label_key)``.
+    """
     shared = pairs.select(pl.col("source").alias("dataset"), "label_key").unique()
     by_source = (
         entities.join(shared, on=["dataset", "label_key"], how="semi")
@@ -135,13 +141,14 @@ def screened_mentions(entities: pl.DataFrame, pairs: pl.DataFrame, min_chars: in
         .unique()
     )
     ids = by_source.select("mention").unique().sort("mention").with_row_index("mention_id")
-    return ids.join(by_source, on="mention").with_columns(pl.col("mention_id").cast(pl.Int64))
+    annotated = ids.join(by_source, on="mention").select(pl.col("mention_id").cast(pl.Int64), "source", "label_key")
+    return ids["mention"], annotated
 
 
-def build_automaton(mentions: pl.DataFrame) -> ahocorasick.Automaton:
-    """An Aho-Corasick automaton whose values are ``mention_id``."""
+def build_automaton(names: pl.Series) -> ahocorasick.Automaton:
+    """An Aho-Corasick automaton whose values are ``mention_id``, the position in ``names``."""
     automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-    for mention_id, mention in mentions.select("mention_id", "mention").unique().iter_rows():
+    for mention_id, mention in enumerate(names.to_list()):
         automaton.add_word(mention, mention_id)
     automaton.make_automaton()
     return automaton
@@ -298,13 +305,16 @@ def screen_target(
     return fanned_out.with_columns(pl.lit(target).alias("target")).select(GROUPED_SCHEMA.names()).cast(GROUPED_SCHEMA)
 
 
-def conflict_table(grouped: pl.DataFrame, mentions: pl.DataFrame) -> pl.DataFrame:
-    """Inconsistent occurrence groups ``(source, target, label_key, mention, outcome, target_label, count, examples)``."""
-    return (
-        grouped.filter(pl.col("outcome").is_in(INCONSISTENT))
-        .join(mentions.select("mention_id", "mention").unique(), on="mention_id")
-        .select(PAIR_LABEL + ["mention", "outcome", "target_label", "count", "examples"])
-        .sort(PAIR_LABEL + ["count", "mention", "outcome", "target_label"], descending=[False, False, False, True, False, False, False], nulls_last=True)
+def conflict_table(grouped: pl.DataFrame, names: pl.Series) -> pl.DataFrame:
+    """Inconsistent occurrence groups ``(source, target, label_key, mention, outcome, target_label, count, examples)``.
+
+    Sorted by pair and label, then largest count; ``mention_id`` order is the mentions' order.
+    """
+    inconsistent = grouped.filter(pl.col("outcome").is_in(INCONSISTENT)).sort(
+        PAIR_LABEL + ["count", "mention_id", "outcome", "target_label"], descending=[False, False, False, True, False, False, False], nulls_last=True
+    )
+    return inconsistent.with_columns(names.gather(inconsistent["mention_id"]).alias("mention")).select(
+        PAIR_LABEL + ["mention", "outcome", "target_label", "count", "examples"]
     )
 
 
@@ -367,23 +377,32 @@ def screen(samples: pl.DataFrame, synonyms: dict[str, str], options: ScreenOptio
     pairs = shared_label_pairs(entities)
     if not options.cross_language:
         pairs = same_language_pairs(pairs, samples)
-    mentions = screened_mentions(entities, pairs, options.min_mention_chars)
-    automaton = build_automaton(mentions)
-    mention_chars = mentions.select("mention_id", "mention").unique().sort("mention_id")["mention"].str.len_chars().cast(pl.Int64).to_numpy()
+    names, mentions = screened_mentions(entities, pairs, options.min_mention_chars)
+    automaton = build_automaton(names)
+    mention_chars = names.str.len_chars().cast(pl.Int64).to_numpy()
     texts = samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "dataset", "text").partition_by("dataset", as_dict=True)
     entities_of = entities.partition_by("dataset", as_dict=True)
-    # Who annotates each mention with each key, gathered once: a target searches the mentions
-    # of its keys that some other dataset annotates.
-    keys = mentions.group_by("mention_id", "label_key").agg(pl.col("source").alias("sources"))
-    per_target = []
-    for target in pairs["target"].unique().sort():
+    # Who annotates each mention with each key, gathered once per key: a target searches the
+    # mentions of its keys that some other dataset annotates.
+    keys = (
+        mentions.group_by("mention_id", "label_key")
+        .agg(pl.col("source").alias("sources"))
+        .with_columns(pl.when(pl.col("sources").list.len() == 1).then(pl.col("sources").list.first()).alias("sole_source"))
+    )
+    keys_of = keys.partition_by("label_key", as_dict=True)
+    def screen_one(target: str) -> pl.DataFrame:
         target_entities = entities_of[(target,)]
-        target_keys = keys.filter(
-            pl.col("label_key").is_in(target_entities["label_key"].unique().implode()) & (pl.col("sources") != [target])
-        )
-        per_target.append(screen_target(texts[(target,)], target_entities, target_keys, automaton, mention_chars, options.examples_per_conflict))
+        target_keys = pl.concat(
+            [keys.clear(), *(keys_of[(key,)] for key in target_entities["label_key"].unique().sort() if (key,) in keys_of)]
+        ).filter(pl.col("sole_source").ne_missing(target)).drop("sole_source")
+        return screen_target(texts[(target,)], target_entities, target_keys, automaton, mention_chars, options.examples_per_conflict)
+
+    # Two targets at a time: the automaton scan holds the GIL, the polars and numpy work of
+    # the other target does not, so the two overlap on two cores.
+    with ThreadPoolExecutor(max_workers=options.workers) as pool:
+        per_target = list(pool.map(screen_one, pairs["target"].unique().sort().to_list()))
     grouped = pl.concat([pl.DataFrame(schema=GROUPED_SCHEMA), *per_target])
-    conflicts = conflict_table(grouped, mentions)
+    conflicts = conflict_table(grouped, names)
     return ScreenResult(conflicts=conflicts, summary=summary_table(grouped, pairs, conflicts, options.min_support, options.relabel_min_share))
 
 
