@@ -21,6 +21,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.cli import run_stage
+from tasks.ablations import log_switches
 from tasks.errta import errta_counts, errta_errors, errta_totals, typical_examples, with_errta_guidance
 from tasks.generation import GenerationOptions, RunFileError, generate_predictions, load_run_spec, read_predictions
 from tasks.params import load_section, to_options
@@ -153,6 +154,7 @@ def evaluate_flow(options: EvaluateOptions | None = None) -> dict:
 
     with stage_run("evaluate", asdict(options)) as run:
         if run is not None:
+            log_switches()  # the table-7 switches of this run, for python -m tasks.ablations
             mlflow.log_metrics(metrics)
             for path in outputs:
                 if path.suffix in (".md", ".csv", ".json") or path.name.startswith("scores_"):

@@ -71,13 +71,17 @@ def test_dvc_repro_runs_every_stage_and_writes_the_final_metrics(project):
 
 
 def test_every_measuring_stage_logged_a_nested_mlflow_run(project):
-    folder, _ = project
+    folder, env = project
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     pipeline = [run for run in runs if run.data.tags.get("kind") == "pipeline"]
     assert len(pipeline) == 1
-    stages = {run.data.tags.get("stage") for run in runs if run.data.tags.get("mlflow.parentRunId") == pipeline[0].info.run_id}
-    assert EXPECTED_STAGE_RUNS <= stages
+    stages = {run.data.tags.get("stage"): run for run in runs if run.data.tags.get("mlflow.parentRunId") == pipeline[0].info.run_id}
+    assert EXPECTED_STAGE_RUNS <= set(stages)
+    # The evaluate stage logs the table-7 switches beside its scores: the ablation table names the run by them.
+    assert {"standardize.enabled": "True", "prune.strategy": "diversity", "instruct.regularize": "True"}.items() <= stages["evaluate"].data.params.items()
+    table = run([sys.executable, "-m", "tasks.ablations", "--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}"], folder, env)
+    assert "| workspace | B2NER (full method) |" in table.stdout, table.stdout
 
 
 def test_a_prune_param_change_reruns_only_what_it_touches(project):
