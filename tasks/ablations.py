@@ -44,7 +44,7 @@ SWITCHES = (
     Switch("w/o entity definition std.", {"standardize.enabled": "False"}),
     Switch("w/ dataset names", {"standardize.dataset_names_in_labels": "True"}),
     # Random down-sampling to the same size: no type pools, no diversity (the paper's figure 5 baseline).
-    Switch("w/o data pruning", {"prune.enabled": "False", "prune.strategy": "random"}),
+    Switch("w/o data pruning", {"prune.strategy": "random"}),
     Switch("w/o training regularization", {"instruct.regularize": "False"}),
 )
 SWITCH_PARAMS = tuple(param for switch in SWITCHES for param in switch.ablated_when)
@@ -66,8 +66,12 @@ class PipelineRecord:
 
 
 def ablations_of(params: dict[str, str]) -> list[str] | None:
-    """The table-7 ablations that ``params`` switch on, in table order; None when no switch was logged at all."""
-    if not any(param in params for param in SWITCH_PARAMS):
+    """The table-7 ablations that ``params`` switch on, in table order.
+
+    None when any switch is missing from ``params``: a run whose evaluate stage did not log
+    them cannot be placed in the table, and guessing "not ablated" would mislabel it.
+    """
+    if not all(any(param in params for param in switch.ablated_when) for switch in SWITCHES):
         return None
     return [
         switch.ablation for switch in SWITCHES

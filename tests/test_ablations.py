@@ -18,15 +18,15 @@ from tasks.ablations import ablations_of, comparison_rows, fetch_pipelines, log_
 from tasks.tracking import TrackingOptions, stage_run
 
 ROOT = Path(__file__).resolve().parents[1]
-FULL = {"standardize": {"enabled": True, "dataset_names_in_labels": False}, "prune": {"enabled": True, "k": 5}, "instruct": {"regularize": True}}
+FULL = {"standardize": {"enabled": True, "dataset_names_in_labels": False}, "prune": {"strategy": "diversity", "k": 5}, "instruct": {"regularize": True}}
 # DVC experiment name -> (params.yaml overrides, EN F1, ZH F1, Avg F1) from table 7 of the paper.
 TABLE_7 = {
     "full": ({}, 69.8, 60.3, 65.1),
     "no-std": ({"standardize": {"enabled": False}}, 62.4, 58.5, 60.5),
     "names": ({"standardize": {"dataset_names_in_labels": True}}, 60.5, 57.0, 58.8),
-    "no-prune": ({"prune": {"enabled": False}}, 66.2, 56.6, 61.4),
+    "no-prune": ({"prune": {"strategy": "random"}}, 66.2, 56.6, 61.4),
     "no-reg": ({"instruct": {"regularize": False}}, 68.5, 59.7, 64.1),
-    "baseline": ({"standardize": {"enabled": False}, "prune": {"enabled": False}, "instruct": {"regularize": False}}, 50.3, 52.5, 51.4),
+    "baseline": ({"standardize": {"enabled": False}, "prune": {"strategy": "random"}, "instruct": {"regularize": False}}, 50.3, 52.5, 51.4),
 }
 
 
@@ -73,8 +73,10 @@ def test_switches_and_variant_names_follow_table_7():
     assert variant_name(None) == "switches not logged"
     assert variant_name(["w/o entity definition std.", "w/o data pruning", "w/o training regularization"]) == "w/o all above (baseline)"
     assert variant_name(["w/ dataset names", "w/o data pruning"]) == "w/ dataset names + w/o data pruning"
-    assert ablations_of({"prune.strategy": "random", "standardize.enabled": "True"}) == ["w/o data pruning"]
-    assert ablations_of({"prune.strategy": "diversity"}) == [] and ablations_of({"prune.k": "400"}) is None
+    full = {"standardize.enabled": "True", "standardize.dataset_names_in_labels": "False", "prune.strategy": "diversity", "instruct.regularize": "True"}
+    assert ablations_of(full) == [] and ablations_of({**full, "prune.strategy": "random"}) == ["w/o data pruning"]
+    # A run that logged only some switches (its prune stage's params, say) is not guessed to be the full method.
+    assert ablations_of({"prune.strategy": "diversity"}) is None and ablations_of({"prune.k": "400"}) is None
 
 
 def test_sqlite_store_gives_one_row_per_experiment_in_table_order(sqlite_store, capsys):
@@ -82,13 +84,13 @@ def test_sqlite_store_gives_one_row_per_experiment_in_table_order(sqlite_store, 
     lines = capsys.readouterr().out.splitlines()
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
     assert header == [
-        "experiment", "variant", "standardize.enabled", "standardize.dataset_names_in_labels", "prune.enabled",
+        "experiment", "variant", "standardize.enabled", "standardize.dataset_names_in_labels", "prune.strategy",
         "instruct.regularize", "EN F1", "ZH F1", "Avg F1", "Δ Avg", "errta/boundary", "errta/missing",
     ]
     rows = {cells[0]: cells for cells in ([cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:9])}
     assert list(rows) == ["full", "no-std", "names", "no-prune", "no-reg", "baseline", "no-switches"]
     assert rows["no-switches"][1:6] == ["switches not logged", "-", "-", "-", "-"] and rows["no-switches"][9] == "-15.1"
-    assert rows["full"][1:10] == ["B2NER (full method)", "True", "False", "True", "True", "69.8", "60.3", "65.1", "-"]
+    assert rows["full"][1:10] == ["B2NER (full method)", "True", "False", "diversity", "True", "69.8", "60.3", "65.1", "-"]
     assert rows["names"][7] == "57.0"
     assert rows["names"][1] == "w/ dataset names" and rows["names"][3] == "True"
     assert rows["baseline"][1] == "w/o all above (baseline)"
