@@ -205,7 +205,12 @@ def switch_values(params: dict) -> dict[str, str]:
 
 
 def log_switches(params_file: Path = PARAMS_FILE) -> dict[str, str]:
-    """Log the ablation switches of ``params_file`` to the active MLflow run (call inside the evaluate stage run)."""
+    """Log the ablation switches of ``params_file`` to the active MLflow run (call inside the evaluate stage run).
+
+    Without a params file (a flow called with explicit options) there are no switches to log.
+    """
+    if not Path(params_file).is_file():
+        return {}
     values = switch_values(yaml.safe_load(Path(params_file).read_text(encoding="utf-8")) or {})
     mlflow.log_params(values)
     return values
