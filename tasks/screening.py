@@ -18,8 +18,8 @@ Resources: CPU only; one Aho-Corasick automaton (pyahocorasick) holds every dist
 each dataset's texts are scanned once as one string. Occurrences that touch no target entity
 (most of them) are told apart by a prefix sum over covered characters and counted per mention;
 only the rest meet the target's entities in a polars join. Example sentences are cut per target,
-before the counts are fanned out to the sources. Memory grows with the occurrences of one
-target dataset at a time.
+before the counts are fanned out to the sources. ``workers`` targets are screened at once in
+threads (the scan holds the GIL, the polars work does not); memory grows with their occurrences.
 """
 
 from __future__ import annotations
