@@ -108,7 +108,7 @@ def prepare_job_dir(job_dir: Path, fingerprint: str, resume: bool) -> str:
         outcome = "the same job already finished: republishing its outputs without training"
     else:
         outcome = "resuming from the last checkpoint" if has_checkpoints else "starting fresh"
-    for leftover in ("errors", "staging"):
+    for leftover in ("errors", "staging", f"{COMPLETED}.partial"):
         shutil.rmtree(job_dir / leftover, ignore_errors=True)
     job_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(fingerprint + "\n")
@@ -195,7 +195,9 @@ def train_flow(options: TrainOptions | None = None, tracking: TrackingOptions | 
     staging = job_dir / "staging"
     # Kept beside the checkpoints: DVC deletes out_dir before every run, and a rerun of the
     # same job (a retry, a stage whose code changed but not its data) should not train again.
-    shutil.copytree(staging, completed)
+    # Copied under another name and renamed: a kill mid-copy never leaves a partial "completed".
+    shutil.copytree(staging, job_dir / f"{COMPLETED}.partial")
+    os.replace(job_dir / f"{COMPLETED}.partial", completed)
     return publish(staging, options, copy=False)
 
 
