@@ -154,6 +154,12 @@ def build_automaton(names: pl.Series) -> ahocorasick.Automaton:
     return automaton
 
 
+def text_offsets(texts: pl.DataFrame) -> np.ndarray:
+    """Where each text starts once ``texts`` are joined by :data:`TEXT_SEPARATOR`, plus the total length."""
+    lengths = texts["text"].str.len_chars().to_numpy().astype(np.int64) + len(TEXT_SEPARATOR)
+    return np.concatenate([[0], np.cumsum(lengths)])
+
+
 def find_occurrences(texts: pl.DataFrame, automaton: ahocorasick.Automaton, mention_chars: np.ndarray, wanted: np.ndarray) -> pl.DataFrame:
     """Every whole-word occurrence of a wanted mention in ``texts(row, text)``: ``(row, start, end, mention_id)``.
 
@@ -171,7 +177,7 @@ def find_occurrences(texts: pl.DataFrame, automaton: ahocorasick.Automaton, ment
     word_char = np.append(_SPACED_WORD_CHAR[np.minimum(code_points, len(_SPACED_WORD_CHAR) - 1)], False)  # [-1] past either end
     whole_word = ~(word_char[start] & word_char[start - 1]) & ~(word_char[end - 1] & word_char[end])
     start, end, mention_id = start[whole_word], end[whole_word], mention_id[whole_word]
-    text_starts = np.concatenate([[0], np.cumsum(texts["text"].str.len_chars().to_numpy() + len(TEXT_SEPARATOR))])
+    text_starts = text_offsets(texts)
     position = np.searchsorted(text_starts, start, side="right") - 1
     return pl.DataFrame(
         {
@@ -186,12 +192,12 @@ def find_occurrences(texts: pl.DataFrame, automaton: ahocorasick.Automaton, ment
 def touching_entity(occurrences: pl.DataFrame, entities: pl.DataFrame, texts: pl.DataFrame) -> np.ndarray:
     """Whether each occurrence overlaps any of ``entities`` in its sample, without a join.
 
-    Positions become offsets into the texts laid end to end (one gap between texts); a prefix
+    Positions become offsets into the texts laid end to end as the scan laid them (:func:`text_offsets`); a prefix
     sum over the characters some entity covers then answers each occurrence in O(1). Most
     occurrences touch no entity (not extracted) and need no per-entity comparison at all.
     """
     rows = texts["row"].to_numpy()
-    offsets = np.concatenate([[0], np.cumsum(texts["text"].str.len_chars().to_numpy().astype(np.int64) + 1)])
+    offsets = text_offsets(texts)
 
     def laid_out(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         base = offsets[np.searchsorted(rows, frame["row"].to_numpy())]
