@@ -42,7 +42,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from tasks.embeddings import DEVICES, Embedder, EncoderNotFoundError, resolve_model
+from tasks.embeddings import DEVICES, PRECISIONS, Embedder, EncoderNotFoundError, resolve_model
 from tasks.schema import STANDARDIZED_SCHEMA, SampleWriter, read_samples
 
 STRATEGIES = ("diversity", "threshold", "random_per_type", "random")
@@ -75,6 +75,7 @@ class PruneOptions:
     seed: int = 0
     model: str = "all-MiniLM-L6-v2"  # bundled; or a local path / cached HF id, e.g. WhereIsAI/UAE-Large-V1 (AnglE)
     device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto (bfloat16 where the hardware has it) | float32 | bfloat16
     max_seq_length: int | None = None  # encoder truncation in word pieces; None: the model's own
     embed_batch_size: int = 64  # texts per encoder forward pass
     lookahead: int = 1024  # most candidate samples gathered and embedded together
@@ -91,6 +92,7 @@ class PruneOptions:
             "min_distance": (isinstance(self.min_distance, (int, float)) and 0 <= self.min_distance <= 2, "must be in [0, 2]"),
             "strategy": (self.strategy in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
             "device": (self.device in DEVICES, f"must be one of {', '.join(DEVICES)}"),
+            "precision": (self.precision in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}"),
             "max_seq_length": (self.max_seq_length is None or (isinstance(self.max_seq_length, int) and self.max_seq_length >= 8), "must be None or >= 8"),
             "embed_batch_size": (isinstance(self.embed_batch_size, int) and self.embed_batch_size >= 1, "must be >= 1"),
             "lookahead": (isinstance(self.lookahead, int) and self.lookahead >= 1, "must be >= 1"),
@@ -118,7 +120,7 @@ class PruneOptions:
 
     def embedder(self) -> Embedder:
         """The :class:`~tasks.embeddings.Embedder` these options describe."""
-        return Embedder(self.model, self.device, self.embed_batch_size, self.max_seq_length, self.cache_dir)
+        return Embedder(self.model, self.device, self.embed_batch_size, self.max_seq_length, self.cache_dir, precision=self.precision)
 
 
 @dataclass

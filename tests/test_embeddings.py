@@ -40,7 +40,7 @@ def test_cache_embeds_nothing_twice(tmp_path):
     first = Embedder(cache_dir=tmp_path)
     vectors = first.embed(TEXTS[:3])
     first.flush()
-    [shard] = (tmp_path / model_slug(DEFAULT_MODEL)).glob("shard-*.npz")
+    [shard] = (tmp_path / model_slug(DEFAULT_MODEL, precision=first.precision)).glob("shard-*.npz")
     assert not list(shard.parent.glob(".*.partial")), "a finished shard leaves no partial file"
 
     second = Embedder(cache_dir=tmp_path)  # a fresh instance reads the shard from disk
@@ -64,8 +64,8 @@ def test_killed_and_damaged_shards_are_ignored(tmp_path):
 
 def test_many_shards_are_compacted_into_one(tmp_path):
     root = tmp_path / "model"
+    writer = EmbeddingCache(root)
     for index in range(COMPACT_ABOVE_SHARDS + 1):
-        writer = EmbeddingCache(root) if index == 0 else writer
         writer.add(text_keys([f"text {index}"]), np.full((1, 4), index, dtype=np.float32))
         writer.flush()
     assert len(list(root.glob("shard-*.npz"))) == COMPACT_ABOVE_SHARDS + 1
