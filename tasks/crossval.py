@@ -74,6 +74,7 @@ class CrossvalOptions:
     batch_size: int = 16
     learning_rate: float = 3e-4
     freeze_word_embeddings: bool = True
+    extend_vocabulary: bool = True  # characters the encoder reads as [UNK] (most Chinese ones for MiniLM) get trainable rows
     max_train_samples: int = 300  # sampled with ``seed``; 0: all
     max_test_samples: int = 200  # per peer; 0: all
     seed: int = 0
@@ -111,6 +112,7 @@ class CrossvalOptions:
         return TrainingConfig(
             encoder=self.encoder, head=self.head, max_length=self.max_length, epochs=self.epochs, batch_size=self.batch_size,
             learning_rate=self.learning_rate, seed=self.seed, freeze_word_embeddings=self.freeze_word_embeddings,
+            extend_vocabulary=self.extend_vocabulary,
         )
 
     @property
