@@ -23,21 +23,19 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import polars as pl
 
 from flows.crossval import crossval_flow
-from benchmarks.markdown import write_section
+from benchmarks.markdown import run_header, write_section
 from tasks.crossval import CrossvalOptions
 from tasks.demo_corpus import write_demo_corpus
 from tasks.ingest import IngestOptions, ingest_dataset
 from tasks.registry import load_registry, select_datasets
 from tasks.tracking import TrackingOptions
 
-DATE = "2026-11-21"
 REAL_DATASETS = ["conll2003", "ontonotes5", "wikiann-en", "broad-twitter"]
 
 
@@ -68,12 +66,11 @@ def timed_run(data: Path, out: Path, **options) -> dict:
             "mean_f1": metrics["mean_f1"], "load_before": round(load_before, 1), "load_after": round(os.getloadavg()[0], 1)}
 
 
-def markdown(results: dict, cores: int) -> str:
+def markdown(results: dict, cores: int, header: str) -> str:
     demo_1, demo_2 = results["demo_1_worker"], results["demo_2_workers"]
     lines = [
         "## Cross-dataset validation", "",
-        f"Date {DATE}; machine: 2-core CPU container, 24 GB RAM (pinned to {cores} cores, shared with other work); "
-        "encoder: the packaged all-MiniLM-L6-v2, linear head. `python -m benchmarks.crossval_bench " + " ".join(sys.argv[1:]) + "`.", "",
+        f"{header} Pinned to {cores} cores; encoder: the packaged all-MiniLM-L6-v2, linear head.", "",
         "| run | jobs | workers | train sentences x epochs | seconds | jobs/hour | summed train seconds | mean F1 | load avg before/after |",
         "|---|---:|---:|---|---:|---:|---:|---:|---|",
     ]
@@ -81,7 +78,8 @@ def markdown(results: dict, cores: int) -> str:
         lines.append(f"| {name} | {row['jobs']} | {row['workers']} | {row['max_train_samples']} x {row['epochs']} | {row['seconds']} "
                      f"| {row['jobs_per_hour']} | {row['train_seconds_sum']} | {row['mean_f1']} | {row['load_before']} / {row['load_after']} |")
     lines += ["", f"Speedup of 2 workers over 1 (reference: the 1-worker run, same corpus, same run): "
-              f"{demo_1['seconds'] / demo_2['seconds']:.2f}x wall time."]
+              f"{demo_1['seconds'] / demo_2['seconds']:.2f}x wall time.", "",
+              "Per-GPU training throughput: not measured (no GPU machine was lent to this task)."]
     return "\n".join(lines) + "\n"
 
 
@@ -103,6 +101,7 @@ def main() -> None:
     demo_datasets = "all" if args.demo_datasets == "all" else args.demo_datasets.split(",")
     caps = {"max_train_samples": args.max_train, "epochs": args.epochs, "max_test_samples": args.max_test, "torch_threads": args.torch_threads}
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
+    header = run_header(args.cores)
     workdir = Path(args.workdir)
     demo = workdir / "demo"
     if not (demo / "raw").exists():
@@ -118,7 +117,7 @@ def main() -> None:
         results["real_2_workers"] = timed_run(real, workdir / "runs" / "real-2", workers=2, max_train_samples=args.real_max_train, epochs=1,
                                               max_test_samples=args.real_max_test, torch_threads=args.torch_threads)
     (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    text = markdown(results, args.cores)
+    text = markdown(results, args.cores, header)
     print(text)
     if args.write_md:
         write_section(args.write_md, text)

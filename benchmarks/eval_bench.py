@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import polars as pl
 
+from benchmarks.markdown import run_header, write_section
 from tasks.answers import parse_answer
 from tasks.errta import errta_errors, errta_totals
 from tasks.ingest import IngestOptions, ingest_dataset
@@ -182,11 +182,11 @@ def bench_generation(samples: pl.DataFrame, count: int, root: Path) -> dict:
     return results
 
 
-def markdown(scoring: dict, generation: dict) -> str:
+def markdown(scoring: dict, generation: dict, header: str) -> str:
     sorted_, unsorted = generation["sorted"], generation["unsorted"]
     return f"""## Evaluation
 
-Date 2026-11-21, 2-core CPU container, 24 GB RAM, Python {platform.python_version()}. Command: `python -m benchmarks.eval_bench`.
+{header}
 
 Scoring and ERRTA over {scoring['predictions']:,} simulated predictions (the size of B2NERD's test set) on real test samples of
 {scoring['datasets']} datasets ({scoring['gold_entities']:,} gold entities), answers with format drift and every error type:
@@ -223,17 +223,22 @@ def main() -> None:
     parser.add_argument("--real-data", type=Path, default=Path("../shared/ner-data"))
     parser.add_argument("--predictions", type=int, default=20723)
     parser.add_argument("--prompts", type=int, default=128)
+    parser.add_argument("--write-md", help="replace the '## Evaluation' section of this Markdown file")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(2)
+    header = run_header(2)
     with tempfile.TemporaryDirectory() as tmp:
         samples = load_test_samples(args.real_data, Path(tmp) / "ingest", args.predictions)
         scoring = bench_scoring(samples)
         generation = bench_generation(samples, args.prompts, Path(tmp) / "model")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "eval_bench_results.json").write_text(json.dumps({"scoring": scoring, "generation": generation}, indent=2, default=str))
-    print(markdown(scoring, generation))
+    section = markdown(scoring, generation, header)
+    print(section)
+    if args.write_md:
+        write_section(args.write_md, section)
 
 
 if __name__ == "__main__":

@@ -20,17 +20,16 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import re
 import resource
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchmarks.markdown import run_header, write_section
 
 RESULT_PREFIX = "BENCH-RESULT "
 GOAL_SECONDS_AT_FULL_SCALE = 60.0
@@ -228,7 +227,7 @@ def render_report(corpus: dict, ours: dict, reference: dict, formats: list[dict]
         f"{corpus['entities']:,} entities, {corpus['bytes'] / 1e6:,.0f} MB; scale {scale:g}, seed {corpus['seed']}; "
         + ("reused from cache." if corpus["cached"] else f"generated in {corpus['seconds']:.1f} s."),
         "",
-        f"| reader | samples | work s | process s | samples/s | peak RSS |",
+        "| reader | samples | work s | process s | samples/s | peak RSS |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, row in (("ours (tasks.ingest, Parquet out)", ours), ("reference (plain Python dicts)", reference)):
@@ -278,28 +277,10 @@ def _verdict(goal: str, met: bool, measured: str) -> str:
     return f"{'PASS' if met else 'MISS'} {goal}: {measured}"
 
 
-def machine_description(cores: int) -> str:
-    """CPU count, model and RAM of this machine, from os and /proc."""
-    model = platform.processor() or "unknown CPU"
-    memory = "unknown RAM"
-    cpuinfo, meminfo = Path("/proc/cpuinfo"), Path("/proc/meminfo")
-    if cpuinfo.is_file():
-        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
-        model = found.group(1).strip() if found else model
-    if meminfo.is_file():
-        found = re.search(r"^MemTotal:\s*(\d+) kB", meminfo.read_text(), re.MULTILINE)
-        memory = f"{int(found.group(1)) / 1024**2:.1f} GiB RAM" if found else memory
-    return f"{len(os.sched_getaffinity(0))} CPUs available (nproc), {cores} used; {model}; {memory}; Python {platform.python_version()}"
 
-
-def write_markdown(path: Path, command: str, machine: str, report: str) -> None:
+def write_markdown(path: Path, cores: int, report: str) -> None:
     """Replace (or append) the ``## Ingest`` section of ``path``, creating the file if needed."""
-    section = (
-        f"## Ingest\n\n"
-        f"Date: {datetime.date.today().isoformat()}  \nMachine: {machine}  \nCommand: `{command}`\n\n"
-        f"{report}\n"
-    )
-    write_section(path, section)
+    write_section(path, f"## Ingest\n\n{run_header(cores)}\n\n{report}\n")
 
 
 def main() -> None:
@@ -340,8 +321,7 @@ def main() -> None:
         raise SystemExit(1)
     print("\nSample counts: ours and the reference agree on every file.")
     if args.write_md:
-        command = "python -m benchmarks.ingest_bench " + " ".join(sys.argv[1:])
-        write_markdown(args.write_md, command, machine_description(ours_result["cpus"]), report)
+        write_markdown(args.write_md, ours_result["cpus"], report)
         print(f"written to the '## Ingest' section of {args.write_md}")
 
 

@@ -1,7 +1,7 @@
 """Pruning benchmark: the whole stage at B2NERD_all train scale, and lazy against eager embedding.
 
     python -m benchmarks.prune_bench [--samples benchmarks/out/ingest/samples] [--k 400] [--subset 100000]
-                                     [--cores 2] [--skip-full] [--write-md BENCHMARKS.md]
+                                     [--cores 2] [--precision auto] [--skip-full] [--write-md BENCHMARKS.md]
 
 Input: the ingested synthetic corpus that ``python -m benchmarks.ingest_bench`` leaves in
 ``benchmarks/out/ingest/samples``. Its train files hold 1,379,164 samples at scale 1 (the paper's
@@ -13,11 +13,14 @@ to the paper's 1,419,161 training samples (table 2). Labels count as standardize
 1. Full scale: read, prune (``diversity``, lazy, a fresh embedding cache, so every vector is
    computed) and write the stage's outputs; reports the time of each part, the samples embedded
    against the total and the encoder's throughput.
-2. Subset: at most ``--subset`` samples made of whole datasets (taken in a seeded order, each
+2. Encoder: float32 against the run's precision (``--precision``, default ``auto``: bfloat16 on
+   CPUs with AVX-512 BF16) on ``--encoder-texts`` texts of the subset; throughput of each and the
+   mean cosine between their vectors.
+3. Subset: at most ``--subset`` samples made of whole datasets (taken in a seeded order, each
    one that still fits), so each dataset keeps its full-scale density; lazy and eager, each with
    a fresh in-memory cache, one after the other in the same process; checks that they select the
    same samples.
-3. With ``--write-md``, replaces the ``## Pruning`` section of a Markdown file.
+4. With ``--write-md``, replaces the ``## Pruning`` section of a Markdown file.
 """
 
 from __future__ import annotations
@@ -33,14 +36,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from benchmarks.screen_bench import machine
-from benchmarks.markdown import write_section
-from tasks.embeddings import Embedder
+from benchmarks.markdown import run_header, write_section
 from tasks.pruning import PruneOptions, prune, write_prune_outputs
 from tasks.schema import STANDARDIZED_ENTITY_DTYPE, read_samples
 
 PAPER_TRAIN_SAMPLES = 1_419_161
-DATE = "2026-11-21"
 OUT = Path("benchmarks/out/prune")
 
 
@@ -95,27 +95,39 @@ def full_scale(samples_dir: Path, options: PruneOptions) -> dict:
     }
 
 
-def lazy_against_eager(samples_dir: Path, options: PruneOptions, size: int) -> dict:
-    """The same subset pruned lazily and eagerly, each with its own fresh in-memory cache."""
+def encoder_precisions(samples: pl.DataFrame, options: PruneOptions, count: int) -> dict:
+    """Throughput of float32 and of ``options.precision`` on the same texts, and how close their vectors are."""
+    texts = samples["text"].sample(min(count, samples.height), seed=0).to_list()
+    figures, vectors = {}, {}
+    for precision in dict.fromkeys(("float32", options.embedder().precision)):
+        replace(options, precision=precision).embedder().embed(texts[:64])  # loads the encoder outside the timing
+        embedder = replace(options, precision=precision).embedder()
+        vectors[precision] = embedder.embed(texts)
+        figures[precision] = embedder.computed / embedder.encode_seconds
+    figures["cosine"] = float(np.mean(np.sum(vectors["float32"] * vectors[list(vectors)[-1]], axis=1)))
+    return figures
+
+
+def lazy_against_eager(samples_dir: Path, options: PruneOptions, size: int, encoder_texts: int) -> dict:
+    """The same subset pruned lazily and eagerly, each with its own fresh in-memory cache; the encoder's precisions compared on it first."""
     subset = whole_dataset_subset(benchmark_corpus(samples_dir), size)
-    Embedder(options.model, options.device, cache_dir=None).embed(["warm-up: load the encoder once, outside the timings"])
-    figures = {"samples": subset.height, "datasets": subset["dataset"].n_unique()}
+    options = replace(options, cache_dir=None)
+    figures = {"samples": subset.height, "datasets": subset["dataset"].n_unique(), "encoder": encoder_precisions(subset, options, encoder_texts)}
     results = {}
     for mode in ("eager", "lazy"):
-        embedder = Embedder(options.model, options.device, options.embed_batch_size, options.max_seq_length, cache_dir=None)
-        results[mode], seconds = timed(prune, subset, replace(options, eager=mode == "eager", cache_dir=None), embedder)
+        embedder = options.embedder()
+        results[mode], seconds = timed(prune, subset, replace(options, eager=mode == "eager"), embedder)
         figures[mode] = {"seconds": seconds, "embedded": embedder.computed, "encode_s": embedder.encode_seconds, "kept": results[mode].kept.height}
         logging.info("%s: %s", mode, figures[mode])
     figures["identical"] = kept_pools(results["lazy"]) == kept_pools(results["eager"])
     return figures
 
 
-def report(args, full: dict | None, subset: dict) -> list[str]:
+def report(args, header: str, full: dict | None, subset: dict) -> list[str]:
     lines = [
         "## Pruning", "",
-        f"Date {DATE}; machine: {machine()}; pinned to {args.cores} cores, torch and polars threads {args.cores}. "
-        f"Command: `python -m benchmarks.prune_bench --k {args.k} --subset {args.subset}{' --skip-full' if args.skip_full else ''}`. "
-        f"Strategy diversity, k = {args.k}, b = 0, seed 0, encoder all-MiniLM-L6-v2 (bundled) on CPU.", "",
+        f"{header} Pinned to {args.cores} cores, torch and polars threads {args.cores}. "
+        f"Strategy diversity, k = {args.k}, b = 0, seed 0, encoder all-MiniLM-L6-v2 (bundled) on CPU in {args.precision}.", "",
     ]
     if full:
         lines += [
@@ -129,7 +141,13 @@ def report(args, full: dict | None, subset: dict) -> list[str]:
             f"Samples embedded: {full['samples_embedded']:,} of {full['samples_raw']:,} ({full['embedded_share']:.1%}); "
             f"encoder throughput {full['throughput']:.0f} texts/s; kept {full['samples_kept']:,} ({full['pools_full']} of {full['pools']} pools full).", "",
         ]
-    lazy, eager = subset["lazy"], subset["eager"]
+    lazy, eager, encoder = subset["lazy"], subset["eager"], subset["encoder"]
+    if len(encoder) > 2:
+        lines += [
+            f"Encoder on {args.encoder_texts:,} texts of the subset, same run: float32 {encoder['float32']:.0f} texts/s (reference), "
+            f"bfloat16 autocast {encoder['bfloat16']:.0f} texts/s, **{encoder['bfloat16'] / encoder['float32']:.2f}x**; "
+            f"mean cosine between the two vectors of a text {encoder['cosine']:.5f}.", "",
+        ]
     lines += [
         f"Lazy against eager on {subset['samples']:,} samples ({subset['datasets']} whole datasets taken in a seeded order while they fit in {args.subset:,}), same run:", "",
         "| mode | samples embedded | seconds | kept |", "|---|---:|---:|---:|",
@@ -150,20 +168,24 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=400)
     parser.add_argument("--subset", type=int, default=100_000)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--precision", default="auto", help="encoder precision: auto | float32 | bfloat16")
+    parser.add_argument("--encoder-texts", type=int, default=3000, help="texts of the float32 / precision comparison")
     parser.add_argument("--skip-full", action="store_true", help="only the lazy/eager comparison")
     parser.add_argument("--write-md")
     args = parser.parse_args()
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
     os.environ["POLARS_MAX_THREADS"] = str(args.cores)
+    header = run_header(args.cores)
     import torch
 
     torch.set_num_threads(args.cores)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
-    options = PruneOptions(k=args.k, device="cpu")
+    options = PruneOptions(k=args.k, device="cpu", precision=args.precision)
+    args.precision = options.embedder().precision
     samples_dir = Path(args.samples)
-    subset = lazy_against_eager(samples_dir, options, args.subset)
+    subset = lazy_against_eager(samples_dir, options, args.subset, args.encoder_texts)
     full = None if args.skip_full else full_scale(samples_dir, options)
-    lines = report(args, full, subset)
+    lines = report(args, header, full, subset)
     print("\n".join(lines))
     if full:
         with pl.Config(tbl_rows=-1):

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
-import re
 import resource
 import time
 from pathlib import Path
 
 import polars as pl
 
-from benchmarks.markdown import write_section
+from benchmarks.markdown import run_header, write_section
 from tasks.ingest import IngestOptions, ingest_dataset
 from tasks.label_names import load_synonyms, normalize_label
 from tasks.registry import load_registry
@@ -35,7 +33,6 @@ from tasks.screening import screen
 
 REFERENCE_SAMPLE = 2000
 REAL_PAIR = ("conll2003", "ontonotes5", "location")
-DATE = "2026-11-21"
 
 
 def reference_screen(samples: pl.DataFrame, source: str, target: str, label_key: str, synonyms: dict[str, str], seed: int = 0) -> dict:
@@ -63,11 +60,6 @@ def timed(function, *args):
     result = function(*args)
     return result, time.perf_counter() - started
 
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
-    ram = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) / 2**20
-    return f"{os.cpu_count()} CPUs ({cpu}), {ram:.0f} GiB RAM"
 
 
 def main() -> None:
@@ -98,8 +90,7 @@ def main() -> None:
     pair_goal = "PASS" if pair_seconds < reference_seconds else "MISS"
     lines = [
         "## Screening", "",
-        f"Date {DATE}; machine: {machine()}; pinned to {args.cores} cores; load average {load_before:.1f} when the full-scale run started. "
-        "Command: `python -m benchmarks.screen_bench --write-md BENCHMARKS.md`.", "",
+        f"{run_header(args.cores)} Load average {load_before:.1f} when the full-scale run started.", "",
         "| run | samples | pairs × labels | occurrences found | seconds |", "|---|---:|---:|---:|---:|",
         f"| ours, all label-sharing pairs of the benchmark corpus's train files | {samples.height:,} | {result.summary.height:,} | {result.summary['occurrences'].sum():,} | {full_seconds:.1f} |",
         f"| ours, real {source} + {target}, all their shared labels (exhaustive) | {real.height:,} | {real_result.summary.height} | {ours['occurrences']:,} for {label_key} | {pair_seconds:.1f} |",

@@ -11,7 +11,8 @@ Score: strict micro-F1 in string mode, parsed and scored by the evaluate stage's
 data with ``packing: true`` and ``packing: false`` (length-grouped batches), one process;
 reports non-padding tokens per second and the padding fraction of each, and their ratio.
 
-Results go to ``benchmarks/out/train/*.json``; BENCHMARKS.md quotes them.
+Results go to ``benchmarks/out/train/*.json``; ``packing --write-md FILE`` also replaces the
+``## Training`` section of FILE.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
+from benchmarks.markdown import run_header, write_section
 from tasks.instruct import InstructOptions
 from tasks.tracking import TrackingOptions
 from tasks.training import TrainOptions
@@ -98,6 +100,20 @@ def packing(arguments) -> dict:
     return results
 
 
+def packing_markdown(results: dict, header: str) -> str:
+    """The ``## Training`` section: packed against length-grouped padded batches (the reference), same run."""
+    rows = [
+        f"| {label} | {results[name]['tokens_per_second']:.1f} | {results[name]['padding_fraction']:.4f} | "
+        f"{results[name]['tokens_per_second'] / results['padded']['tokens_per_second']:.2f} |"
+        for name, label in (("packed", "packed (rows filled to max_length)"), ("padded", "length-grouped padded (reference)"))
+    ]
+    return "\n".join([
+        "## Training", "", f"{header} Demo profile model, one process, {results['packed']['global_step']} optimizer steps each.", "",
+        "| mode | tokens/s | padding fraction | ratio vs reference |", "|---|---:|---:|---:|", *rows, "",
+        "GPU tokens/s and MFU: not measured here (no GPU machine was lent to this task).",
+    ]) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,12 +127,16 @@ def main() -> None:
     pack.add_argument("--steps", type=int, default=30)
     pack.add_argument("--batch-size", type=int, default=4)
     pack.add_argument("--threads", type=int, default=2)
+    pack.add_argument("--write-md", help="replace the '## Training' section of this Markdown file")
     arguments = parser.parse_args()
+    header = run_header(arguments.threads)
     result = demo_f1(arguments) if arguments.command == "demo-f1" else packing(arguments)
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{arguments.command}.json"
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2, ensure_ascii=False))
+    if getattr(arguments, "write_md", None):
+        write_section(arguments.write_md, packing_markdown(result, header))
 
 
 if __name__ == "__main__":
