@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -63,6 +63,7 @@ class PipelineRecord:
     start_time: int            # ms since the epoch
     params: dict[str, str]     # the pipeline run's params and all its stage runs' params
     metrics: dict[str, float]  # the latest evaluate stage run's metrics; empty when none ran
+    stage_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # per stage, its latest run's metrics
 
 
 def ablations_of(params: dict[str, str]) -> list[str] | None:
@@ -190,6 +191,7 @@ def fetch_pipelines(client: MlflowClient, experiment: str) -> list[PipelineRecor
             start_time=pipeline.info.start_time,
             params=params,
             metrics=dict(evaluations[-1].data.metrics) if evaluations else {},
+            stage_metrics={child.data.tags.get("stage", "?"): dict(child.data.metrics) for child in children},  # oldest first: the latest wins
         ))
     return records
 
