@@ -27,7 +27,7 @@ HEADS = ("linear", "crf")
 IGNORED = -100  # label of special and padding tokens: no loss, no prediction
 # Added vocabulary rows start as noise and must become character embeddings within a few hundred
 # steps: at the encoder's learning rate they barely move (demo Chinese person pairs F1 0.0-0.24),
-# at 30x it they separate consistent pairs from conflicts (0.40-0.65 against 0.16-0.18).
+# at 30x they separate consistent pairs from conflicts (0.40-0.65 against 0.16-0.18).
 ADDED_ROWS_LR_SCALE = 30.0
 
 
