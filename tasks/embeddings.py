@@ -145,7 +145,7 @@ def encode_by_length(encoder, texts: list[str], batch_size: int) -> np.ndarray:
     limit = encoder.max_seq_length
     lengths = [len(ids) for ids in encoder.tokenizer(texts, truncation=True, max_length=limit)["input_ids"]]
     buckets = [min(-(-length // LENGTH_BUCKET) * LENGTH_BUCKET, limit) for length in lengths]
-    vectors = np.empty((len(texts), encoder.get_sentence_embedding_dimension()), dtype=np.float32)
+    vectors = np.empty((len(texts), encoder.get_embedding_dimension()), dtype=np.float32)
     for bucket, group in itertools.groupby(sorted(range(len(texts)), key=buckets.__getitem__), key=buckets.__getitem__):
         group = list(group)
         for start in range(0, len(group), batch_size):
