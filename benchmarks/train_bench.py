@@ -110,7 +110,7 @@ def packing_markdown(results: dict, header: str) -> str:
     return "\n".join([
         "## Training", "", f"{header} Demo profile model, one process, {results['packed']['global_step']} optimizer steps each.", "",
         "| mode | tokens/s | padding fraction | ratio vs reference |", "|---|---:|---:|---:|", *rows, "",
-        "GPU tokens/s and MFU: not measured here (no GPU machine was lent to this task).",
+        "GPU tokens/s and MFU: not measured by this CPU benchmark.",
     ]) + "\n"
 
 
