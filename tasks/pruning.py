@@ -21,10 +21,11 @@ the dataset's row order. Embeddings only decide, never consume random numbers, s
 every sample first (``eager``) or only the samples that reach a non-full pool, in batches of
 ``lookahead`` (the default), selects the same samples. A batch is gathered before its samples are
 processed, so a sample whose pools filled meanwhile was embedded for nothing, which changes no
-decision. A text's vector does not depend on the texts embedded with it (the encoder runs on
-unpadded batches of equal length, :func:`tasks.embeddings.encode_by_length`), so lazy and eager
-runs see the same vectors bit for bit, in float32 as in bfloat16. A pool is a preallocated ``float32[k, d]`` matrix of unit vectors; one matrix-vector
-product gives a candidate's similarities to all of it.
+decision. A text's vector does not depend on the texts embedded with it (each text is padded to
+a length set by its own token count, :func:`tasks.embeddings.encode_by_length`), so lazy and
+eager runs see the same vectors bit for bit, in float32 as in bfloat16. A pool is a
+preallocated ``float32[k, d]`` matrix of unit vectors; one matrix-vector product gives a
+candidate's similarities to all of it.
 
 Resources: CPU for the selection (a Python loop over candidate samples only; samples whose pools
 are all full are skipped in vectorized windows), the encoder for embeddings (GPU when present).
