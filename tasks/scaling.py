@@ -1,11 +1,12 @@
 """Figure 5 of the paper, read back from MLflow: strict F1 against training-set size, one line per pruning strategy.
 
-Each point is one DVC experiment of a sweep over ``prune.k`` and ``prune.strategy`` run through
-the whole pipeline (prune, instruct, train, evaluate); the x axis is the pruned training set's
-size (the prune stage run's ``samples_kept``), the y axis the evaluate stage run's ``f1/avg``.
+Each point is one DVC experiment of a sweep over ``prune.k`` and ``prune.strategy`` run up to
+the ``evaluate`` stage (prune, instruct, train, evaluate; cross-validation is not upstream of
+it); the x axis is the pruned training set's size (the prune stage run's ``samples_kept``), the
+y axis the evaluate stage run's ``f1/avg``.
 The sweep is a DVC grid, one experiment per (k, strategy)::
 
-    dvc exp run --queue -S 'prune.k=50,100,200,400,800' -S 'prune.strategy=diversity,random_per_type,random'
+    dvc exp run --queue evaluate -S 'prune.k=50,100,200,400,800' -S 'prune.strategy=diversity,random_per_type,random'
     dvc queue start -j 1
     python -m tasks.scaling --plot data/plots/figure5.png
 
