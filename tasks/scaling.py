@@ -12,7 +12,9 @@ The sweep is a DVC grid, one experiment per (k, strategy)::
 
 The ``prune_scaling`` stage gives the same sweep's sizes and pool diversity without training;
 this reads the F1 that only the trained experiments have. The newest evaluated pipeline run of
-each DVC experiment counts (:func:`tasks.ablations.latest_evaluated`).
+each DVC experiment counts (:func:`tasks.ablations.latest_evaluated`). One store also holds
+other experiments (table-7 ablations, other recipes): a point is only an experiment that agrees
+with the sweep on every other param, and the command names the ones it leaves out and why.
 """
 
 from __future__ import annotations
@@ -33,19 +35,60 @@ POINT_SCHEMA = {"strategy": pl.String, "k": pl.Int64, "samples_kept": pl.Int64, 
                 "f1_zh_avg": pl.Float64, "experiment": pl.String}
 
 
-def scaling_points(pipelines: Iterable[PipelineRecord]) -> pl.DataFrame:
-    """One row per evaluated DVC experiment that logged its pruning: strategy, k, kept samples and F1, by strategy then size."""
-    rows = []
+SWEEP_AXES = ("prune.k", "prune.strategy")
+# prune_scaling logs its own copy of the prune section; it sweeps k and strategy itself and trains nothing.
+UNRELATED_PREFIXES = ("prune_scaling.",)
+
+
+def one_sweep(records: list[PipelineRecord]) -> tuple[list[PipelineRecord], dict[str, str]]:
+    """The largest group of ``records`` that agree on every param they all logged, apart from the sweep axes; and why each other record is left out.
+
+    A tie goes to the group with the newest run. Left-out experiments map to the params that set them apart.
+    """
+    if not records:
+        return [], {}
+    shared = set.intersection(*(set(record.params) for record in records))
+    keys = sorted(key for key in shared if key not in SWEEP_AXES and not key.startswith(UNRELATED_PREFIXES))
+    groups: dict[tuple, list[PipelineRecord]] = {}
+    for record in records:
+        groups.setdefault(tuple(record.params[key] for key in keys), []).append(record)
+    signature, sweep = max(groups.items(), key=lambda item: (len(item[1]), max(record.start_time for record in item[1])))
+    left_out = {
+        record.experiment: ", ".join(f"{key}={record.params[key]} (sweep: {value})" for key, value in zip(keys, signature) if record.params[key] != value)
+        for record in records if record not in sweep
+    }
+    return sweep, left_out
+
+
+def scaling_points(pipelines: Iterable[PipelineRecord]) -> tuple[pl.DataFrame, dict[str, str]]:
+    """Figure 5's points and the experiments left out, each with its reason.
+
+    A point is an evaluated DVC experiment of the sweep (:func:`one_sweep`) that logged its pruning:
+    strategy, k, kept samples and F1, by strategy then size; the newest experiment per (strategy, k).
+    """
+    logged, left_out = [], {}
     for record in latest_evaluated(pipelines)[0]:
-        kept = record.stage_metrics.get("prune", {}).get("samples_kept")
-        if kept is None or "prune.strategy" not in record.params or "prune.k" not in record.params:
-            continue
-        rows.append({
-            "strategy": record.params["prune.strategy"], "k": int(record.params["prune.k"]), "samples_kept": int(kept),
+        if "samples_kept" in record.stage_metrics.get("prune", {}) and all(axis in record.params for axis in SWEEP_AXES):
+            logged.append(record)
+        else:
+            left_out[record.experiment] = "no pruning logged"
+    sweep, different = one_sweep(logged)
+    left_out |= different
+    newest: dict[tuple[str, int], PipelineRecord] = {}
+    for record in sorted(sweep, key=lambda record: record.start_time):
+        point = (record.params["prune.strategy"], int(record.params["prune.k"]))
+        if point in newest:
+            left_out[newest[point].experiment] = f"a newer experiment has strategy {point[0]}, k {point[1]}"
+        newest[point] = record
+    rows = [
+        {
+            "strategy": strategy, "k": k, "samples_kept": int(record.stage_metrics["prune"]["samples_kept"]),
             "f1_avg": record.metrics.get("f1/avg"), "f1_en_avg": record.metrics.get("f1/en_avg"), "f1_zh_avg": record.metrics.get("f1/zh_avg"),
             "experiment": record.experiment,
-        })
-    return pl.DataFrame(rows, schema=POINT_SCHEMA).sort("strategy", "samples_kept", "experiment")
+        }
+        for (strategy, k), record in newest.items()
+    ]
+    return pl.DataFrame(rows, schema=POINT_SCHEMA).sort("strategy", "samples_kept", "experiment"), left_out
 
 
 def plot_points(points: pl.DataFrame, path: Path) -> None:
@@ -80,10 +123,12 @@ def main(argv: list[str] | None = None) -> int:
 
     mlflow.set_tracking_uri(args.tracking_uri)
     try:
-        points = scaling_points(fetch_pipelines(MlflowClient(), args.experiment))
+        points, left_out = scaling_points(fetch_pipelines(MlflowClient(), args.experiment))
     except LookupError as error:
         print(f"scaling: {error}", file=sys.stderr)
         return 1
+    for experiment, reason in sorted(left_out.items()):
+        print(f"left out {experiment}: {reason}")
     if points.is_empty():
         print(f"scaling: no evaluated pipeline run in {args.experiment!r} at {args.tracking_uri} logged its pruning", file=sys.stderr)
         return 1
