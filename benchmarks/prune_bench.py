@@ -194,9 +194,7 @@ def report(args, header: str, full: dict | None, subset: dict | None) -> list[st
         "| subset | k | samples | candidates | eager embedded | eager s | lazy embedded | lazy s | lazy speed-up | bound | same selection |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for name, figures in subset.items():
-        if name == "encoder":
-            continue
+    for name, figures in (("whole datasets", whole), ("uniform sample", sample)):
         eager, lazy = figures["eager"], figures["lazy"]
         lines.append(
             f"| {name} | {figures['k']} | {figures['samples']:,} | {figures['candidates']:,} | {eager['embedded']:,} | {eager['seconds']:.1f} | "

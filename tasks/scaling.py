@@ -71,7 +71,7 @@ def scaling_points(pipelines: Iterable[PipelineRecord]) -> tuple[pl.DataFrame, d
         if "samples_kept" in record.stage_metrics.get("prune", {}) and all(axis in record.params for axis in SWEEP_AXES):
             logged.append(record)
         else:
-            left_out[record.experiment] = "no pruning logged"
+            left_out[record.experiment] = "no prune stage run logged (DVC restored it from the run cache, or it did not run)"
     sweep, different = one_sweep(logged)
     left_out |= different
     newest: dict[tuple[str, int], PipelineRecord] = {}
