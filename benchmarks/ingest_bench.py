@@ -277,7 +277,6 @@ def _verdict(goal: str, met: bool, measured: str) -> str:
     return f"{'PASS' if met else 'MISS'} {goal}: {measured}"
 
 
-
 def write_markdown(path: Path, cores: int, report: str) -> None:
     """Replace (or append) the ``## Ingest`` section of ``path``, creating the file if needed."""
     write_section(path, f"## Ingest\n\n{run_header(cores)}\n\n{report}\n")

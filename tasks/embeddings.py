@@ -8,7 +8,7 @@ product is the cosine similarity.
 Precision: ``auto`` runs the encoder under bfloat16 autocast where the hardware computes bf16
 natively (a CPU with AVX-512 BF16 or AMX, through oneDNN, or a CUDA GPU with bf16), and in float32
 elsewhere. Autocast keeps layer norms, softmax and pooling in float32: on this project's CPUs it
-encodes 2.4-2.7x faster than float32, with a mean cosine of 0.99998 to the float32 vectors.
+encodes 2.4-3.0x faster than float32, with a mean cosine of 0.99998 to the float32 vectors.
 Vectors of different precisions are cached apart.
 
 Batches: each text is padded to a length set by its own token count (a multiple of
