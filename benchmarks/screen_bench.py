@@ -61,7 +61,6 @@ def timed(function, *args):
     return result, time.perf_counter() - started
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", default="benchmarks/out/ingest/samples")
