@@ -12,3 +12,8 @@ if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install -q -e '.[dev]'
     touch "$stamp"
 fi
+# Prefect's first start on a machine creates and migrates its database (15-35 s on 2 cores),
+# longer than its temporary server's start limit: done once here, before any stage runs.
+if [ ! -f "${PREFECT_HOME:-$HOME/.prefect}/prefect.db" ]; then
+    PREFECT_SERVER_ANALYTICS_ENABLED=false .venv/bin/prefect server database upgrade -y >/dev/null
+fi

@@ -14,6 +14,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "ner-data"
+# Before anything imports Prefect: a server a developer left on port 4200 never receives test
+# runs (flows/__init__.py), and a fresh PREFECT_HOME has time to migrate its database.
+os.environ["B2NER_PREFECT_DISCOVERY"] = "0"
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 @pytest.fixture(scope="session")
