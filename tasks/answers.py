@@ -14,20 +14,35 @@ Real models drift from it, so :func:`parse_answer` tolerates, and counts:
 A label outside the prompt's label set is kept (it is a prediction, and wrong) and counted in
 ``unknown_label``; a mention not found in the text is kept and counted in ``not_in_text``.
 
-:func:`locate_mentions` turns pairs into character spans for span scoring and ERRTA. The rule,
-chosen so that repeated mentions count: pairs are taken in answer order, and each takes one
-occurrence of its mention that no earlier pair has taken, preferring, in this order, one that
-does not overlap an already located span, one at or after the previous pair's start (answers
-list entities in text order, so the k-th ``Paris`` of an answer is the k-th annotated one), in
-English one on token boundaries, and then the first. A mention predicted k times takes k
-distinct occurrences; a repeat beyond the text's occurrences stays unlocated (a false positive).
+:func:`locate_mentions` turns pairs into character spans for span scoring and ERRTA. An answer names
+mentions, not positions, so a mention that occurs more than once is placed by content and position,
+never by the order the answer lists it: the located pairs, as a multiset, depend only on the multiset
+of pairs, the text and the gold spans. A mention predicted k times takes k distinct occurrences, as
+many as the text has; a repeat beyond them stays unlocated (a false positive). Two steps:
+
+1. Per mention, its predictions take the occurrences that are gold spans: as many as possible one of
+   their own type (a maximum matching), then as many of the rest as possible the remaining ones (a
+   wrong type is then a classification error, not a miss plus a false positive). "Georgia left for
+   Georgia" answered ``location: Georgia; person: Georgia`` is therefore right in either order, and
+   ``person: Georgia; person: Georgia`` one right, one wrong type. No placement turns a wrong type or
+   an unpredicted mention into a match: it only picks which occurrence an ambiguous answer meant.
+   Among equally good gold spans the leftmost is taken, one inside an occurrence of another, longer
+   predicted mention last (that mention may merge it with a neighbour).
+2. The rest, which span mode counts as false positives whatever their place, are placed for ERRTA:
+   mentions with the fewest occurrences first (then longer first, then by mention), each taking a
+   free occurrence, preferring in this order one that does not overlap an already placed span, one
+   overlapping a missed gold span that an earlier one of this step overlaps (the pieces of a split),
+   one overlapping any missed gold span (a boundary error rather than a miss plus a false positive),
+   in English one on token boundaries, and then the leftmost.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 NONE_ANSWERS = {"", "none", "null", "n/a", "na", "[]", "无", "没有", "空"}
 FULL_WIDTH = str.maketrans({"：": ":", "；": ";", "，": ",", "\n": ";", "\r": ";"})
@@ -35,6 +50,7 @@ LIST_SEPARATORS = r"[,、]"  # between several mentions after one label; "、" o
 # Quotes and brackets a model wraps around a mention; stripped only when they are not in the text.
 WRAPPERS = "\"'“”‘’《》「」『』<>()（）[]【】"
 ISSUE_KINDS = ("unknown_label", "not_in_text", "stray_segment", "split_mentions", "surface_fixed", "duplicate_pair")
+Span = tuple[int, int]  # start, end: a character span of the text
 
 
 @dataclass
@@ -58,8 +74,9 @@ def squash_spaces(text: str) -> str:
     return " ".join(text.split())
 
 
+@lru_cache(maxsize=1 << 16)
 def label_key(label: str) -> str:
-    """Comparison key of a label: folded, spaces collapsed, no spaces around ``->`` or ``(``."""
+    """Comparison key of a label: folded, spaces collapsed, no spaces around ``->`` or ``(``. Cached: labels recur."""
     key = squash_spaces(fold(label))
     return re.sub(r"\s*(->|\(|\)|/|-|_)\s*", r"\1", key)
 
@@ -180,24 +197,109 @@ def on_token_boundaries(start: int, end: int, text: str) -> bool:
     return (start == 0 or text[start - 1] == " ") and (end == len(text) or text[end] == " ")
 
 
-def locate_mentions(pairs: list[tuple[str, str]], text: str, lang: str) -> list[tuple[str, str, int | None, int | None]]:
-    """(label, mention, start, end) per pair, by the rule in the module docstring; None offsets when unlocated."""
-    taken: set[tuple[int, int]] = set()
-    located = []
-    cursor = 0
-    for label, mention in pairs:
-        free = [(s, s + len(mention)) for s in occurrences(mention, text) if (s, s + len(mention)) not in taken]
-        if not free:
-            located.append((label, mention, None, None))
-            continue
+def max_matching(candidates: list[list[int]]) -> dict[int, int]:
+    """A maximum matching {left: right} where left node i may take the right nodes ``candidates[i]``.
 
-        def preference(span: tuple[int, int]) -> tuple[bool, bool, bool, int]:
-            overlaps = any(span[0] < end and start < span[1] for start, end in taken)
-            off_tokens = lang != "zh" and not on_token_boundaries(span[0], span[1], text)
-            return overlaps, span[0] < cursor, off_tokens, span[0]
+    Kuhn's augmenting paths, left nodes tried in index order and each one's candidates in list order,
+    so the same input always gives the same matching.
+    """
+    owner: dict[int, int] = {}
 
-        span = min(free, key=preference)
-        taken.add(span)
-        cursor = span[0]
-        located.append((label, mention, span[0], span[1]))
-    return located
+    def augment(left: int, seen: set[int]) -> bool:
+        for right in candidates[left]:
+            if right not in seen:
+                seen.add(right)
+                if right not in owner or augment(owner[right], seen):
+                    owner[right] = left
+                    return True
+        return False
+
+    for left in range(len(candidates)):
+        augment(left, set())
+    return {left: right for right, left in owner.items()}
+
+
+def place_on_gold(
+    labels: list[str], spans: list[Span], gold: dict[Span, set[str]], predicted: list[Span]
+) -> dict[int, Span]:
+    """Step 1 of the module docstring for the predictions of one mention: {prediction index: gold span}.
+
+    ``labels`` are the predictions' label keys, ``spans`` the mention's occurrences in text order, and
+    ``gold`` the label keys of each gold span. Most predictions get a gold span of their own type, then
+    as many of the rest as possible one of the remaining gold spans. Among equally good gold spans the
+    leftmost is taken, those inside an occurrence of another, longer predicted mention (``predicted``
+    holds them all) last: that mention may merge it with a neighbour.
+    """
+    golden = [span for span in spans if span in gold]
+    if not golden:
+        return {}
+    if len(labels) == len(golden) == 1:  # nothing to choose: the commonest case, kept fast
+        return {0: golden[0]}
+    golden.sort(key=lambda g: any(start <= g[0] and g[1] <= end and (start, end) != g for start, end in predicted))
+    exact = max_matching([[j for j, span in enumerate(golden) if label in gold[span]] for label in labels])
+    used = set(exact.values())
+    rest = [i for i in range(len(labels)) if i not in exact]
+    free = [span for j, span in enumerate(golden) if j not in used]
+    return {**{i: golden[j] for i, j in exact.items()}, **dict(zip(rest, free))}
+
+
+def overlaps(span: Span, other: Span) -> bool:
+    return span[0] < other[1] and other[0] < span[1]
+
+
+def place_off_gold(
+    mentions: list[str], found: dict[str, list[Span]], taken: set[Span], misses: list[Span], text: str, lang: str
+) -> list[Span | None]:
+    """Step 2 of the module docstring: a free occurrence, or None, per mention of ``mentions``, placed in list order.
+
+    ``found`` holds each mention's occurrences, ``taken`` the spans placed so far (updated here), and
+    ``misses`` the gold spans that no prediction has taken.
+    """
+    attempted: set[Span] = set()  # missed gold spans that a placed mention overlaps
+
+    def preference(span: Span) -> tuple[bool, bool, bool, bool, int]:
+        hit = [miss for miss in misses if overlaps(span, miss)]
+        off_tokens = lang != "zh" and not on_token_boundaries(span[0], span[1], text)
+        return any(overlaps(span, other) for other in taken), attempted.isdisjoint(hit), not hit, off_tokens, span[0]
+
+    placed = []
+    for mention in mentions:
+        span = min((span for span in found[mention] if span not in taken), key=preference, default=None)
+        if span is not None:
+            taken.add(span)
+            attempted.update(miss for miss in misses if overlaps(span, miss))
+        placed.append(span)
+    return placed
+
+
+def locate_mentions(
+    pairs: list[tuple[str, str]], text: str, lang: str, gold: Iterable[tuple[int, int, str]] = ()
+) -> list[tuple[str, str, int | None, int | None]]:
+    """(label, mention, start, end) per pair, in answer order; None offsets when unlocated.
+
+    ``gold`` holds the (start, end, label) of the gold entities; without it only step 2 applies. The
+    placement follows the module docstring and does not depend on the order of ``pairs``: permuted,
+    they get the same spans, permuted alike (identical pairs take theirs in answer order).
+    """
+    found = {mention: [(s, s + len(mention)) for s in occurrences(mention, text)] for _, mention in pairs}
+    if len(found) == len(pairs) and all(len(spans) <= 1 for spans in found.values()):
+        # each mention predicted once and found at most once: nothing to choose (most answers, kept fast)
+        return [(label, mention, *(found[mention] or [(None, None)])[0]) for label, mention in pairs]
+    gold_keys: dict[Span, set[str]] = {}
+    for start, end, label in gold:
+        gold_keys.setdefault((start, end), set()).add(label_key(label))
+    keys = [label_key(label) for label, _ in pairs]
+    by_mention: dict[str, list[int]] = {}
+    for i in sorted(range(len(pairs)), key=lambda i: (keys[i], pairs[i][0])):  # stable: identical pairs in answer order
+        by_mention.setdefault(pairs[i][1], []).append(i)
+    predicted = [span for spans in found.values() for span in spans]
+    spans: dict[int, Span | None] = {}
+    for mention, indices in by_mention.items():
+        placed = place_on_gold([keys[i] for i in indices], found[mention], gold_keys, predicted)
+        spans.update((indices[k], span) for k, span in placed.items())
+    taken = set(spans.values())
+    misses = [span for span in gold_keys if span not in taken]
+    rarest_first = sorted(by_mention, key=lambda mention: (len(found[mention]), -len(mention), mention))
+    rest = [i for mention in rarest_first for i in by_mention[mention] if i not in spans]
+    spans.update(zip(rest, place_off_gold([pairs[i][1] for i in rest], found, taken, misses, text, lang)))
+    return [(label, mention, *(spans[i] or (None, None))) for i, (label, mention) in enumerate(pairs)]

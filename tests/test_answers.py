@@ -1,5 +1,7 @@
 """Parsing model answers: malformed answers give the expected pairs, and every oddity is counted."""
 
+from itertools import permutations
+
 import pytest
 
 from tasks.answers import locate_mentions, parse_answer
@@ -98,6 +100,36 @@ def test_located_mentions_count_repeats_and_prefer_whole_tokens():
         ("person", "Jordan", 21, 27),      # only a sub-token occurrence is left: taken, not dropped
     ]
     assert locate_mentions([("person", "Jordan")] * 4, "Jordan Jordan", "en")[2:] == [("person", "Jordan", None, None)] * 2
+
+
+def test_placement_does_not_depend_on_answer_order():
+    text = "Jordan met Jordan in Jordanian New York near York"
+    pairs = [("person", "Jordan"), ("location", "New York"), ("location", "York"), ("person", "Jordan"),
+             ("location", "Jordan")]
+
+    def placements(gold):
+        return {tuple(sorted(locate_mentions(list(answer), text, "en", gold))) for answer in permutations(pairs)}
+
+    new_york = [("location", "New York", 31, 39), ("location", "York", 45, 49)]
+    assert placements([]) == {tuple(sorted([("location", "Jordan", 0, 6), ("person", "Jordan", 11, 17),
+                                            ("person", "Jordan", 21, 27), *new_york]))}
+    gold = [(0, 6, "person"), (11, 17, "location"), (31, 39, "location"), (45, 49, "person")]
+    assert placements(gold) == {tuple(sorted([("location", "Jordan", 11, 17), ("person", "Jordan", 0, 6),
+                                              ("person", "Jordan", 21, 27), *new_york]))}
+
+
+def test_mentions_are_matched_to_gold_by_content_and_position():
+    text = "Georgia left for Georgia"
+    gold = [(0, 7, "person"), (17, 24, "location")]
+    right = [("location", "Georgia", 17, 24), ("person", "Georgia", 0, 7)]
+    assert sorted(locate_mentions([("person", "Georgia"), ("location", "Georgia")], text, "en", gold)) == right
+    assert sorted(locate_mentions([("location", "Georgia"), ("person", "Georgia")], text, "en", gold)) == right
+    # a wrong type still takes a gold span of its mention (a classification error, not a miss plus a false positive)
+    assert locate_mentions([("person", "Georgia")] * 2, text, "en", gold) == [
+        ("person", "Georgia", 0, 7), ("person", "Georgia", 17, 24)]
+    # a span annotated with two types: the type matches are maximised, not taken greedily
+    two_types = [(0, 7, "person"), (0, 7, "location"), (17, 24, "location")]
+    assert sorted(locate_mentions([("location", "Georgia"), ("person", "Georgia")], text, "en", two_types)) == right
 
 
 def test_a_none_word_that_is_in_the_text_is_a_mention():

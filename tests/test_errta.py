@@ -16,8 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 ENTITY = pl.List(pl.Struct({"start": pl.Int32, "end": pl.Int32, "label": pl.String, "mention": pl.String}))
 
 
-def row(sample_id, text, gold, prediction, lang="en", labels=("person", "location", "event", "time", "brand", "product")):
-    """Gold given as (mention, label) located at the mention's first occurrence not yet used."""
+EN = ("person", "location", "event", "time", "brand", "product")
+ZH = ("人名", "地址", "事件", "时间", "品牌", "产品")
+
+
+def row(sample_id, text, gold, prediction, lang="en", labels=None):
+    """Gold given as (mention, label) located at the mention's first occurrence not yet used; labels by language."""
+    labels = labels or (ZH if lang == "zh" else EN)
     entities, used = [], set()
     for mention, label in gold:
         start = text.index(mention)
@@ -33,9 +38,6 @@ def totals(*rows):
     parsed = parse_predictions(pl.DataFrame(list(rows), schema_overrides={"entities": ENTITY}))
     found = errta_totals(errta_errors(parsed))
     return {error_type: count for error_type, count in found.items() if count}
-
-
-ZH = ("人名", "地址", "事件", "时间", "品牌", "产品")
 
 CASES = [
     # classification: right span, wrong label
@@ -66,8 +68,35 @@ CASES = [
 
 @pytest.mark.parametrize("lang, text, gold, prediction, expected", CASES)
 def test_each_error_type(lang, text, gold, prediction, expected):
-    labels = ZH if lang == "zh" else ("person", "location", "event", "time", "brand", "product")
-    assert totals(row("s", text, gold, prediction, lang, labels)) == expected
+    assert totals(row("s", text, gold, prediction, lang)) == expected
+
+
+GEORGIA = {  # one mention string at two positions with two types: only content and position tell them apart
+    "en": ("Georgia left for Georgia", [("Georgia", "person"), ("Georgia", "location")]),
+    "zh": ("华盛顿去了华盛顿", [("华盛顿", "人名"), ("华盛顿", "地址")]),
+}
+
+
+@pytest.mark.parametrize("lang", GEORGIA)
+@pytest.mark.parametrize("order, expected", [((0, 1), {}), ((1, 0), {}), ((0, 0), {"classification": 1})],
+                         ids=["text-order", "reversed", "both-first-type"])
+def test_repeated_mention_with_two_types_is_matched_by_content_not_answer_order(lang, order, expected):
+    text, gold = GEORGIA[lang]
+    answer = "; ".join(f"{gold[i][1]}: {gold[i][0]}" for i in order)
+    assert totals(row("g", text, gold, answer, lang)) == expected
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["text-order", "reversed"])
+def test_split_and_merge_pieces_are_placed_by_content_not_answer_order(reverse):
+    text = "in 1997 Canadian federal election and 2004 Canadian federal election"
+    split = [("1997 Canadian federal election", "event"), ("2004 Canadian federal election", "event")]
+    pieces = ["event: 2004", "event: Canadian federal election"]  # the pieces of the second election, not the first one
+    merge_text = "Ye Zhaoying ( China ) v Gong Zichao ( China )"
+    merge = [("Ye Zhaoying", "person"), ("China", "location"), ("Gong Zichao", "person"), ("China", "location")]
+    merged = ["person: Ye Zhaoying ( China", "location: China", "person: Gong Zichao"]  # this China is the second one
+    order = reversed if reverse else list
+    rows = [row("s", text, split, "; ".join(order(pieces))), row("m", merge_text, merge, "; ".join(order(merged)))]
+    assert totals(*rows) == {"split": 1, "missing": 1, "merge": 1}
 
 
 def test_mixed_sample_counts_every_type_once():
@@ -81,8 +110,7 @@ def test_mixed_sample_counts_every_type_once():
 
 
 def test_distribution_examples_and_guided_prompt():
-    rows = [row(f"s{i}", text, gold, prediction, lang, ZH if lang == "zh" else ("person", "location", "event", "time", "brand", "product"))
-            for i, (lang, text, gold, prediction, _) in enumerate(CASES)]
+    rows = [row(f"s{i}", text, gold, prediction, lang) for i, (lang, text, gold, prediction, _) in enumerate(CASES)]
     parsed = parse_predictions(pl.DataFrame(rows, schema_overrides={"entities": ENTITY}))
     errors = errta_errors(parsed)
     counts = errta_counts(errors)

@@ -89,6 +89,27 @@ def test_averages_are_unweighted_over_datasets_per_language():
     assert metrics["f1/avg"] == pytest.approx(66.6667) and metrics["f1_span/avg"] == pytest.approx(66.6667)
 
 
+GEORGIA = {  # one mention string at two positions with two types: only content and position tell them apart
+    "en": ("Georgia left for Georgia", "Georgia", ("person", "location")),
+    "zh": ("华盛顿去了华盛顿", "华盛顿", ("人名", "地址")),
+}
+
+
+@pytest.mark.parametrize("lang", GEORGIA)
+@pytest.mark.parametrize("order, expected", [
+    ((0, 1), (2, 0, 0, 100.0)),
+    ((1, 0), (2, 0, 0, 100.0)),  # the same answer, listed the other way round
+    ((0, 0), (1, 1, 1, 50.0)),   # both with the first type: half right, whatever the matching
+], ids=["text-order", "reversed", "both-first-type"])
+def test_span_mode_matches_mentions_by_content_not_answer_order(lang, order, expected):
+    text, mention, labels = GEORGIA[lang]
+    answer = "; ".join(f"{labels[i]}: {mention}" for i in order)
+    gold = [(mention, labels[0], 0), (mention, labels[1], 1)]
+    by_dataset, _ = scored([sample("g", text, gold, answer, lang=lang, label_set=labels)])
+    span = by_dataset.filter(pl.col("mode") == "span").row(0, named=True)
+    assert (span["tp"], span["fp"], span["fn"], span["f1"]) == expected
+
+
 # Real data: span-mode F1 equals seqeval's over BIO tags of the same perturbed spans.
 
 REAL = {"conll2003": "test", "crossner_ai": "test", "mit-restaurant": "test", "weibo": "test", "resume": "test"}
