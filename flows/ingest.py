@@ -11,8 +11,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.cli import run_stage
 from tasks.ingest import IngestOptions, ingest_dataset_task, summary_table, write_ingest_outputs
-from tasks.params import load_section, to_options
-from tasks.registry import load_registry, select_datasets
+from tasks.params import ParamsError, load_section, to_options
+from tasks.registry import RegistryError, load_registry, select_datasets
 from tasks.schema import replace_dir
 
 
@@ -22,9 +22,13 @@ class IngestFailed(RuntimeError):
 
 @flow(name="ingest", log_prints=True)
 def ingest_flow(options: IngestOptions | None = None) -> dict:
-    """Ingest the selected registry datasets; fail at the end if any dataset failed."""
+    """Ingest the selected registry datasets; fail at the end if any dataset failed.
+
+    Registry overrides and splits with warnings (no samples) are printed and listed in the problems artifact.
+    """
     options = options or to_options(IngestOptions, load_section("ingest"), "params.yaml ingest")
-    entries = select_datasets(load_registry(Path(options.registry_dir)), options.datasets)
+    notes: list[str] = []
+    entries = select_datasets(load_registry(options.private_registry_dir, report=notes.append), options.datasets)
     out_dir = Path(options.out_dir)
     staging = out_dir.with_name(out_dir.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
@@ -40,9 +44,16 @@ def ingest_flow(options: IngestOptions | None = None) -> dict:
     create_table_artifact(key="ingest-summary", table=table.to_dicts(), description="Ingested samples per dataset and split, beside the paper's counts")
     problems = [report.error for report in reports if report.status == "failed"]
     missing = [report.dataset for report in reports if report.status == "missing"]
+    warned = manifest.filter(pl.col("warning").is_not_null())
+    notes += [f"warning: {row['dataset']}/{row['split']}: {row['warning']}" for row in warned.iter_rows(named=True)]
+    for note in notes:
+        print(note)
     create_markdown_artifact(
         key="ingest-problems",
-        markdown="\n".join(["# Ingest problems", *(f"- failed: {p}" for p in problems), *(f"- missing: {m}" for m in missing)] or ["none"]),
+        markdown="\n".join([
+            "# Ingest problems", *(f"- failed: {p}" for p in problems), *(f"- missing: {m}" for m in missing),
+            *(f"- {note}" for note in notes),
+        ]),
     )
     if missing and options.require_all:
         problems.append(f"missing raw files (require_all is on): {', '.join(missing)}")
@@ -52,4 +63,4 @@ def ingest_flow(options: IngestOptions | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    run_stage("ingest", ingest_flow, (IngestFailed,))
+    run_stage("ingest", ingest_flow, (IngestFailed, ParamsError, RegistryError))

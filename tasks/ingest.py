@@ -6,6 +6,8 @@ selected registry entries. Outputs (written to a staging directory, swapped in w
 ``label_counts.parquet``. Safe to retry: a rerun rebuilds the staging directory from scratch.
 
 Accounting, per dataset and split: ``records_read == samples_written + records_rejected``.
+A split that yields no sample (an empty file, or every record rejected) is written empty and
+carries a ``warning`` in the manifest; a file with too many rejects fails its dataset.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 import polars as pl
 from prefect import task
 
-from tasks.readers import ParsedBatch, UnreadableFileError, read_file
+from tasks.readers import REJECT_COLUMNS as READER_REJECT_COLUMNS
+from tasks.readers import FormatSpec, ParsedBatch, UnreadableFileError, likely_cause, read_file
 from tasks.registry import DatasetEntry
 from tasks.schema import REJECT_SCHEMA, SampleWriter, sample_problems, with_nested_flag
 
@@ -27,6 +30,7 @@ MANIFEST_SCHEMA = {
     "status": pl.String, "records_read": pl.Int64, "samples_written": pl.Int64, "records_rejected": pl.Int64,
     "markers_skipped": pl.Int64, "entities": pl.Int64, "types": pl.Int64, "nested_samples": pl.Int64,
     "paper_types": pl.Int64, "paper_raw_train": pl.Int64, "paper_test": pl.Int64, "error": pl.String,
+    "warning": pl.String,
 }
 REJECT_COLUMNS = pl.Schema(pl.from_arrow(REJECT_SCHEMA.empty_table()).schema)
 LABEL_COUNT_SCHEMA = {"dataset": pl.String, "split": pl.String, "label": pl.String, "count": pl.Int64}
@@ -38,17 +42,23 @@ class IngestOptions:
 
     raw_dir: str = "data/raw/demo"
     datasets: str | list[str] = "demo"  # demo | paper | all | [names]
-    registry_dir: str = "tasks/catalog/datasets"  # one YAML per dataset; point elsewhere to add private datasets
+    private_registry_dir: str | None = None  # a folder of entries added to the built-in registry (same name: overrides)
     out_dir: str = "data/ingest"
     metrics_file: str = "data/metrics/ingest.json"
     require_all: bool = False  # a selected dataset without raw files fails the stage
     fail_on_error: bool = True  # a dataset whose file cannot be read fails the stage (after the others)
     on_broken_tags: str = "reject"  # reject the sentence | repair (conlleval reading: a stray I- starts an entity)
+    max_reject_share: float = 0.2  # more rejects than this share of a file's records fail its dataset (wrong format?)
+    min_rejects_to_fail: int = 10  # ... if they are this many: a few bad records in a tiny file are not a wrong format
     batch_mb: int = 16
 
     def __post_init__(self) -> None:
         if self.on_broken_tags not in ("reject", "repair"):
             raise ValueError(f"on_broken_tags must be reject or repair, not {self.on_broken_tags!r}")
+        if not 0 <= self.max_reject_share <= 1:
+            raise ValueError(f"max_reject_share must be between 0 and 1, not {self.max_reject_share}")
+        if self.min_rejects_to_fail < 1:
+            raise ValueError(f"min_rejects_to_fail must be >= 1, not {self.min_rejects_to_fail}")
         if self.batch_mb < 1:
             raise ValueError(f"batch_mb must be >= 1, not {self.batch_mb}")
 
@@ -77,7 +87,11 @@ def split_batch(batch: ParsedBatch) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def ingest_split(entry: DatasetEntry, split: str, raw_file: Path, out_file: Path, options: IngestOptions) -> DatasetReport:
-    """Read one raw file and write its valid samples to ``out_file``; raises UnreadableFileError."""
+    """Read one raw file and write its valid samples to ``out_file``.
+
+    Raises UnreadableFileError when the file cannot be read, or has too many rejects
+    (:func:`check_reject_share`, after each batch: a file in the wrong format is not read to its end).
+    """
     spec = entry.format_spec(repair_broken_tags=options.on_broken_tags == "repair")
     counts = {"records_read": 0, "samples_written": 0, "records_rejected": 0, "markers_skipped": 0, "entities": 0, "nested_samples": 0}
     rejects, labels = [], []
@@ -99,9 +113,13 @@ def ingest_split(entry: DatasetEntry, split: str, raw_file: Path, out_file: Path
             counts["nested_samples"] += int(samples["nested"].sum())
             rejects.append(rejected)
             labels.append(samples.select(pl.col("entities").explode().struct.field("label")).drop_nulls())
+            check_reject_share(raw_file, spec, counts, rejects, options)
     label_counts = pl.concat(labels).group_by("label").len("count").sort("label") if labels else pl.DataFrame(schema={"label": pl.String, "count": pl.Int64})
-    row = {**_manifest_base(entry, split, raw_file), "status": "ok", **counts, "types": label_counts.height}
-    rejects_frame = pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_COLUMNS)
+    row = {
+        **_manifest_base(entry, split, raw_file), "status": "ok", **counts, "types": label_counts.height,
+        "warning": _warning(counts),
+    }
+    rejects_frame = pl.concat(rejects) if rejects else pl.DataFrame(schema=READER_REJECT_COLUMNS)
     return DatasetReport(
         dataset=entry.name,
         status="ok",
@@ -111,6 +129,38 @@ def ingest_split(entry: DatasetEntry, split: str, raw_file: Path, out_file: Path
         ).cast(REJECT_COLUMNS),
         label_counts=label_counts.select(pl.lit(entry.name).alias("dataset"), pl.lit(split).alias("split"), "label", pl.col("count").cast(pl.Int64)),
     )
+
+
+def check_reject_share(
+    path: Path, spec: FormatSpec, counts: dict, rejects: list[pl.DataFrame], options: IngestOptions
+) -> None:
+    """Raise UnreadableFileError when more than ``max_reject_share`` of the records read were rejected,
+    and at least ``min_rejects_to_fail`` of them: the message names the likely cause and the most common reason.
+    """
+    rejected, read = counts["records_rejected"], counts["records_read"]
+    if rejected < options.min_rejects_to_fail or rejected <= options.max_reject_share * read:
+        return
+    reasons = pl.concat(rejects).select(
+        "reason", pl.col("reason").str.replace(r"^line \d+: ", "").str.replace_all(r"'[^']*'|\d+", "_").alias("kind")
+    )
+    count, example = (
+        reasons.group_by("kind", maintain_order=True).agg(pl.len(), pl.col("reason").first())
+        .sort("len", descending=True, maintain_order=True).select("len", "reason").row(0)
+    )
+    raise UnreadableFileError(path, (
+        f"{rejected} of {read} records read were rejected, more than {options.max_reject_share * 100:g}%: "
+        f"likely {likely_cause(example)} (declared: {spec.describe()}); most common reason ({count} records): {example}"
+    ))
+
+
+def _warning(counts: dict) -> str | None:
+    """Why a split that was read without error still gave no sample, if it did."""
+    if counts["records_read"] == 0:
+        markers = " but for -DOCSTART- markers" if counts["markers_skipped"] else ""
+        return f"no records: the file is empty or blank{markers}"
+    if counts["samples_written"] == 0:
+        return f"no samples: all {counts['records_read']} records rejected"
+    return None
 
 
 def ingest_dataset(entry: DatasetEntry, options: IngestOptions, samples_dir: Path) -> DatasetReport:
@@ -157,6 +207,7 @@ def write_ingest_outputs(reports: list[DatasetReport], staging: Path, metrics_fi
         "datasets_ok": len({r.dataset for r in reports if r.status == "ok"}),
         "datasets_missing": sum(r.status == "missing" for r in reports),
         "datasets_failed": sum(r.status == "failed" for r in reports),
+        "warnings": manifest["warning"].is_not_null().sum(),
         "records_read": int(ok["records_read"].sum()),
         "samples_written": int(ok["samples_written"].sum()),
         "records_rejected": int(ok["records_rejected"].sum()),
@@ -171,7 +222,7 @@ def summary_table(manifest: pl.DataFrame) -> pl.DataFrame:
     """The per dataset and split view shown to people: what was written beside the paper's counts."""
     return manifest.select(
         "dataset", "split", "status", "samples_written", "entities", "types", "records_rejected",
-        "paper_raw_train", "paper_test", "error",
+        "paper_raw_train", "paper_test", "error", "warning",
     ).sort("dataset", "split", nulls_last=True)
 
 

@@ -3,8 +3,9 @@
 A reader never loads a whole file: token/tag files are cut into chunks at sentence
 boundaries and parsed vectorized in polars; B2NERD JSON lines (most of B2NERD_all) are decoded by
 Arrow's C++ JSON reader a chunk at a time; other JSON lines are decoded line by line and
-JSON arrays element by element. Every record read ends up either in ``samples`` or in
-``rejects`` with its record number, line, reason and a raw snippet. Offsets in ``samples``
+JSON arrays element by element. Every JSON format is read both as JSON lines and as one JSON
+array, whichever the file holds (its first character tells). Every record read ends up either in
+``samples`` or in ``rejects`` with its record number, line, reason and a raw snippet. Offsets in ``samples``
 are character offsets, end exclusive; their agreement with the text is checked later by
 :func:`tasks.schema.sample_problems`, once for all formats.
 
@@ -12,21 +13,28 @@ Formats (the ``format`` of a registry entry):
   conll    token and tag per line, blank line between sentences. Options: ``sep`` tab|space,
            ``scheme`` bio|iob1|bioes|bmes, ``segment_digit`` (Weibo's trailing digit).
   cluener  JSON lines ``{"text", "label": {type: {mention: [[start, end_inclusive], ...]}}}``.
-  cmeee    JSON array of ``{"text", "entities": [{"start_idx", "end_idx" (inclusive), "type", "entity"}]}``.
-  ace      JSON lines per document: ``sentences`` (token lists), ``ner`` per sentence
+  cmeee    ``{"text", "entities": [{"start_idx", "end_idx" (inclusive), "type", "entity"}]}`` (usually an array).
+  ace      one JSON record per document: ``sentences`` (token lists), ``ner`` per sentence
            ``[start, end_inclusive, label]`` in token offsets counted over the document.
-  genia    JSON array of ``{"sentence": [tokens], "ner": [{"index": [token indices], "type"}]}``.
-  b2nerd   JSON lines ``{"sentence", "entities": [{"name", "type", "pos": [start, end]}]}``.
-  omniner  JSON lines ``{"text", "entities": [[mention, category], ...]}`` without offsets.
+  genia    ``{"sentence": [tokens], "ner": [{"index": [token indices], "type"}]}`` (usually an array).
+  b2nerd   ``{"sentence", "entities": [{"name", "type", "pos": [start, end]}]}``.
+  omniner  ``{"text", "entities": [[mention, category], ...]}`` without offsets.
+
+Whole-file failures (:class:`UnreadableFileError`), checked on the first bytes before any record:
+a missing path or a directory, UTF-16/32 (by their byte-order marks), compressed files (by their
+magic numbers), CR-only line endings; while reading: bytes that are not UTF-8, and token/tag
+files whose lines mostly lack the separator. A UTF-8 byte-order mark is skipped.
 """
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 import polars as pl
@@ -85,38 +93,81 @@ class FormatSpec:
         """English tokens are joined with single spaces, Chinese characters without."""
         return "" if self.lang == "zh" else " "
 
+    def describe(self) -> str:
+        """The declared format with the options that change its reading: ``conll, sep=tab, scheme=bio``."""
+        if self.format != "conll":
+            return self.format
+        return f"conll, sep={self.sep}, scheme={self.scheme}" + (", segment_digit" if self.segment_digit else "")
+
+
+def likely_cause(reason: str) -> str:
+    """What a file whose records are mostly rejected for ``reason`` most likely declares wrongly."""
+    if "scheme" in reason or "broken tag sequence" in reason:
+        return "the wrong tag scheme"
+    if "between token and tag" in reason:
+        return "the wrong separator"
+    return "the wrong format"
+
 
 def read_file(path: Path, spec: FormatSpec, batch_bytes: int = 16 << 20) -> Iterator[ParsedBatch]:
     """Stream ``path`` in the format of ``spec`` as :class:`ParsedBatch` es.
 
-    Raises :class:`UnreadableFileError` when the file is missing, not UTF-8, or plainly not
-    in the declared format (nothing in it parses).
+    Raises :class:`UnreadableFileError` for the whole-file failures of the module docstring. An
+    empty or blank file yields no batch. Judging a file by its share of rejects is the caller's.
     """
     path = Path(path)
+    head = _sniff(path)
+    if spec.format == "conll":
+        yield from _read_tagged(path, spec, batch_bytes)
+    elif head.lstrip()[:1] == b"[":
+        yield from _read_json_records(path, spec, _iter_json_array(path), batch_bytes)
+    elif spec.format == "b2nerd":
+        yield from _read_b2nerd_lines(path, spec, batch_bytes)
+    else:
+        yield from _read_json_records(path, spec, _iter_json_lines(path), batch_bytes)
+
+
+_WIDE_BOMS = (  # UTF-32 first: its little-endian mark begins with UTF-16's
+    (codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"\x28\xb5\x2f\xfd": "zstd", b"\xfd7zXZ\x00": "xz"}
+
+
+def _sniff(path: Path, head_bytes: int = 1 << 16) -> bytes:
+    """The file's first bytes past a UTF-8 byte-order mark, once they show plain UTF-8 text with LF or CRLF lines."""
+    if path.is_dir():
+        raise UnreadableFileError(path, "is a directory, not a file")
     if not path.is_file():
         raise UnreadableFileError(path, "file not found")
-    if spec.format == "conll":
-        batches = _read_tagged(path, spec, batch_bytes)
-    elif spec.format in ("cmeee", "genia"):
-        batches = _read_json_records(path, spec, _iter_json_array(path), batch_bytes)
-    elif spec.format == "b2nerd":
-        batches = _read_b2nerd_lines(path, spec, batch_bytes)
-    else:
-        batches = _read_json_records(path, spec, _iter_json_lines(path), batch_bytes)
-    yield from _refuse_wrong_format(path, spec, batches)
+    try:
+        with _open(path) as handle:
+            head = handle.read(head_bytes)
+    except OSError as error:
+        raise UnreadableFileError(path, f"cannot be read: {error.strerror}") from error
+    for mark, encoding in _WIDE_BOMS:
+        if head.startswith(mark):
+            reason = f"is {encoding} text (byte-order mark {mark.hex(' ').upper()}), not UTF-8: convert it to UTF-8"
+            raise UnreadableFileError(path, reason)
+    for magic, kind in _COMPRESSED.items():
+        if head.startswith(magic):
+            raise UnreadableFileError(path, f"is {kind}-compressed, not text: decompress it first")
+    if b"\r" in head and b"\n" not in head:
+        raise UnreadableFileError(path, "has CR-only line endings (classic Mac OS): convert them to LF")
+    return head
 
 
-def _refuse_wrong_format(path: Path, spec: FormatSpec, batches: Iterator[ParsedBatch]) -> Iterator[ParsedBatch]:
-    """Turn a first batch in which nothing parsed into a file-level error: the format is wrong."""
-    first = True
-    for batch in batches:
-        if first and batch.records_read >= 5 and batch.samples.height == 0:
-            reason = batch.rejects["reason"][0]
-            raise UnreadableFileError(
-                path, f"does not look like format {spec.format!r}: all {batch.records_read} records of the first batch rejected (first: {reason})"
-            )
-        first = False
-        yield batch
+def _open(path: Path) -> BinaryIO:
+    """``path`` opened for binary reading, past its UTF-8 byte-order mark if it has one."""
+    handle = open(path, "rb")
+    if handle.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
+        handle.seek(0)
+    return handle
+
+
+def _not_utf8(path: Path, where: str) -> UnreadableFileError:
+    hint = "(Latin-1, GBK or another legacy encoding?): convert it to UTF-8"
+    return UnreadableFileError(path, f"not valid UTF-8 {where} {hint}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -133,8 +184,8 @@ def _read_chunks(
     """
     line = 1
     carry = b""
-    offset = 0
-    with open(path, "rb") as handle:
+    with _open(path) as handle:
+        offset = handle.tell()
         while True:
             block = handle.read(batch_bytes)
             data = carry + block
@@ -150,7 +201,7 @@ def _read_chunks(
             try:
                 text = chunk.decode("utf-8")
             except UnicodeDecodeError as error:
-                raise UnreadableFileError(path, f"not valid UTF-8 at byte {offset + error.start}") from error
+                raise _not_utf8(path, f"at byte {offset + error.start}") from error
             if text.strip():
                 yield (text if decode else chunk), line
             line += chunk.count(b"\n")
@@ -199,7 +250,7 @@ def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: For
     # Tokenizers leave whitespace around some tokens (Broad Twitter's emoji): it carries no
     # content and would put double spaces in the text, so it goes, as do blank O tokens.
     all_rows = rows
-    rows = rows.filter(~((pl.col("token") == "") & (pl.col("tag") == "O")))
+    rows = rows.filter(~((pl.col("token") == "") & (pl.col("tag") == "O")).fill_null(False))
     rows = rows.with_columns(_parse_tag()).with_columns(_tag_problems(spec))
 
     sep = len(spec.joiner)
@@ -308,11 +359,10 @@ def _tag_problems(spec: FormatSpec) -> list[pl.Expr]:
         broken = (pl.col("prefix").is_in(["I", "M", "E"]) & ~continues) | (pl.col("prefix").is_in(["B", "I", "M"]) & ~continued_next)
     line_no = pl.col("line").cast(pl.String)
     checks = [
-        pl.when(pl.col("token").is_null()).then(
+        pl.when(pl.col("tag").is_null()).then(
             pl.format("line {}: no {} between token and tag", line_no, pl.lit("TAB" if spec.sep == "tab" else "space"))
-            if not spec.segment_digit
-            else pl.format("line {}: no TAB, or the token lacks its segment digit", line_no)
         ),
+        pl.when(pl.col("token").is_null()).then(pl.format("line {}: the token lacks its segment digit", line_no)),
         pl.when(pl.col("token") == "").then(pl.format("line {}: empty token tagged '{}'", line_no, "tag")),
         pl.when(inside & pl.col("prefix").is_null()).then(pl.format("line {}: unknown tag '{}'", line_no, "tag")),
         pl.when(inside & ~pl.col("prefix").is_in(allowed)).then(
@@ -357,13 +407,14 @@ class RawRecord:
 
 
 def _iter_json_lines(path: Path) -> Iterator[RawRecord]:
-    with open(path, "rb") as handle:
-        record = 0
+    with _open(path) as handle:
+        record, offset = 0, handle.tell()
         for line_no, raw in enumerate(handle, start=1):
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                raise UnreadableFileError(path, f"not valid UTF-8 on line {line_no}") from error
+                raise _not_utf8(path, f"at byte {offset + error.start}") from error
+            offset += len(raw)
             if not text.strip():
                 continue
             record += 1
@@ -382,32 +433,22 @@ _SEPARATORS = re.compile(r"[ \t\r\n,]*")
 
 
 def _iter_json_array(path: Path, read_chars: int = 1 << 20) -> Iterator[RawRecord]:
-    """Stream the elements of a top-level JSON array without loading the file.
+    """Stream the elements of the top-level JSON array of a file that starts with ``[``, without loading it.
 
     After an element that does not decode, reading resumes at the next ``}, {`` so that one
     broken element is one reject rather than a lost file.
     """
     decoder = json.JSONDecoder()
-    try:
-        handle = open(path, encoding="utf-8")
-        buffer = handle.read(read_chars)
-    except UnicodeDecodeError as error:
-        raise UnreadableFileError(path, "not valid UTF-8") from error
-    position = len(buffer) - len(buffer.lstrip())
-    if not buffer[position:position + 1] == "[":
-        raise UnreadableFileError(path, "expected a JSON array starting with '['")
-    position += 1
-    line = 1 + buffer.count("\n", 0, position)
-    record = 0
-    exhausted = False
-    with handle:
+    with io.TextIOWrapper(_open(path), encoding="utf-8") as handle:
+        buffer = _read_text(path, handle, read_chars, 1)
+        position = len(buffer) - len(buffer.lstrip()) + 1
+        line = 1 + buffer.count("\n", 0, position)
+        record = 0
+        exhausted = False
         while True:
             # Keep at least one chunk of look-ahead so an element never straddles the end.
             if not exhausted and len(buffer) - position < read_chars:
-                try:
-                    more = handle.read(read_chars)
-                except UnicodeDecodeError as error:
-                    raise UnreadableFileError(path, f"not valid UTF-8 after line {line}") from error
+                more = _read_text(path, handle, read_chars, line)
                 exhausted = not more
                 buffer = buffer[position:] + more
                 position = 0
@@ -428,6 +469,13 @@ def _iter_json_array(path: Path, read_chars: int = 1 << 20) -> Iterator[RawRecor
                     return
             line += buffer.count("\n", position, end)
             position = end
+
+
+def _read_text(path: Path, handle: io.TextIOWrapper, chars: int, line: int) -> str:
+    try:
+        return handle.read(chars)
+    except UnicodeDecodeError as error:
+        raise _not_utf8(path, f"on or after line {line}") from error
 
 
 Span = tuple[int, int, str, str | None]  # start, end (exclusive), label, mention as given (None: take from text)

@@ -1,13 +1,15 @@
 """The dataset registry: one YAML file per dataset in ``tasks/catalog/datasets/``.
 
 Each entry records what the B2NERD paper says of a dataset (Tables 15 and 16: language,
-domain, role, counts) and how to read its raw files (format, options, split files).
+domain, role, counts) and how to read its raw files (format, options, split files). A private
+folder of entries (``ingest.private_registry_dir``) adds to these.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -15,16 +17,16 @@ from tasks.readers import FormatSpec
 
 REGISTRY_DIR = Path(__file__).parent / "catalog" / "datasets"
 ROLES = ("train", "ood_test", "pruned_to_zero", "demo")
-SELECTIONS = {
-    "demo": lambda entry: entry.role == "demo",
-    "paper": lambda entry: entry.role != "demo",
-    "all": lambda entry: True,
+SELECTIONS = {  # name: (what it selects, in words; the test)
+    "demo": ("role demo", lambda entry: entry.role == "demo"),
+    "paper": ("every role but demo", lambda entry: entry.role != "demo"),
+    "all": ("every entry", lambda entry: True),
 }
 
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """One registry entry; see any file in ``tasks/catalog/datasets`` for the fields."""
+    """One registry entry; README.md, "Dataset registry", describes each field with an example."""
 
     name: str
     title: str
@@ -46,33 +48,105 @@ class DatasetEntry:
 
 
 class RegistryError(ValueError):
-    """A registry file is malformed, or a selection names unknown datasets."""
+    """A registry file is malformed, or a selection names unknown datasets or none."""
 
 
-def load_registry(directory: Path = REGISTRY_DIR) -> dict[str, DatasetEntry]:
-    """Load and check every ``*.yaml`` entry, keyed by dataset name."""
-    entries: dict[str, DatasetEntry] = {}
-    for path in sorted(Path(directory).glob("*.yaml")):
+FIELDS = [f.name for f in fields(DatasetEntry)]
+REQUIRED = [f.name for f in fields(DatasetEntry) if f.default is MISSING and f.default_factory is MISSING]
+TEXT_FIELDS = [*(name for name in REQUIRED if name != "files"), "citation", "obtain", "notes"]
+FORMAT_OPTIONS = [f.name for f in fields(FormatSpec) if f.name not in ("format", "lang", "repair_broken_tags")]
+
+
+def load_registry(
+    private_dir: str | Path | None = None, report: Callable[[str], None] = print
+) -> dict[str, DatasetEntry]:
+    """The built-in entries plus those of ``private_dir``, keyed by dataset name.
+
+    A private entry named like a built-in one replaces it, and ``report`` is told so. The built-in
+    folder given as ``private_dir`` adds nothing. Raises RegistryError naming the file and field
+    of a malformed entry, or a private folder that is missing or holds no entries.
+    """
+    entries = _load_folder(REGISTRY_DIR)
+    if private_dir is None or Path(private_dir).resolve() == REGISTRY_DIR.resolve():
+        return entries
+    private_dir = Path(private_dir)
+    if not private_dir.is_dir():
+        raise RegistryError(f"private registry folder {private_dir} does not exist")
+    private = _load_folder(private_dir)
+    if not private:
+        raise RegistryError(f"private registry folder {private_dir} holds no *.yaml entries")
+    for name in sorted(private.keys() & entries.keys()):
+        report(f"{private_dir / name}.yaml overrides the built-in registry entry {name!r}")
+    return {**entries, **private}
+
+
+def _load_folder(directory: Path) -> dict[str, DatasetEntry]:
+    return {entry.name: entry for entry in map(_load_entry, sorted(directory.glob("*.yaml")))}
+
+
+def _load_entry(path: Path) -> DatasetEntry:
+    """One checked entry; every problem is a RegistryError that starts with the file's path."""
+    try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        try:
-            entry = DatasetEntry(**raw)
-            entry.format_spec()
-        except (TypeError, ValueError) as error:
-            raise RegistryError(f"{path}: {error}") from error
-        if entry.name != path.stem:
-            raise RegistryError(f"{path}: name {entry.name!r} differs from the file name")
-        if entry.lang not in ("en", "zh") or entry.role not in ROLES:
-            raise RegistryError(f"{path}: lang must be en|zh and role one of {ROLES}")
-        entries[entry.name] = entry
-    return entries
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise RegistryError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{path}: not a mapping of fields (see README.md, Dataset registry)")
+    problem = _field_problem(raw)
+    if problem:
+        raise RegistryError(f"{path}: {problem}")
+    entry = DatasetEntry(**raw)
+    try:
+        entry.format_spec()
+    except ValueError as error:
+        raise RegistryError(f"{path}: {error}") from error
+    if entry.name != path.stem:
+        raise RegistryError(f"{path}: name {entry.name!r} differs from the file name")
+    if entry.lang not in ("en", "zh") or entry.role not in ROLES:
+        raise RegistryError(f"{path}: lang must be en|zh and role one of {ROLES}")
+    return entry
+
+
+def _field_problem(raw: dict) -> str | None:
+    """What is wrong with an entry's fields, or None: missing, unknown, or of the wrong kind."""
+    missing = [name for name in REQUIRED if name not in raw]
+    if missing:
+        return f"missing field{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))}"
+    unknown = sorted(set(raw) - set(FIELDS))
+    if unknown:
+        known = ", ".join(FIELDS)
+        return f"unknown field{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; an entry's fields: {known}"
+    for name in TEXT_FIELDS:
+        if not isinstance(raw.get(name), str) and (name in REQUIRED or raw.get(name) is not None):
+            return f"field {name!r} must be text, not {type(raw[name]).__name__}"
+    for name in ("files", "paper", "format_options"):
+        if not isinstance(raw.get(name, {}), dict):
+            kind = " of split to file name" if name == "files" else ""
+            return f"field {name!r} must be a mapping{kind}, not {type(raw[name]).__name__}"
+    if not raw["files"] or not all(isinstance(file, str) for file in raw["files"].values()):
+        return "field 'files' must be a mapping of split to file name, not an empty one or one with other values"
+    unknown_options = sorted(set(raw.get("format_options", {})) - set(FORMAT_OPTIONS))
+    if unknown_options:
+        return f"unknown format option {unknown_options[0]!r}; known: {', '.join(FORMAT_OPTIONS)}"
+    return None
 
 
 def select_datasets(registry: dict[str, DatasetEntry], selection: str | list[str]) -> list[DatasetEntry]:
-    """Entries chosen by ``selection``: ``demo``, ``paper``, ``all``, or a list of names."""
+    """Entries chosen by ``selection``: ``demo``, ``paper``, ``all``, or a list of names; never none."""
     if isinstance(selection, str):
         if selection not in SELECTIONS:
             raise RegistryError(f"unknown dataset selection {selection!r}; use one of {sorted(SELECTIONS)} or a list of names")
-        return [entry for entry in registry.values() if SELECTIONS[selection](entry)]
+        description, chosen = SELECTIONS[selection]
+        entries = [entry for entry in registry.values() if chosen(entry)]
+        if not entries:
+            roles = ", ".join(sorted({entry.role for entry in registry.values()}))
+            raise RegistryError(
+                f"dataset selection {selection!r} matches none of the {len(registry)} registry entries: "
+                f"it selects {description}, and their roles are {roles}"
+            )
+        return entries
+    if not selection:
+        raise RegistryError("dataset selection is an empty list: name at least one dataset, or use demo, paper or all")
     unknown = sorted(set(selection) - set(registry))
     if unknown:
         raise RegistryError(f"datasets not in the registry: {unknown}")
