@@ -19,11 +19,10 @@ import dask
 import distributed
 import polars as pl
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.runtime import task_run
-from tqdm import tqdm
 
 from flows.cli import run_stage
 from tasks.crossval import (
@@ -48,6 +47,7 @@ from tasks.crossval import (
 )
 from tasks.label_names import load_synonyms
 from tasks.params import ParamsError, load_section, to_options
+from tasks.progress import Progress
 from tasks.schema import replace_dir
 from tasks.token_classification import encoder_available
 from tasks.tracking import TrackingOptions, stage_run
@@ -126,10 +126,9 @@ def run_jobs(specs: list[JobSpec], options: CrossvalOptions) -> list[pl.DataFram
     requested = dask.annotate(resources=options.job_resources) if options.job_resources else contextlib.nullcontext()
     with requested:
         futures = {job.with_options(task_run_name=f"crossval-{spec.train_dataset}").submit(spec, options): spec for spec in specs}
-    progress = create_progress_artifact(0.0, key="crossval-progress", description="Cross-validation jobs finished (%)")
     results = []
-    with tqdm(total=len(futures), desc="crossval jobs", unit="job") as bar:
-        for done, future in enumerate(as_completed(list(futures)), start=1):
+    with Progress(len(futures), "crossval jobs", unit="job", key="crossval-progress") as progress:
+        for future in as_completed(list(futures)):
             spec = futures[future]
             outcome = future.result(raise_on_failure=False)
             if isinstance(outcome, pl.DataFrame):
@@ -138,8 +137,7 @@ def run_jobs(specs: list[JobSpec], options: CrossvalOptions) -> list[pl.DataFram
                 error, attempts = (outcome.error, outcome.attempt) if isinstance(outcome, JobFailed) else (f"{type(outcome).__name__}: {outcome}", 0)
                 results.append(failed_rows(spec, error, attempts))
                 print(f"job {spec.train_dataset} failed: {error}")
-            bar.update()
-            update_progress_artifact(progress, 100.0 * done / len(futures))
+            progress.update()
     return results
 
 
@@ -163,8 +161,11 @@ def write_outputs(results: pl.DataFrame, groups: pl.DataFrame, options: Crossval
     heatmaps, staging = out_dir / "heatmaps", out_dir / "heatmaps.staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for group in tqdm(results["label_group"].unique().sort().to_list(), desc="heatmaps", unit="group"):
-        heatmap_png(results, group, staging / f"{file_stem(group)}.png")
+    names = results["label_group"].unique().sort().to_list()
+    with Progress(len(names), "heatmaps", unit="group") as progress:
+        for group in names:
+            heatmap_png(results, group, staging / f"{file_stem(group)}.png")
+            progress.update()
     replace_dir(staging, heatmaps)
     metrics_file = Path(options.metrics_file)
     metrics_file.parent.mkdir(parents=True, exist_ok=True)

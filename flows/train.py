@@ -29,6 +29,7 @@ from prefect.artifacts import create_table_artifact
 
 from flows.cli import run_stage
 from tasks.params import ParamsError, load_section, to_options
+from tasks.progress import Progress
 from tasks.schema import replace_dir
 from tasks.tracking import TrackingOptions, tracking_options
 from tasks.training import DEMO_BASE_MODEL, JobSpec, TrainError, TrainOptions, file_sha256
@@ -188,7 +189,9 @@ def train_flow(options: TrainOptions | None = None, tracking: TrackingOptions | 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if options.torch_threads:
         env["OMP_NUM_THREADS"] = str(options.torch_threads)
-    returncode, tail = run_streaming(command, env, logger.info)
+    with Progress(None, "train", unit="step", key="train-progress") as progress:
+        # Rank 0's progress lines move the bar; every other line goes to the run's log.
+        returncode, tail = run_streaming(command, env, lambda line: progress.follow(line) or logger.info(line))
     if returncode != 0:
         raise TrainJobError(failure_message(job_dir, returncode, tail))
 

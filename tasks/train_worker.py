@@ -36,6 +36,7 @@ from tasks.training import (
     load_tokenizer,
     mlflow_callback,
     pack_rows,
+    progress_callback,
     read_instruct_train,
     throughput_callback,
     tokenize_examples,
@@ -138,7 +139,7 @@ def train(spec: JobSpec, rank: int, world: int) -> None:
     model = apply_lora(model, hyper)
     collator = PaddingCollator(tokenizer.pad_token_id)
     throughput = throughput_callback(collator)
-    callbacks = [throughput]
+    callbacks = [throughput, progress_callback()]
 
     tracking = contextlib.nullcontext()
     if rank == 0 and spec.tracking is not None:

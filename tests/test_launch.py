@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from prefect.artifacts import Artifact
 
 from flows.train import TrainJobError, launch_command, train_flow
 from tasks.instruct import INSTRUCT_SCHEMA, build_prompt, format_answer
@@ -83,6 +84,8 @@ def test_two_ranks_through_torchrun_logged_to_mlflow(tmp_path, instruct_dir):
     metrics = train_flow(options_for(tmp_path, instruct_dir, launcher="torchrun"), TrackingOptions(tracking_uri=store, experiment="test-train"))
     assert metrics["world_size"] == 2 and metrics["deepspeed_zero_stage"] is None
     check_outputs(tmp_path, metrics)
+    progress = Artifact.get("train-progress")
+    assert progress.data == 100 and progress.description.startswith("train: 3/3 step ["), "rank 0's steps, in the flow"
     client = mlflow.tracking.MlflowClient(store)
     [run] = [run for run in client.search_runs([client.get_experiment_by_name("test-train").experiment_id]) if run.data.tags.get("stage") == "train"]
     assert {"loss", "learning_rate", "tokens_per_second", "padding_fraction", "final.train_loss"} <= set(run.data.metrics)
