@@ -34,7 +34,17 @@ import polars as pl
 from tasks.label_names import label_keys
 from tasks.schema import read_samples
 from tasks.screening import shared_label_pairs
-from tasks.token_classification import HEADS, PACKAGED_ENCODER, TrainingConfig, encoder_path, predict_spans, train_tagger
+from tasks.progress import Progress
+from tasks.token_classification import (
+    HEADS,
+    PACKAGED_ENCODER,
+    TrainingConfig,
+    encoder_path,
+    predict_spans,
+    prediction_batches,
+    train_tagger,
+    training_steps,
+)
 
 RUNNERS = ("local", "dask", "sequential")
 RESULT_SCHEMA = pl.Schema({
@@ -226,17 +236,29 @@ def label_groups(labels: pl.DataFrame) -> pl.DataFrame:
 # ---------------------------------------------------------------------------- job planning
 
 
-def split_file(samples_dir: Path, dataset: str, splits: list[str]) -> tuple[str, Path]:
-    """The first of ``splits`` that the dataset has on disk; :class:`CrossvalInputError` naming all tried."""
+def first_split(samples_dir: Path, dataset: str, splits: list[str]) -> tuple[str, Path] | None:
+    """The first of ``splits`` that the dataset has on disk, or None."""
     for split in splits:
         path = samples_dir / dataset / f"{split}.parquet"
         if path.is_file():
             return split, path
-    raise CrossvalInputError(f"{samples_dir / dataset}: none of the splits {list(splits)} is there")
+    return None
+
+
+def split_file(samples_dir: Path, dataset: str, splits: list[str]) -> tuple[str, Path]:
+    """The first of ``splits`` that the dataset has on disk; :class:`CrossvalInputError` naming all tried."""
+    found = first_split(samples_dir, dataset, splits)
+    if found is None:
+        raise CrossvalInputError(f"{samples_dir / dataset}: none of the splits {list(splits)} is there")
+    return found
 
 
 def plan_jobs(labels: pl.DataFrame, groups: pl.DataFrame, options: CrossvalOptions) -> list[JobSpec]:
-    """One job per dataset that belongs to any group, each with all its peers; checks every file first."""
+    """One job per grouped dataset that has a training split, each with all its peers; checks every file first.
+
+    A dataset with none of ``train_splits`` (GENIA's release has only a test split) trains no
+    job, but is still tested on by its peers, so it needs one of ``test_splits``.
+    """
     samples_dir = Path(options.samples_dir)
     grouped = labels.join(groups.select("label_group", "dataset"), on=["label_group", "dataset"], how="semi")
     raw_labels = {
@@ -246,7 +268,11 @@ def plan_jobs(labels: pl.DataFrame, groups: pl.DataFrame, options: CrossvalOptio
     members = {group: sorted(datasets) for group, datasets in groups.group_by("label_group").agg("dataset").iter_rows()}
     specs = []
     for dataset in groups["dataset"].unique().sort().to_list():
-        train_split, train_file = split_file(samples_dir, dataset, options.train_splits)
+        split_file(samples_dir, dataset, options.test_splits)
+        trainable = first_split(samples_dir, dataset, options.train_splits)
+        if trainable is None:
+            continue
+        train_split, train_file = trainable
         own_groups = sorted(group for (name, group) in raw_labels if name == dataset)
         peers = []
         for peer in sorted({other for group in own_groups for other in members[group] if other != dataset}):
@@ -357,18 +383,29 @@ def job_device(setting: str) -> str:
 
 
 def run_job(spec: JobSpec, options: CrossvalOptions, attempt: int = 1) -> pl.DataFrame:
-    """Train on ``spec.train_file``, test on every peer; write and return the rows (one per peer and shared group)."""
+    """Train on ``spec.train_file``, test on every peer; write and return the rows (one per peer and shared group).
+
+    Progress (the worker's stderr and, in a Prefect task run, the artifact ``crossval-job-<dataset>``)
+    counts the training steps, noting the epoch, then the prediction batches, noting the test set.
+    """
     import torch
 
     torch.set_num_threads(job_threads(options))
     fingerprint = job_fingerprint(spec, options)
     train = capped(read_samples(spec.train_file), options.max_train_samples, options.seed)
+    tests = [capped(read_samples(peer.file), options.max_test_samples, options.seed) for peer in spec.peers]
     keys = sorted(set(spec.label_map.values()))
-    tagger = train_tagger(train["text"].to_list(), keyed_spans(train, spec.label_map), keys, options.training, job_device(options.device))
+    config = options.training
+    batches = training_steps(train.height, config) + sum(prediction_batches(test.height, config) for test in tests)
+    with Progress(batches, f"crossval {spec.train_dataset}", "batch", f"crossval-job-{spec.train_dataset}") as progress:
+        spans = keyed_spans(train, spec.label_map)
+        tagger = train_tagger(train["text"].to_list(), spans, keys, config, job_device(options.device), progress)
+        predictions = []
+        for peer, test in zip(spec.peers, tests):
+            progress.note(f"test {peer.dataset}")
+            predictions.append(predict_spans(tagger, test["text"].to_list(), progress))
     rows = []
-    for peer in spec.peers:
-        test = capped(read_samples(peer.file), options.max_test_samples, options.seed)
-        predicted = predict_spans(tagger, test["text"].to_list())
+    for peer, test, predicted in zip(spec.peers, tests, predictions):
         gold = keyed_spans(test, {label: group for group, labels in peer.group_labels.items() for label in labels})
         for group, test_labels in peer.group_labels.items():
             rows.append({

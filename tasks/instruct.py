@@ -36,14 +36,14 @@ import glob
 import json
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import yaml
 
-from tasks.registry import RegistryError, load_registry, select_datasets
+from tasks.registry import TRAINING_ROLES, RegistryError, ingested_datasets, select_datasets
 from tasks.schema import ENTITY_TYPE, PARQUET_OPTIONS, STANDARDIZED_SCHEMA, read_samples
 
 VARIANTS = ("zero-shot", "guidelines", "few-shot")
@@ -105,7 +105,7 @@ class InstructOptions:
     train_input: str = "data/prune/train.parquet"   # a file, directory or glob of STANDARDIZED samples
     test_samples_dir: str = "data/standardize/samples"  # <dataset>/test.parquet of each evaluation dataset
     test_datasets: str | list[str] = "demo"         # registry selection: demo | ood_test | paper | all | names
-    registry_dir: str = "tasks/catalog/datasets"
+    manifest_file: str = "data/ingest/manifest.parquet"  # which datasets were ingested, and their registry roles
     out_dir: str = "data/instruct"
     metrics_file: str = "data/metrics/instruct.json"
     variant: str = "zero-shot"                      # zero-shot | guidelines | few-shot (figures 9, 10, 11)
@@ -118,6 +118,7 @@ class InstructOptions:
     few_shot_examples: int = 3                      # few-shot variant: solved examples per prompt
     guidelines_file: str | None = None              # guidelines variant: YAML {label: description}
     max_test_samples_per_dataset: int | None = None  # a seeded subset per dataset; null: all
+    test_splits: list[str] = field(default_factory=lambda: ["test", "dev"])  # first present is evaluated (CLUENER: dev)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -305,12 +306,9 @@ def _answer_within(entities: list[dict], label_set: list[str]) -> str:
 
 
 def evaluation_datasets(options: InstructOptions) -> list[str]:
-    """Names of the evaluation datasets: a registry role (``ood_test``), selection or list."""
-    registry = load_registry(Path(options.registry_dir))
-    if options.test_datasets == "ood_test":
-        return sorted(name for name, entry in registry.items() if entry.role == "ood_test")
+    """Names of the ingested evaluation datasets: a selection (``ood_test``, ``demo``, ...) or a list of names."""
     try:
-        return sorted(entry.name for entry in select_datasets(registry, options.test_datasets))
+        return sorted(entry.name for entry in select_datasets(ingested_datasets(options.manifest_file), options.test_datasets))
     except RegistryError as error:
         raise InstructError(f"instruct.test_datasets: {error}") from error
 
@@ -318,19 +316,20 @@ def evaluation_datasets(options: InstructOptions) -> list[str]:
 def read_test_inputs(options: InstructOptions) -> tuple[pl.DataFrame, dict[str, list[str]], dict[str, list[dict]]]:
     """Test samples of every evaluation dataset, each dataset's full label set, and few-shot pools.
 
-    A dataset's label set is every type in any of its splits; few-shot examples come from its
-    train split when there is one.
+    A dataset is tested on the first of ``test_splits`` it has; its label set is every type in
+    any of its splits; few-shot examples come from its train split when there is one.
     """
     root = Path(options.test_samples_dir)
     names = evaluation_datasets(options)
-    missing = [name for name in names if not (root / name / "test.parquet").is_file()]
+    splits = {name: next((s for s in options.test_splits if (root / name / f"{s}.parquet").is_file()), None) for name in names}
+    missing = [name for name, split in splits.items() if split is None]
     if missing:
-        raise InstructError(f"{root}: no test split for evaluation datasets {missing}")
+        raise InstructError(f"{root}: none of the splits {options.test_splits} for evaluation datasets {missing}")
     tests, label_sets, pools = [], {}, {}
     for name in names:
         every_split = read_samples(root / name, STANDARDIZED_SCHEMA)
         label_sets[name] = dataset_label_sets(every_split).get(name, [])
-        test = every_split.filter(pl.col("split") == "test")
+        test = every_split.filter(pl.col("split") == splits[name])
         if options.max_test_samples_per_dataset is not None and test.height > options.max_test_samples_per_dataset:
             test = test.sample(options.max_test_samples_per_dataset, seed=options.seed).sort("record")
         tests.append(test)
@@ -350,11 +349,29 @@ def read_train_input(options: InstructOptions) -> pl.DataFrame:
     return samples
 
 
+def refuse_held_out(train: pl.DataFrame, test: pl.DataFrame, manifest_file: str) -> None:
+    """InstructError unless every training sample comes from a training-role dataset and none is a test sample."""
+    try:
+        registry = ingested_datasets(manifest_file)
+    except RegistryError as error:
+        raise InstructError(f"instruct.manifest_file: {error}") from error
+    counts = train.group_by("dataset").len()
+    held_out = sorted(
+        f"{name} ({count})" for name, count in counts.iter_rows() if name not in registry or registry[name].role not in TRAINING_ROLES
+    )
+    if held_out:
+        raise InstructError(f"the training set holds samples of held-out or unregistered datasets: {', '.join(held_out)}")
+    shared = train.join(test, on="sample_id", how="semi")
+    if shared.height:
+        raise InstructError(f"{shared.height} training samples are also evaluation samples, e.g. {shared['sample_id'][0]}")
+
+
 def build_instruct_data(options: InstructOptions) -> tuple[pa.Table, pa.Table, dict]:
     """Train and test tables plus metrics; every input is read and checked before any prompt is built."""
     guidelines = load_guidelines(options.guidelines_file) if options.guidelines_file else None
     train_samples = read_train_input(options)
     test_samples, test_label_sets, test_pools = read_test_inputs(options)
+    refuse_held_out(train_samples, test_samples, options.manifest_file)
     train_label_sets = dataset_label_sets(train_samples)
     train_pools = {dataset: group.to_dicts() for (dataset,), group in train_samples.group_by("dataset")}
     train, train_counts = build_split(train_samples, train_label_sets, options, True, train_pools, guidelines)

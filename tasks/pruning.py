@@ -46,6 +46,8 @@ import polars as pl
 import pyarrow as pa
 
 from tasks.embeddings import DEVICES, PRECISIONS, Embedder, EncoderNotFoundError, resolve_model
+from tasks.progress import Progress
+from tasks.registry import TRAINING_ROLES, ingested_datasets
 from tasks.schema import STANDARDIZED_SCHEMA, SampleWriter, read_samples
 
 STRATEGIES = ("diversity", "threshold", "random_per_type", "random")
@@ -68,7 +70,8 @@ class PruneOptions:
     """The ``prune`` section of params.yaml."""
 
     samples_dir: str = "data/standardize/samples"
-    split: str = "train"  # reads <samples_dir>/<dataset>/<split>.parquet
+    split: str = "train"  # reads <samples_dir>/<dataset>/<split>.parquet of the datasets whose role trains
+    manifest_file: str = "data/ingest/manifest.parquet"  # each dataset's registry role, as ingest read it
     out_dir: str = "data/prune"
     metrics_file: str = "data/metrics/prune.json"
     strategy: str = "diversity"  # diversity | threshold | random_per_type | random
@@ -234,11 +237,14 @@ def batch_size(fill: np.ndarray, open_pools: np.ndarray, k: int, types_per_sampl
     return int(np.clip(free_slots / types_per_sample, MIN_BATCH, lookahead))
 
 
-def diverse_selection(plan: VisitPlan, embed_rows: EmbedRows, options: PruneOptions) -> Selection:
+def diverse_selection(
+    plan: VisitPlan, embed_rows: EmbedRows, options: PruneOptions, progress: Progress | None = None
+) -> Selection:
     """Fill one dataset's pools by the ``diversity`` or ``threshold`` rule (see the module docstring).
 
     ``embed_rows(rows)`` returns the unit vectors of sample rows; it is only called for samples
-    that reach a non-full pool, ``options.lookahead`` at a time.
+    that reach a non-full pool, ``options.lookahead`` at a time. ``progress`` counts the samples
+    visited (skipped ones included) after each batch, and notes how many were embedded.
     """
     k, threshold = options.k, options.strategy == "threshold"
     fill = np.zeros(len(plan.pool_types), dtype=np.int64)
@@ -248,6 +254,7 @@ def diverse_selection(plan: VisitPlan, embed_rows: EmbedRows, options: PruneOpti
     position, candidates, embedded = 0, 0, 0
     types_per_sample = max(len(plan.member_pool) / max(plan.size - len(plan.negatives), 1), 1.0)
     while position < plan.size and open_pools.any():
+        visited = position
         batch, position = next_candidates(plan, open_pools, position, batch_size(fill, open_pools, k, types_per_sample, options.lookahead))
         if not batch.size:
             break
@@ -273,6 +280,9 @@ def diverse_selection(plan: VisitPlan, embed_rows: EmbedRows, options: PruneOpti
                 open_pools[pool] = fill[pool] < k
                 joined_rows.append(int(plan.order[candidate]))
                 joined_pools.append(plan.pool_types[pool])
+        if progress:
+            progress.note(f"{plan.dataset}: {embedded} embedded")
+            progress.update(position - visited)
     return Selection(
         dataset=plan.dataset,
         pools=pl.DataFrame({"row": joined_rows, "type": joined_pools}, schema={"row": pl.Int64, "type": pl.String}),
@@ -303,16 +313,21 @@ def mean_pairwise_cosine(vectors: np.ndarray) -> float:
     return float((total @ total - n) / (n * (n - 1)))
 
 
-def select_dataset(samples: pl.DataFrame, dataset: str, options: PruneOptions, embedder: Embedder | None) -> Selection:
-    """Prune one dataset's samples (row order as given) by a per-type strategy."""
+def select_dataset(samples: pl.DataFrame, dataset: str, options: PruneOptions, embedder: Embedder | None,
+                   progress: Progress | None = None) -> Selection:
+    """Prune one dataset's samples (row order as given) by a per-type strategy.
+
+    ``progress``: see :func:`diverse_selection`.
+    """
     plan = visit_plan(samples, dataset, options.seed)
     if options.strategy not in EMBEDDING_STRATEGIES:
         return random_per_type_selection(plan, options)
     texts = samples["text"]
     if options.eager:
         everything = embedder.embed(texts.to_list())
-        return replace(diverse_selection(plan, lambda rows: everything[rows], options), embedded=samples.height)
-    return diverse_selection(plan, lambda rows: embedder.embed(texts.gather(rows).to_list()), options)
+        selection = diverse_selection(plan, lambda rows: everything[rows], options, progress)
+        return replace(selection, embedded=samples.height)
+    return diverse_selection(plan, lambda rows: embedder.embed(texts.gather(rows).to_list()), options, progress)
 
 
 @dataclass
@@ -347,29 +362,33 @@ def prune(samples: pl.DataFrame, options: PruneOptions, embedder: Embedder | Non
     started = time.perf_counter()
     embedded_before = (embedder.computed, embedder.reused) if embedder else (0, 0)
     samples = samples.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
-    if options.strategy == "random":
-        kept_rows = random_down_sampling(samples.drop("_row"), options).join(sample_types(samples), on="row", how="left")
-        pools = kept_rows.group_by("row").agg(pl.col("type").drop_nulls().alias("pools"))
-        selections: list[Selection] = []
-    else:
-        selections, pools_per_dataset = [], []
-        for dataset, part in datasets_of(samples):
-            selection = select_dataset(part.drop("_row"), dataset, options, embedder)
-            selections.append(selection)
-            log.info(
-                "%s: %d samples, %d pools, %d kept in pools, %d embedded (%.0f s so far)",
-                dataset, part.height, selection.pools["type"].n_unique(), selection.pools["row"].n_unique(), selection.embedded, time.perf_counter() - started,
+    with Progress(samples.height, f"prune {options.strategy} k={options.k}", "sample", "prune-progress") as progress:
+        if options.strategy == "random":
+            kept_rows = random_down_sampling(samples.drop("_row"), options).join(sample_types(samples), on="row", how="left")
+            pools = kept_rows.group_by("row").agg(pl.col("type").drop_nulls().alias("pools"))
+            selections: list[Selection] = []
+            progress.update(samples.height)
+        else:
+            selections, pools_per_dataset, done = [], [], 0
+            for dataset, part in datasets_of(samples):
+                selection = select_dataset(part.drop("_row"), dataset, options, embedder, progress)
+                selections.append(selection)
+                done += part.height
+                progress.reach(done, samples.height)  # with the samples left unvisited once its pools were full
+                log.info(
+                    "%s: %d samples, %d pools, %d kept in pools, %d embedded (%.0f s so far)",
+                    dataset, part.height, selection.pools["type"].n_unique(), selection.pools["row"].n_unique(), selection.embedded, time.perf_counter() - started,
+                )
+                global_row = part["_row"].to_numpy()
+                pools_per_dataset.append(
+                    pl.concat([
+                        selection.pools.with_columns(pl.Series("row", global_row[selection.pools["row"].to_numpy()], dtype=pl.Int64)),
+                        pl.DataFrame({"row": global_row[selection.negatives], "type": None}, schema={"row": pl.Int64, "type": pl.String}),
+                    ])
+                )
+            pools = pl.concat([pl.DataFrame(schema={"row": pl.Int64, "type": pl.String}), *pools_per_dataset]).group_by("row").agg(
+                pl.col("type").drop_nulls().sort().alias("pools")
             )
-            global_row = part["_row"].to_numpy()
-            pools_per_dataset.append(
-                pl.concat([
-                    selection.pools.with_columns(pl.Series("row", global_row[selection.pools["row"].to_numpy()], dtype=pl.Int64)),
-                    pl.DataFrame({"row": global_row[selection.negatives], "type": None}, schema={"row": pl.Int64, "type": pl.String}),
-                ])
-            )
-        pools = pl.concat([pl.DataFrame(schema={"row": pl.Int64, "type": pl.String}), *pools_per_dataset]).group_by("row").agg(
-            pl.col("type").drop_nulls().sort().alias("pools")
-        )
     kept = samples.join(pools, left_on="_row", right_on="row").sort("_row").drop("_row")
     if embedder:
         embedder.flush()
@@ -437,11 +456,31 @@ def statistics_table(samples: pl.DataFrame, kept: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def read_split(options: PruneOptions) -> pl.DataFrame:
-    """Every dataset's ``<split>.parquet`` under ``samples_dir``, standardized schema; an error names what is missing."""
+def training_files(options: PruneOptions) -> tuple[list[Path], list[str]]:
+    """The ``<split>.parquet`` of every dataset whose registry role trains, and the held-out datasets passed over.
+
+    Only roles in :data:`TRAINING_ROLES` feed pruning: the paper trains on none of its held-out
+    test sets (Tables 15-16 give them no Train mark), so their train splits are never read,
+    whatever ``split`` says. A dataset missing from the registry is an error.
+    """
     files = sorted(Path(options.samples_dir).glob(f"*/{options.split}.parquet"))
     if not files:
         raise FileNotFoundError(f"no {options.split}.parquet under {options.samples_dir}/<dataset>/ (run the standardize stage first)")
+    registry = ingested_datasets(options.manifest_file)
+    unknown = sorted(file.parent.name for file in files if file.parent.name not in registry)
+    if unknown:
+        raise FileNotFoundError(f"{options.samples_dir}: datasets {unknown} are not in {options.manifest_file}, so their role is unknown")
+    training = [file for file in files if registry[file.parent.name].role in TRAINING_ROLES]
+    return training, sorted({file.parent.name for file in files} - {file.parent.name for file in training})
+
+
+def read_split(options: PruneOptions) -> pl.DataFrame:
+    """The training datasets' ``<split>.parquet`` (:func:`training_files`), standardized schema."""
+    files, held_out = training_files(options)
+    if held_out:
+        print(f"held out of training (registry role not in {TRAINING_ROLES}): {', '.join(held_out)}")
+    if not files:
+        raise FileNotFoundError(f"{options.samples_dir}: no dataset with a training role has a {options.split} split")
     return pl.concat([read_samples(file, STANDARDIZED_SCHEMA) for file in files])
 
 

@@ -17,9 +17,11 @@ from tasks.readers import FormatSpec
 
 REGISTRY_DIR = Path(__file__).parent / "catalog" / "datasets"
 ROLES = ("train", "ood_test", "pruned_to_zero", "demo")
+TRAINING_ROLES = ("train", "demo")  # roles whose samples may be trained on; ood_test and pruned_to_zero are held out
 SELECTIONS = {  # name: (what it selects, in words; the test)
     "demo": ("role demo", lambda entry: entry.role == "demo"),
     "paper": ("every role but demo", lambda entry: entry.role != "demo"),
+    "ood_test": ("role ood_test (the held-out test sets)", lambda entry: entry.role == "ood_test"),
     "all": ("every entry", lambda entry: True),
 }
 
@@ -131,8 +133,34 @@ def _field_problem(raw: dict) -> str | None:
     return None
 
 
-def select_datasets(registry: dict[str, DatasetEntry], selection: str | list[str]) -> list[DatasetEntry]:
-    """Entries chosen by ``selection``: ``demo``, ``paper``, ``all``, or a list of names; never none."""
+@dataclass(frozen=True)
+class IngestedDataset:
+    """A dataset as ingest recorded it: its name and its registry role (built-in or private entry alike)."""
+
+    name: str
+    role: str
+
+
+def ingested_datasets(manifest_file: str | Path) -> dict[str, IngestedDataset]:
+    """Every dataset that ingest's manifest lists with samples written, keyed by name.
+
+    Later stages take roles from here rather than from the registry folders, so a private entry
+    counts exactly as ingest read it.
+    """
+    import polars as pl
+
+    path = Path(manifest_file)
+    if not path.is_file():
+        raise RegistryError(f"{path}: missing (run the ingest stage first)")
+    rows = pl.read_parquet(path).filter(pl.col("samples_written") > 0).select("dataset", "role").unique().sort("dataset")
+    return {name: IngestedDataset(name, role) for name, role in rows.iter_rows()}
+
+
+def select_datasets(registry: dict, selection: str | list[str]) -> list:
+    """Entries chosen by ``selection``: ``demo``, ``paper``, ``ood_test``, ``all``, or a list of names; never none.
+
+    ``registry`` maps names to anything with a ``role``: :class:`DatasetEntry` or :class:`IngestedDataset`.
+    """
     if isinstance(selection, str):
         if selection not in SELECTIONS:
             raise RegistryError(f"unknown dataset selection {selection!r}; use one of {sorted(SELECTIONS)} or a list of names")

@@ -175,6 +175,38 @@ def test_few_shot_examples_come_from_the_same_dataset_and_follow_the_label_set()
         assert row["text"] not in "".join(examples)
 
 
+DEMO_ROLES = {"demo_news_en": "demo", "demo_wiki_en": "demo", "demo_news_zh": "demo"}
+
+
+def write_manifest(tmp_path: Path, roles: dict[str, str]) -> str:
+    """An ingest manifest listing ``roles`` (dataset -> registry role), each with samples written."""
+    path = tmp_path / "manifest.parquet"
+    pl.DataFrame({"dataset": list(roles), "role": list(roles.values()), "samples_written": [1] * len(roles)}).write_parquet(path)
+    return str(path)
+
+
+def test_a_training_set_holding_a_held_out_dataset_is_refused(tmp_path):
+    from tasks.instruct import InstructError, build_instruct_data
+
+    samples = synthetic_samples(40)
+    tests = samples.with_columns(pl.lit("test").alias("split"), (pl.col("sample_id") + "t").alias("sample_id"))
+    write_standardized(pl.concat([samples, tests]), tmp_path / "standardized")
+    options = InstructOptions(
+        train_input=str(tmp_path / "standardized" / "*" / "train.parquet"), test_samples_dir=str(tmp_path / "standardized"),
+        test_datasets="ood_test", manifest_file=write_manifest(tmp_path, {**DEMO_ROLES, "demo_news_zh": "ood_test"}),
+    )
+    with pytest.raises(InstructError, match=r"held-out or unregistered datasets: demo_news_zh \(\d+\)"):
+        build_instruct_data(options)
+    leaked = tests.head(1).with_columns(pl.lit("train").alias("split"))
+    write_standardized(pl.concat([samples, leaked]).filter(pl.col("dataset") == "demo_news_en"), tmp_path / "leak")
+    same_sample = InstructOptions(
+        train_input=str(tmp_path / "leak" / "*" / "train.parquet"), test_samples_dir=str(tmp_path / "standardized"),
+        test_datasets=["demo_news_en"], manifest_file=write_manifest(tmp_path, DEMO_ROLES),
+    )
+    with pytest.raises(InstructError, match="1 training samples are also evaluation samples"):
+        build_instruct_data(same_sample)
+
+
 def write_standardized(samples: pl.DataFrame, root: Path) -> None:
     for (dataset, split), group in samples.group_by("dataset", "split"):
         (root / dataset).mkdir(parents=True, exist_ok=True)
@@ -190,6 +222,7 @@ def test_flow_writes_train_and_test_prompts(tmp_path):
     options = InstructOptions(
         train_input=str(tmp_path / "standardized" / "*" / "train.parquet"), test_samples_dir=str(tmp_path / "standardized"),
         test_datasets=["demo_news_en", "demo_news_zh"], out_dir=str(tmp_path / "instruct"), metrics_file=str(tmp_path / "metrics.json"),
+        manifest_file=write_manifest(tmp_path, DEMO_ROLES),
     )
     metrics = instruct_flow(options)
     train = pl.read_parquet(tmp_path / "instruct" / "train.parquet")

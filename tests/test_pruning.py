@@ -13,6 +13,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from prefect.artifacts import Artifact
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.prune import prune_flow, prune_scaling_flow
@@ -162,15 +163,22 @@ def prefect_server(prefect_api_url):
 
 def test_flows_write_outputs_metrics_and_mlflow(real_samples, lazy_run, cache_dir, prefect_server, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # MLflow's default sqlite store lands here
-    for dataset, part in real_samples.group_by("dataset"):
+    held_out = real_samples.head(20).with_columns(pl.lit("held_out").alias("dataset"), ("held_out:" + pl.col("sample_id")).alias("sample_id"))
+    for dataset, part in pl.concat([real_samples, held_out]).group_by("dataset"):
         with SampleWriter(tmp_path / "std" / dataset[0] / "train.parquet", schema=STANDARDIZED_SCHEMA) as writer:
             writer.write(part)
+    roles = {**{name: "train" for name in real_samples["dataset"].unique()}, "held_out": "ood_test"}
+    pl.DataFrame({"dataset": list(roles), "role": list(roles.values()), "samples_written": [1] * len(roles)}).write_parquet(tmp_path / "manifest.parquet")
     options = PruneOptions(
         samples_dir=str(tmp_path / "std"), out_dir=str(tmp_path / "prune"), metrics_file=str(tmp_path / "prune.json"), k=K,
+        manifest_file=str(tmp_path / "manifest.parquet"),
         cache_dir=str(cache_dir), scaling_ks=(3, 6, K), scaling_file=str(tmp_path / "plots" / "prune_scaling.csv"),
     )
     metrics = prune_flow(options)
     assert json.loads((tmp_path / "prune.json").read_text()) == metrics
+    progress = Artifact.get("prune-progress")
+    assert progress.data == 100
+    assert progress.description.startswith(f"prune diversity k={K}: {real_samples.height}/{real_samples.height} ")
     assert metrics["embeddings_computed"] == 0 and metrics["samples_kept"] == lazy_run.kept.height
     assert pq.read_schema(tmp_path / "prune" / "train.parquet").names == PRUNED_SCHEMA.names
     kept = pl.read_parquet(tmp_path / "prune" / "train.parquet")
