@@ -185,16 +185,24 @@ def write_manifest(tmp_path: Path, roles: dict[str, str]) -> str:
     return str(path)
 
 
-def test_a_training_set_holding_a_held_out_dataset_is_refused(tmp_path):
-    from tasks.instruct import InstructError, build_instruct_data
-
+def standardized_train_and_test(tmp_path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Synthetic train samples and a test copy of each (own sample ids), written under ``tmp_path/standardized``."""
     samples = synthetic_samples(40)
     tests = samples.with_columns(pl.lit("test").alias("split"), (pl.col("sample_id") + "t").alias("sample_id"))
     write_standardized(pl.concat([samples, tests]), tmp_path / "standardized")
-    options = InstructOptions(
-        train_input=str(tmp_path / "standardized" / "*" / "train.parquet"), test_samples_dir=str(tmp_path / "standardized"),
-        test_datasets="ood_test", manifest_file=write_manifest(tmp_path, {**DEMO_ROLES, "demo_news_zh": "ood_test"}),
-    )
+    return samples, tests
+
+
+def standardized_options(tmp_path: Path, **options) -> InstructOptions:
+    root = tmp_path / "standardized"
+    return InstructOptions(train_input=str(root / "*" / "train.parquet"), test_samples_dir=str(root), **options)
+
+
+def test_a_training_set_holding_a_held_out_dataset_is_refused(tmp_path):
+    from tasks.instruct import InstructError, build_instruct_data
+
+    samples, tests = standardized_train_and_test(tmp_path)
+    options = standardized_options(tmp_path, test_datasets="ood_test", manifest_file=write_manifest(tmp_path, {**DEMO_ROLES, "demo_news_zh": "ood_test"}))
     with pytest.raises(InstructError, match=r"held-out or unregistered datasets: demo_news_zh \(\d+\)"):
         build_instruct_data(options)
     leaked = tests.head(1).with_columns(pl.lit("train").alias("split"))
@@ -216,13 +224,10 @@ def write_standardized(samples: pl.DataFrame, root: Path) -> None:
 def test_flow_writes_train_and_test_prompts(tmp_path):
     from flows.instruct import instruct_flow
 
-    samples = synthetic_samples(40)
-    tests = samples.with_columns(pl.lit("test").alias("split"), (pl.col("sample_id") + "t").alias("sample_id"))
-    write_standardized(pl.concat([samples, tests]), tmp_path / "standardized")
-    options = InstructOptions(
-        train_input=str(tmp_path / "standardized" / "*" / "train.parquet"), test_samples_dir=str(tmp_path / "standardized"),
-        test_datasets=["demo_news_en", "demo_news_zh"], out_dir=str(tmp_path / "instruct"), metrics_file=str(tmp_path / "metrics.json"),
-        manifest_file=write_manifest(tmp_path, DEMO_ROLES),
+    samples, tests = standardized_train_and_test(tmp_path)
+    options = standardized_options(
+        tmp_path, test_datasets=["demo_news_en", "demo_news_zh"], out_dir=str(tmp_path / "instruct"),
+        metrics_file=str(tmp_path / "metrics.json"), manifest_file=write_manifest(tmp_path, DEMO_ROLES),
     )
     metrics = instruct_flow(options)
     train = pl.read_parquet(tmp_path / "instruct" / "train.parquet")
