@@ -89,6 +89,27 @@ def test_pools_bounded_every_type_present_negatives_capped(real_samples, lazy_ru
     print(f"lazy run embedded {diversity.counts['samples_embedded']} of {real_samples.height} samples")
 
 
+def test_a_kept_sample_fills_every_open_pool_of_its_types(real_samples, lazy_run, cache_dir):
+    """``all_types``: a sample kept by one pool's draw takes a place in every open pool of its types; ``joined``: not."""
+    wide = 10_000  # no pool fills: every pool of a kept sample's types is open at its turn
+    runs = {rule: prune(real_samples, PruneOptions(k=wide, kept_counts_in=rule, cache_dir=str(cache_dir)), lazy_embedder(cache_dir))
+            for rule in ("all_types", "joined")}
+    for rule, result in runs.items():
+        kept = result.kept.filter(pl.col("entities").list.len() > 0)
+        own_types = kept["entities"].list.eval(pl.element().struct.field("label")).list.unique().list.len()
+        short = (kept["pools"].list.len() < own_types).sum()
+        print(f"{rule}: {kept.height} kept with entities, {short} in fewer pools than their types")
+        assert (short == 0) == (rule == "all_types")
+    at_k = {rule: prune(real_samples, PruneOptions(k=K, kept_counts_in=rule, cache_dir=str(cache_dir)), lazy_embedder(cache_dir))
+            for rule in ("all_types", "joined")}
+    assert at_k["all_types"].kept.height < at_k["joined"].kept.height, "pools fill sooner when kept samples count in all"
+    assert lazy_run.kept.height == at_k["all_types"].kept.height, "all_types is the default"
+
+
+def lazy_embedder(cache_dir: Path) -> Embedder:
+    return PruneOptions(cache_dir=str(cache_dir)).embedder()
+
+
 def test_same_seed_same_selection_other_seed_another(real_samples, lazy_run, cache_dir):
     options = PruneOptions(k=K, cache_dir=str(cache_dir))
     again = prune(real_samples, options, options.embedder())
