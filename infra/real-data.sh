@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every stage on the real datasets in ../shared/ner-data, as one DVC experiment: the
 # `real_data` section of params.yaml says what differs from the demo; arguments are passed on
-# to `dvc exp run` (more `-S key=value` overrides, or a target stage).
+# to `dvc exp run` (more `-S key=value` overrides). It runs up to the report (TARGET=<stage>
+# stops earlier), leaving out demo_corpus and the figure-5 sweep prune_scaling.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . infra/session.sh
@@ -14,4 +15,4 @@ mapfile -t overrides < <(python -c '
 import json, yaml
 for key, value in yaml.safe_load(open("params.yaml"))["real_data"].items():
     print("-S"); print(f"{key}={json.dumps(value)}")')
-dvc exp run "${overrides[@]}" "$@"
+dvc exp run "${overrides[@]}" "$@" "${TARGET:-report}"
