@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ["conll2003", "ontonotes5", "ncbi", "genia", "crossner_ai", "mit-restaurant", "resume", "weibo"]
+DATASETS = ["conll2003", "ontonotes5", "ncbi", "genia", "crossner_science", "mit-restaurant", "resume", "weibo"]
 SMALL = {
     "ingest.datasets": json.dumps(DATASETS),
     "crossval.max_train_samples": "40", "crossval.max_test_samples": "30", "crossval.epochs": "1", "crossval.workers": "1",
@@ -62,12 +62,12 @@ def test_real_data_command_runs_every_stage(shared_data, tmp_path):
     manifest = pl.read_parquet(work / "data/ingest/manifest.parquet")
     assert set(manifest["dataset"]) == set(DATASETS) and (manifest["status"] == "ok").all()
     jobs = pl.read_parquet(work / "data/crossval/results.parquet")
-    assert "genia" not in set(jobs["train_dataset"]) and "genia" in set(jobs["test_dataset"]), "test-only GENIA is tested on"
+    assert "genia" not in set(jobs["train_dataset"]) and "genia" in set(jobs["test_dataset"]), "test-only GENIA is tested on (it shares protein with CrossNER science)"
     assert (jobs["status"] == "ok").all()
     kept = set(pl.read_parquet(work / "data/prune/train.parquet")["dataset"])
     assert kept == {"conll2003", "ncbi", "resume"}, "only training-role datasets with a train split are pruned"
     tested = json.loads((work / "data/metrics/instruct.json").read_text())["test_datasets"]
-    assert tested == {"crossner_ai": 6, "mit-restaurant": 6, "weibo": 6}
+    assert tested == {"crossner_science": 6, "mit-restaurant": 6, "weibo": 6}
     assert pl.read_parquet(work / "data/evaluate/predictions.parquet").height == 18
-    assert "f1/crossner_ai" in json.loads((work / "data/metrics/evaluate.json").read_text())
-    assert "f1/crossner_ai" in (work / "data/report/report.md").read_text()
+    assert "f1/crossner_science" in json.loads((work / "data/metrics/evaluate.json").read_text())
+    assert "f1/crossner_science" in (work / "data/report/report.md").read_text()
