@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 
 from tasks.label_names import label_keys
-from tasks.schema import read_samples
+from tasks.schema import first_split, read_samples
 from tasks.screening import shared_label_pairs
 from tasks.progress import Progress
 from tasks.token_classification import (
@@ -234,15 +234,6 @@ def label_groups(labels: pl.DataFrame) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------------------- job planning
-
-
-def first_split(samples_dir: Path, dataset: str, splits: list[str]) -> tuple[str, Path] | None:
-    """The first of ``splits`` that the dataset has on disk, or None."""
-    for split in splits:
-        path = samples_dir / dataset / f"{split}.parquet"
-        if path.is_file():
-            return split, path
-    return None
 
 
 def split_file(samples_dir: Path, dataset: str, splits: list[str]) -> tuple[str, Path]:

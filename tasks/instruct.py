@@ -44,7 +44,7 @@ import pyarrow as pa
 import yaml
 
 from tasks.registry import TRAINING_ROLES, RegistryError, ingested_datasets, select_datasets
-from tasks.schema import ENTITY_TYPE, PARQUET_OPTIONS, STANDARDIZED_SCHEMA, read_samples
+from tasks.schema import ENTITY_TYPE, PARQUET_OPTIONS, STANDARDIZED_SCHEMA, first_split, read_samples
 
 VARIANTS = ("zero-shot", "guidelines", "few-shot")
 _FORMAT_EN = 'The answer format should be "entity label: entity; entity label: entity".'
@@ -321,15 +321,15 @@ def read_test_inputs(options: InstructOptions) -> tuple[pl.DataFrame, dict[str, 
     """
     root = Path(options.test_samples_dir)
     names = evaluation_datasets(options)
-    splits = {name: next((s for s in options.test_splits if (root / name / f"{s}.parquet").is_file()), None) for name in names}
-    missing = [name for name, split in splits.items() if split is None]
+    found = {name: first_split(root, name, options.test_splits) for name in names}
+    missing = [name for name, split in found.items() if split is None]
     if missing:
         raise InstructError(f"{root}: none of the splits {options.test_splits} for evaluation datasets {missing}")
     tests, label_sets, pools = [], {}, {}
     for name in names:
         every_split = read_samples(root / name, STANDARDIZED_SCHEMA)
         label_sets[name] = dataset_label_sets(every_split).get(name, [])
-        test = every_split.filter(pl.col("split") == splits[name])
+        test = every_split.filter(pl.col("split") == found[name][0])
         if options.max_test_samples_per_dataset is not None and test.height > options.max_test_samples_per_dataset:
             test = test.sample(options.max_test_samples_per_dataset, seed=options.seed).sort("record")
         tests.append(test)

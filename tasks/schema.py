@@ -216,6 +216,15 @@ def read_samples(path: Path | str, schema: pa.Schema = SAMPLE_SCHEMA) -> pl.Data
     return pl.concat(frames)
 
 
+def first_split(samples_dir: Path, dataset: str, splits: list[str]) -> tuple[str, Path] | None:
+    """The first of ``splits`` whose ``<samples_dir>/<dataset>/<split>.parquet`` exists, with its path; None if none does."""
+    for split in splits:
+        path = Path(samples_dir) / dataset / f"{split}.parquet"
+        if path.is_file():
+            return split, path
+    return None
+
+
 def replace_dir(staging: Path, target: Path) -> None:
     """Swap a fully written ``staging`` directory into ``target`` (old contents removed)."""
     target = Path(target)
