@@ -288,9 +288,11 @@ def diverse_selection(
             members = range(plan.member_offsets[candidate], plan.member_offsets[candidate + 1])
             reached = [m for m in members if open_pools[plan.member_pool[m]]]
             candidates += bool(reached)
-            joins = [member_joins(plan, member, pools, fill, vector, options) for member in reached]
-            if options.kept_counts_in == "all_types" and any(joins):
-                joins = [True] * len(reached)
+            draws = (member_joins(plan, member, pools, fill, vector, options) for member in reached)
+            if options.kept_counts_in == "all_types":  # the first pool that accepts decides for all: no more draws
+                joins = [any(draws)] * len(reached)
+            else:
+                joins = list(draws)
             for member in (member for member, join in zip(reached, joins) if join):
                 pool = int(plan.member_pool[member])
                 if pool not in pools:
