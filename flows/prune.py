@@ -82,8 +82,11 @@ def prune_flow(options: PruneOptions | None = None) -> dict:
         mlflow.log_metrics({name: value for name, value in metrics.items() if value is not None})
     replace_dir(staging, out_dir)
 
+    by_dataset = pl.read_parquet(out_dir / "by_dataset.parquet")
     with pl.Config(tbl_rows=-1, tbl_width_chars=200):
         print(result.stats)
+        print(by_dataset)
+    create_table_artifact(key="prune-by-dataset", table=by_dataset.to_dicts(), description="Kept per dataset beside the paper's Table 15")
     create_table_artifact(key="prune-stats", table=result.stats.to_dicts(), description="Samples, datasets and types per language, before and after pruning")
     create_markdown_artifact(key="prune-report", markdown=report_markdown(result, metrics, options))
     return metrics

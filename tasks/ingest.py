@@ -29,7 +29,7 @@ MANIFEST_SCHEMA = {
     "dataset": pl.String, "split": pl.String, "lang": pl.String, "role": pl.String, "file": pl.String,
     "status": pl.String, "records_read": pl.Int64, "samples_written": pl.Int64, "records_rejected": pl.Int64,
     "markers_skipped": pl.Int64, "entities": pl.Int64, "types": pl.Int64, "nested_samples": pl.Int64,
-    "paper_types": pl.Int64, "paper_raw_train": pl.Int64, "paper_test": pl.Int64, "error": pl.String,
+    "paper_types": pl.Int64, "paper_raw_train": pl.Int64, "paper_pruned_train": pl.Int64, "paper_test": pl.Int64, "error": pl.String,
     "warning": pl.String,
 }
 REJECT_COLUMNS = pl.Schema(pl.from_arrow(REJECT_SCHEMA.empty_table()).schema)
@@ -192,7 +192,8 @@ def ingest_dataset(entry: DatasetEntry, options: IngestOptions, samples_dir: Pat
 def _manifest_base(entry: DatasetEntry, split: str | None, path: Path) -> dict:
     return {
         "dataset": entry.name, "split": split, "lang": entry.lang, "role": entry.role, "file": str(path),
-        "paper_types": entry.paper.get("types"), "paper_raw_train": entry.paper.get("raw_train"), "paper_test": entry.paper.get("test"),
+        "paper_types": entry.paper.get("types"), "paper_raw_train": entry.paper.get("raw_train"), "paper_pruned_train": entry.paper.get("pruned_train"),
+        "paper_test": entry.paper.get("test"),
     }
 
 

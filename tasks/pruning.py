@@ -6,11 +6,12 @@ joins each with probability ``p = clip(1 - max cos(x, y in pool) + b, 0, 1)`` (a
 accepts). A sample that joins any pool is kept whole, with all its entities, and so takes a
 place in every open pool of its types (``kept_counts_in: all_types``, the default; ``joined``
 counts it only in the pools whose draw it passed, the other reading of "all entity mentions
-within it are retained"). On the real training sets at k = 400, b = 0, all_types keeps within
-10% of Table 15's counts for 6 of 10 datasets, joined for 1 (ncbi, single-type, where both
-agree); up to ``k // 5``
-samples without entities (the first in visit order) are kept per dataset. A dataset stops when all
-its pools are full or all its samples are visited.
+within it are retained"). A pool's type is the dataset's own label (``pool_label: raw_label``,
+the default, as Table 15 counts types) or the standardized one (``label``). On the real
+training sets at k = 400, b = 0, the defaults keep within 10% of Table 15's counts for 6 of 10
+datasets, joined for 1 (README, Prune). Up to ``k // 5`` samples without entities (the first in
+visit order) are kept per dataset. A dataset stops when all its pools are full or all its
+samples are visited.
 
 Strategies (``strategy``):
 
@@ -62,6 +63,12 @@ STRATEGIES = ("diversity", "threshold", "random_per_type", "random")
 #              of its types (its mentions of those types are in the training set);
 #   joined:    it takes a place only in the pools whose own draw it passed.
 KEPT_COUNTS = ("all_types", "joined")
+# Which label names a pool (pools are per dataset either way: "we treat the same entity type in
+# different datasets as distinct entity types"):
+#   raw_label: the dataset's own label, as Table 15 counts a dataset's types (ACE04: 7);
+#   label:     the standardized label, which may split one raw label by context (ACE04 PER into
+#              person and general mention of person: 14 pools).
+POOL_LABELS = ("raw_label", "label")
 EMBEDDING_STRATEGIES = ("diversity", "threshold")
 NEGATIVES_PER_K = 5  # up to k // 5 samples without entities per dataset
 PRUNED_SCHEMA = STANDARDIZED_SCHEMA.append(pa.field("pools", pa.list_(pa.string()), nullable=False))
@@ -87,6 +94,7 @@ class PruneOptions:
     metrics_file: str = "data/metrics/prune.json"
     strategy: str = "diversity"  # diversity | threshold | random_per_type | random
     kept_counts_in: str = "all_types"  # all_types | joined: which pools a kept sample fills (KEPT_COUNTS)
+    pool_label: str = "raw_label"  # raw_label | label: the dataset's own label or the standardized one names a pool (POOL_LABELS)
     k: int = 400  # samples per (dataset, type) pool; the paper's value
     b: float = 0.0  # offset added to 1 - max cosine; the paper's value
     min_distance: float = 0.3  # threshold strategy only: join iff 1 - max cosine >= this
@@ -110,6 +118,7 @@ class PruneOptions:
             "min_distance": (isinstance(self.min_distance, (int, float)) and 0 <= self.min_distance <= 2, "must be in [0, 2]"),
             "strategy": (self.strategy in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
             "kept_counts_in": (self.kept_counts_in in KEPT_COUNTS, f"must be one of {', '.join(KEPT_COUNTS)}"),
+            "pool_label": (self.pool_label in POOL_LABELS, f"must be one of {', '.join(POOL_LABELS)}"),
             "device": (self.device in DEVICES, f"must be one of {', '.join(DEVICES)}"),
             "precision": (self.precision in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}"),
             "max_seq_length": (self.max_seq_length is None or (isinstance(self.max_seq_length, int) and self.max_seq_length >= 8), "must be None or >= 8"),
@@ -182,10 +191,10 @@ def dataset_rng(seed: int, dataset: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(dataset.encode("utf-8"))])
 
 
-def sample_types(samples: pl.DataFrame) -> pl.DataFrame:
-    """One row ``(row, type)`` per distinct entity label of each sample, sorted."""
+def sample_types(samples: pl.DataFrame, pool_label: str) -> pl.DataFrame:
+    """One row ``(row, type)`` per distinct entity label (field ``pool_label``) of each sample, sorted."""
     return (
-        samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), pl.col("entities").list.eval(pl.element().struct.field("label")).alias("type"))
+        samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), pl.col("entities").list.eval(pl.element().struct.field(pool_label)).alias("type"))
         .explode("type")
         .drop_nulls("type")
         .unique()
@@ -193,11 +202,11 @@ def sample_types(samples: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def visit_plan(samples: pl.DataFrame, dataset: str, seed: int) -> VisitPlan:
+def visit_plan(samples: pl.DataFrame, dataset: str, seed: int, pool_label: str) -> VisitPlan:
     """Draw one dataset's visit order and its per-(sample, type) uniforms; build the CSR arrays."""
     rng = dataset_rng(seed, dataset)
     order = rng.permutation(samples.height)
-    members = sample_types(samples)
+    members = sample_types(samples, pool_label)
     uniform = rng.random(members.height)
     pool_types = members["type"].unique().sort().to_list()
     position = np.empty(samples.height, dtype=np.int64)
@@ -341,7 +350,7 @@ def select_dataset(samples: pl.DataFrame, dataset: str, options: PruneOptions, e
 
     ``progress``: see :func:`diverse_selection`.
     """
-    plan = visit_plan(samples, dataset, options.seed)
+    plan = visit_plan(samples, dataset, options.seed, options.pool_label)
     if options.strategy not in EMBEDDING_STRATEGIES:
         return random_per_type_selection(plan, options)
     texts = samples["text"]
@@ -360,6 +369,7 @@ class PruneResult:
     pool_fill: pl.DataFrame
     stats: pl.DataFrame
     counts: dict
+    by_dataset: pl.DataFrame  # dataset, raw, kept
 
 
 def random_down_sampling(samples: pl.DataFrame, options: PruneOptions) -> pl.DataFrame:
@@ -386,7 +396,7 @@ def prune(samples: pl.DataFrame, options: PruneOptions, embedder: Embedder | Non
     samples = samples.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
     with Progress(samples.height, f"prune {options.strategy} k={options.k}", "sample", "prune-progress") as progress:
         if options.strategy == "random":
-            kept_rows = random_down_sampling(samples.drop("_row"), options).join(sample_types(samples), on="row", how="left")
+            kept_rows = random_down_sampling(samples.drop("_row"), options).join(sample_types(samples, options.pool_label), on="row", how="left")
             pools = kept_rows.group_by("row").agg(pl.col("type").drop_nulls().alias("pools"))
             selections: list[Selection] = []
             progress.update(samples.height)
@@ -414,7 +424,7 @@ def prune(samples: pl.DataFrame, options: PruneOptions, embedder: Embedder | Non
     kept = samples.join(pools, left_on="_row", right_on="row").sort("_row").drop("_row")
     if embedder:
         embedder.flush()
-    pool_fill = pool_fill_table(samples.drop("_row"), kept, options.k, selections)
+    pool_fill = pool_fill_table(samples.drop("_row"), kept, options.k, selections, options.pool_label)
     counts = {
         "samples_raw": samples.height,
         "samples_kept": kept.height,
@@ -425,13 +435,17 @@ def prune(samples: pl.DataFrame, options: PruneOptions, embedder: Embedder | Non
         "embeddings_reused": (embedder.reused - embedded_before[1]) if embedder else 0,
         "seconds": round(time.perf_counter() - started, 2),
     }
-    return PruneResult(kept=kept, pool_fill=pool_fill, stats=statistics_table(samples, kept), counts=counts)
+    by_dataset = samples.group_by("dataset").len("raw").join(kept.group_by("dataset").len("kept"), on="dataset", how="left")
+    return PruneResult(
+        kept=kept, pool_fill=pool_fill, stats=statistics_table(samples, kept), counts=counts,
+        by_dataset=by_dataset.select("dataset", pl.col("raw", "kept").fill_null(0).cast(pl.Int64)).sort("dataset"),
+    )
 
 
-def pool_fill_table(samples: pl.DataFrame, kept: pl.DataFrame, k: int, selections: list[Selection]) -> pl.DataFrame:
+def pool_fill_table(samples: pl.DataFrame, kept: pl.DataFrame, k: int, selections: list[Selection], pool_label: str) -> pl.DataFrame:
     """Per (dataset, type): samples available, kept in the pool, whether full, and the pool's mean pairwise cosine."""
     def per_pool(frame: pl.DataFrame, count: str) -> pl.DataFrame:
-        typed = frame.select("dataset", "lang", pl.col("entities").list.eval(pl.element().struct.field("label")).list.unique().alias("type"))
+        typed = frame.select("dataset", "lang", pl.col("entities").list.eval(pl.element().struct.field(pool_label)).list.unique().alias("type"))
         return typed.explode("type").drop_nulls("type").group_by("dataset", "lang", "type").len(count)
 
     if "pools" in kept.columns:
@@ -522,11 +536,25 @@ def prune_metrics(result: PruneResult, options: PruneOptions) -> dict:
     }
 
 
+def beside_paper(by_dataset: pl.DataFrame, manifest_file: str) -> pl.DataFrame:
+    """Table 15 for this run: each dataset's raw and kept samples beside the paper's "Pruned Train Num".
+
+    The paper's figure is the registry's ``paper.pruned_train``, as ingest recorded it in its
+    manifest; ``kept_diff_%`` is (kept - paper) / paper in percent, empty where the paper has none.
+    """
+    manifest = pl.read_parquet(manifest_file)
+    paper = manifest.select("dataset", pl.col("paper_pruned_train") if "paper_pruned_train" in manifest.columns else pl.lit(None, pl.Int64).alias("paper_pruned_train"))
+    return by_dataset.join(paper.unique("dataset"), on="dataset", how="left").with_columns(
+        ((pl.col("kept") - pl.col("paper_pruned_train")) / pl.col("paper_pruned_train") * 100).round(1).alias("kept_diff_%")
+    )
+
+
 def write_prune_outputs(result: PruneResult, options: PruneOptions, staging: Path) -> dict:
-    """Write ``train.parquet`` (standardized columns + ``pools``), ``stats.parquet``, ``pool_fill.parquet`` and the metrics."""
+    """Write ``train.parquet`` (standardized columns + ``pools``), ``stats.parquet``, ``by_dataset.parquet``, ``pool_fill.parquet`` and the metrics."""
     with SampleWriter(staging / f"{options.split}.parquet", schema=PRUNED_SCHEMA) as writer:
         writer.write(result.kept)
     result.stats.write_parquet(staging / "stats.parquet", compression="zstd")
+    beside_paper(result.by_dataset, options.manifest_file).write_parquet(staging / "by_dataset.parquet", compression="zstd")
     result.pool_fill.write_parquet(staging / "pool_fill.parquet", compression="zstd")
     metrics = prune_metrics(result, options)
     metrics_file = Path(options.metrics_file)

@@ -10,6 +10,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -75,7 +76,7 @@ def test_pools_bounded_every_type_present_negatives_capped(real_samples, lazy_ru
     for strategy in ("threshold", "random_per_type"):
         options = PruneOptions(k=K, strategy=strategy, cache_dir=str(cache_dir))
         runs[strategy] = prune(real_samples, options, options.embedder())
-    available = sample_types(real_samples).join(real_samples.select(pl.int_range(pl.len()).alias("row"), "dataset"), on="row")
+    available = sample_types(real_samples, "raw_label").join(real_samples.select(pl.int_range(pl.len()).alias("row"), "dataset"), on="row")
     for strategy, result in runs.items():
         fill = result.kept.select("dataset", pl.col("pools").alias("type")).explode("type").drop_nulls().group_by("dataset", "type").len()
         assert fill["len"].max() <= K, strategy
@@ -96,7 +97,7 @@ def test_a_kept_sample_fills_every_open_pool_of_its_types(real_samples, lazy_run
             for rule in ("all_types", "joined")}
     for rule, result in runs.items():
         kept = result.kept.filter(pl.col("entities").list.len() > 0)
-        own_types = kept["entities"].list.eval(pl.element().struct.field("label")).list.unique().list.len()
+        own_types = kept["entities"].list.eval(pl.element().struct.field("raw_label")).list.unique().list.len()
         short = (kept["pools"].list.len() < own_types).sum()
         print(f"{rule}: {kept.height} kept with entities, {short} in fewer pools than their types")
         assert (short == 0) == (rule == "all_types")
@@ -104,6 +105,26 @@ def test_a_kept_sample_fills_every_open_pool_of_its_types(real_samples, lazy_run
             for rule in ("all_types", "joined")}
     assert at_k["all_types"].kept.height < at_k["joined"].kept.height, "pools fill sooner when kept samples count in all"
     assert lazy_run.kept.height == at_k["all_types"].kept.height, "all_types is the default"
+
+
+def ace_like_samples(mentions: list[str]) -> pl.DataFrame:
+    """One sample per mention kind, every one a raw ``PER`` that standardization splits (as ACE04's)."""
+    label = {"named": "person", "nominal": "general mention of person"}
+    rows = [
+        {"dataset": "ace", "lang": "en", "split": "train", "sample_id": f"ace:{i}", "record": i + 1, "text": f"text {i}", "nested": False,
+         "entities": [{"start": 0, "end": 4, "label": label[kind], "mention": "text", "raw_label": "PER"}]}
+        for i, kind in enumerate(mentions)
+    ]
+    return pl.from_arrow(pa.Table.from_pylist(rows, schema=STANDARDIZED_SCHEMA))
+
+
+@pytest.mark.parametrize("pool_label,kept", [("raw_label", 2), ("label", 4)])
+def test_pools_are_named_by_the_datasets_own_label_or_the_standardized_one(pool_label, kept):
+    """Table 15 counts ACE04's 7 raw types; standardization splits them by mention kind into 14 labels."""
+    samples = ace_like_samples(["named", "nominal"] * 4)
+    result = prune(samples, PruneOptions(k=2, strategy="random_per_type", pool_label=pool_label))
+    assert result.kept.height == kept
+    assert result.pool_fill["type"].to_list() == (["PER"] if pool_label == "raw_label" else ["general mention of person", "person"])
 
 
 def lazy_embedder(cache_dir: Path) -> Embedder:
@@ -189,7 +210,9 @@ def test_flows_write_outputs_metrics_and_mlflow(real_samples, lazy_run, cache_di
         with SampleWriter(tmp_path / "std" / dataset[0] / "train.parquet", schema=STANDARDIZED_SCHEMA) as writer:
             writer.write(part)
     roles = {**{name: "train" for name in real_samples["dataset"].unique()}, "held_out": "ood_test"}
-    pl.DataFrame({"dataset": list(roles), "role": list(roles.values()), "samples_written": [1] * len(roles)}).write_parquet(tmp_path / "manifest.parquet")
+    paper = {name: 100 * (i + 1) for i, name in enumerate(sorted(roles))}  # made-up "Pruned Train Num"s
+    pl.DataFrame({"dataset": list(roles), "role": list(roles.values()), "samples_written": [1] * len(roles), "paper_pruned_train": [paper[name] for name in roles]}).write_parquet(
+        tmp_path / "manifest.parquet")
     options = PruneOptions(
         samples_dir=str(tmp_path / "std"), out_dir=str(tmp_path / "prune"), metrics_file=str(tmp_path / "prune.json"), k=K,
         manifest_file=str(tmp_path / "manifest.parquet"),
@@ -210,6 +233,11 @@ def test_flows_write_outputs_metrics_and_mlflow(real_samples, lazy_run, cache_di
     assert (total["datasets"], total["pools"], total["kept"], total["raw"]) == (3, metrics["pools"], kept.height, real_samples.height)
     assert stats["kept"][0] + stats["kept"][1] == kept.height and total["types"] <= stats["types"][0] + stats["types"][1]
     assert pl.read_parquet(tmp_path / "prune" / "pool_fill.parquet").height == metrics["pools"]
+    by_dataset = pl.read_parquet(tmp_path / "prune" / "by_dataset.parquet")
+    assert by_dataset["kept"].sum() == kept.height and by_dataset["raw"].sum() == real_samples.height, "the held-out dataset is not there"
+    first = by_dataset.row(0, named=True)
+    assert first["paper_pruned_train"] == paper[first["dataset"]]
+    assert first["kept_diff_%"] == round((first["kept"] - paper[first["dataset"]]) / paper[first["dataset"]] * 100, 1)
     run = mlflow.search_runs(experiment_names=["ner-pipeline"], filter_string="tags.stage = 'prune'").iloc[0]
     assert run["params.prune.k"] == str(K) and run["metrics.samples_kept"] == kept.height
 
