@@ -1,21 +1,27 @@
-"""Report flow: ``python -m flows.report`` (the last dvc.yaml stage)."""
+"""Report flow: ``python -m flows.report`` (the last dvc.yaml stage).
+
+``python -m flows.report --paper`` prints only the paper-versus-ours comparison of the run in
+this folder (no flow run); it says so when the run holds no dataset of the paper.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import sys
+
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.params import load_section, to_options
-from tasks.report import ReportOptions, build_report
+from tasks.report import ReportOptions, build_report, paper_section
 
 
 @flow(name="report", log_prints=True)
 def report_flow(options: ReportOptions | None = None) -> str:
     """Write the pipeline report and show it as a Prefect artifact."""
-    options = options or to_options(ReportOptions, load_section("report"), "params.yaml report")
+    options = options or report_options()
     report = build_report(options)
     out_file = Path(options.out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -27,5 +33,17 @@ def report_flow(options: ReportOptions | None = None) -> str:
     return str(out_file)
 
 
+def report_options() -> ReportOptions:
+    return to_options(ReportOptions, load_section("report"), "params.yaml report")
+
+
+def print_paper_comparison() -> None:
+    lines = paper_section(report_options())
+    print("\n".join(lines) if lines else "report: this run ingested no dataset of the paper (see README, Real data)")
+
+
 if __name__ == "__main__":
-    report_flow()
+    if "--paper" in sys.argv[1:]:
+        print_paper_comparison()
+    else:
+        report_flow()

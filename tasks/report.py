@@ -1,7 +1,9 @@
 """The pipeline report: every stage's metrics and headline tables on one Markdown page.
 
 Pure functions over files the stages already wrote (metrics JSON under ``data/metrics``,
-Parquet tables named in params); the report stage adds no numbers of its own.
+Parquet tables named in params); the report stage adds no numbers of its own. When the run
+ingested datasets of the paper, the page ends with the paper-versus-ours comparison
+(:mod:`tasks.paper_comparison`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
+from tasks.paper_comparison import PaperInputs, compare, comparison_markdown, is_real_run
+
 
 @dataclass(frozen=True)
 class ReportOptions:
@@ -21,10 +25,16 @@ class ReportOptions:
     out_file: str = "data/report/report.md"
     rows: int = 10  # rows shown per table
     tables: dict[str, str] = field(default_factory=dict)  # title -> Parquet file, shown head-first in this order
+    paper: dict[str, str] = field(default_factory=dict)  # the comparison's input files (PaperInputs fields)
 
     def __post_init__(self) -> None:
         if self.rows < 1:
             raise ValueError(f"rows must be >= 1, not {self.rows}")
+        PaperInputs(**self.paper)  # unknown keys are a TypeError here, as everywhere in params
+
+    @property
+    def paper_inputs(self) -> PaperInputs:
+        return PaperInputs(**self.paper)
 
 
 def markdown_table(frame: pl.DataFrame) -> str:
@@ -52,6 +62,14 @@ def metrics_section(metrics_dir: Path) -> list[str]:
     return lines
 
 
+def paper_section(options: ReportOptions) -> list[str]:
+    """The paper-versus-ours comparison, or nothing when the run holds no dataset of the paper (the demo)."""
+    inputs = options.paper_inputs
+    if not Path(inputs.manifest_file).exists() or not is_real_run(pl.read_parquet(inputs.manifest_file)):
+        return []
+    return comparison_markdown(compare(inputs, options.rows), markdown_table)
+
+
 def build_report(options: ReportOptions) -> str:
     """The whole report page."""
     lines = ["# Pipeline report", "", *metrics_section(Path(options.metrics_dir)), "## Tables", ""]
@@ -64,4 +82,4 @@ def build_report(options: ReportOptions) -> str:
         else:
             lines.append(f"`{path}` is absent: its stage has not run.")
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + paper_section(options))
