@@ -80,11 +80,12 @@ class CrossvalOptions:
     encoder: str = PACKAGED_ENCODER  # or a local path / cached hub name: bert-base-cased, bert-base-chinese
     head: str = "linear"  # linear | crf
     max_length: int = 128
-    epochs: int = 3
+    epochs: int = 2
     batch_size: int = 16
     learning_rate: float = 3e-4
     freeze_word_embeddings: bool = True
     extend_vocabulary: bool = True  # characters the encoder reads as [UNK] (most Chinese ones for MiniLM) get trainable rows
+    case_feature: bool = True  # each token's case (lower, Title, UPPER) embedded: the packaged MiniLM is uncased
     max_train_samples: int = 300  # sampled with ``seed``; 0: all
     max_test_samples: int = 200  # per peer; 0: all
     seed: int = 0
@@ -122,7 +123,7 @@ class CrossvalOptions:
         return TrainingConfig(
             encoder=self.encoder, head=self.head, max_length=self.max_length, epochs=self.epochs, batch_size=self.batch_size,
             learning_rate=self.learning_rate, seed=self.seed, freeze_word_embeddings=self.freeze_word_embeddings,
-            extend_vocabulary=self.extend_vocabulary,
+            extend_vocabulary=self.extend_vocabulary, case_feature=self.case_feature,
         )
 
     @property

