@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ["conll2003", "ontonotes5", "ncbi", "genia", "crossner_science", "mit-restaurant", "resume", "weibo"]
@@ -44,6 +45,18 @@ def project_copy(tmp_path: Path, shared_data: Path) -> Path:
     return work
 
 
+def instruct_on_every_train_split(work: Path, env: dict) -> subprocess.CompletedProcess:
+    """The instruct stage run alone on every dataset's standardized train split, held-out ones included."""
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["instruct"]["train_input"] = "data/standardize/samples/*/train.parquet"
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return subprocess.run([sys.executable, "-m", "flows.instruct"], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+
+
+def train_split_size(work: Path, dataset: str) -> int:
+    return pl.read_parquet(work / "data/standardize/samples" / dataset / "train.parquet").height
+
+
 @pytest.mark.real_data
 def test_real_data_command_runs_every_stage(shared_data, tmp_path):
     work = project_copy(tmp_path, shared_data)
@@ -55,9 +68,14 @@ def test_real_data_command_runs_every_stage(shared_data, tmp_path):
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_API_PORT=str(port))
     try:
         done = subprocess.run(["bash", "infra/real-data.sh", *overrides], cwd=work, env=env, capture_output=True, text=True, timeout=1500)
+        assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
+        refused = instruct_on_every_train_split(work, {**env, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"})
     finally:
         subprocess.run([sys.executable, "-m", "flows.server", "--stop"], cwd=work, env=env, timeout=60)
-    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines()[-1] == (
+        "instruct failed: the training set holds samples of held-out or unregistered datasets: "
+        + ", ".join(f"{name} ({train_split_size(work, name)})" for name in ("crossner_science", "mit-restaurant", "weibo"))
+    ), refused.stderr[-3000:]
 
     manifest = pl.read_parquet(work / "data/ingest/manifest.parquet")
     assert set(manifest["dataset"]) == set(DATASETS) and (manifest["status"] == "ok").all()
@@ -65,9 +83,11 @@ def test_real_data_command_runs_every_stage(shared_data, tmp_path):
     assert "genia" not in set(jobs["train_dataset"]) and "genia" in set(jobs["test_dataset"]), "test-only GENIA is tested on (it shares protein with CrossNER science)"
     assert (jobs["status"] == "ok").all()
     kept = set(pl.read_parquet(work / "data/prune/train.parquet")["dataset"])
-    assert kept == {"conll2003", "ncbi", "resume"}, "only training-role datasets with a train split are pruned"
+    assert kept == {"conll2003", "ncbi", "resume"}, "only training-role datasets with a train split are pruned, whatever prune.split says"
     tested = json.loads((work / "data/metrics/instruct.json").read_text())["test_datasets"]
     assert tested == {"crossner_science": 6, "mit-restaurant": 6, "weibo": 6}
     assert pl.read_parquet(work / "data/evaluate/predictions.parquet").height == 18
     assert "f1/crossner_science" in json.loads((work / "data/metrics/evaluate.json").read_text())
-    assert "f1/crossner_science" in (work / "data/report/report.md").read_text()
+    report = (work / "data/report/report.md").read_text()
+    assert "f1/crossner_science" in report
+    assert "## Paper versus ours" in report and "| conll2003 | en | train | test | 4 | 4 | 0 | 12613 | 14041 | 11.3 | 1069 |" in report
