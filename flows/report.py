@@ -7,9 +7,8 @@ this folder (no flow run); it says so when the run holds no dataset of the paper
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 import sys
+from pathlib import Path
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
