@@ -168,6 +168,24 @@ def token_tags(offsets: list[tuple[int, int]], spans: list[tuple[int, int, str]]
     return tags, lost
 
 
+def word_tags(tag_ids: list[int], words: list[int | None], names: list[str]) -> list[int]:
+    """Tags read per word: every sub-token takes its word's first sub-token's tag (``B-`` continues as ``I-``).
+
+    A tagger predicts per sub-token, and a change of tag inside a word ('Cut|##titta') would cut
+    the word; a word is in a span whole or not at all, as in the word-level datasets.
+    """
+    inside = {tag_id: names.index(f"I-{names[tag_id][2:]}") if names[tag_id].startswith("B-") else tag_id for tag_id in set(tag_ids)}
+    tags, previous = [], None
+    for tag_id, word in zip(tag_ids, words):
+        if word is None or word != previous:
+            first = tag_id
+            tags.append(tag_id)
+        else:
+            tags.append(inside[first])
+        previous = word
+    return tags
+
+
 def decode_spans(tag_ids: list[int], offsets: list[tuple[int, int]], names: list[str]) -> list[tuple[int, int, str]]:
     """Character spans ``(start, end, key)`` of a tag sequence; a stray ``I-`` starts a span, as conlleval reads it."""
     spans: list[tuple[int, int, str]] = []
@@ -298,18 +316,19 @@ class TrainedTagger:
 
 @dataclass
 class Encoded:
-    """Tokenized texts: token ids, character offsets and case classes per text."""
+    """Tokenized texts: token ids, character offsets, case classes and word ids per text."""
 
     ids: list[list[int]]
     offsets: list[list[tuple[int, int]]]
     cases: list[list[int]]
+    words: list[list[int | None]]
 
 
 def _encoded(tokenizer, texts: list[str], max_length: int) -> Encoded:
     encoded = tokenizer(texts, return_offsets_mapping=True, truncation=True, max_length=max_length)
     offsets = [[tuple(pair) for pair in row] for row in encoded["offset_mapping"]]
     cases = [[token_case(text[start:end]) for start, end in row] for text, row in zip(texts, offsets)]
-    return Encoded(encoded["input_ids"], offsets, cases)
+    return Encoded(encoded["input_ids"], offsets, cases, [encoded.word_ids(i) for i in range(len(texts))])
 
 
 def _padded(rows: list[list[int]], value: int, device: str) -> torch.Tensor:
@@ -409,7 +428,7 @@ def predict_spans(
     for first in range(0, len(texts), size):
         chunk = list(range(first, min(first + size, len(texts))))
         tag_ids = tagger.model.predict(*_batch(encoded, chunk, tagger.tokenizer.pad_token_id, tagger.device))
-        predicted += [decode_spans(row, encoded.offsets[i], tagger.names) for row, i in zip(tag_ids, chunk)]
+        predicted += [decode_spans(word_tags(row, encoded.words[i], tagger.names), encoded.offsets[i], tagger.names) for row, i in zip(tag_ids, chunk)]
         if progress:
             progress.update()
     return predicted

@@ -20,7 +20,9 @@ from tasks.demo_corpus import write_demo_corpus
 from tasks.ingest import IngestOptions, ingest_dataset
 from tasks.label_names import load_synonyms
 from tasks.registry import load_registry, select_datasets
-from tasks.token_classification import CASES, PACKAGED_ENCODER, add_unknown_characters, decode_spans, load_tokenizer, tag_names, token_case, token_tags
+from tasks.token_classification import (
+    CASES, PACKAGED_ENCODER, add_unknown_characters, decode_spans, load_tokenizer, tag_names, token_case, token_tags, word_tags,
+)
 from tasks.tracking import TrackingOptions
 
 SYNONYMS = load_synonyms()
@@ -105,6 +107,21 @@ def test_character_spans_survive_sub_word_tags(lang, text, spans):
     tags, lost = token_tags(offsets, spans, {name: i for i, name in enumerate(names)})
     assert lost == 0
     assert decode_spans(tags, offsets, names) == spans
+
+
+def test_a_word_is_tagged_whole_by_its_first_sub_token():
+    """Real OntoNotes -> CoNLL errors before word-level reading: 'titta' of Cuttitta, 'ar' of Bitar."""
+    tokenizer = load_tokenizer(PACKAGED_ENCODER)
+    text = "Cuttitta met Bitar"
+    encoded = tokenizer(text, return_offsets_mapping=True)
+    assert encoded.tokens() == ["[CLS]", "cut", "##ti", "##tta", "met", "bit", "##ar", "[SEP]"]
+    names = tag_names(["person"])  # O, B-person, I-person
+    offsets = [tuple(pair) for pair in encoded["offset_mapping"]]
+    sub_token_tags = [0, 0, 1, 2, 0, 1, 0, 0]  # a span starting mid-word, a word cut short
+    assert decode_spans(sub_token_tags, offsets, names) == [(3, 8, "person"), (13, 16, "person")]
+    whole = word_tags(sub_token_tags, encoded.word_ids(), names)
+    assert whole == [0, 0, 0, 0, 0, 1, 2, 0]
+    assert decode_spans(whole, offsets, names) == [(13, 18, "person")]
 
 
 def test_characters_the_encoder_lacks_become_tokens_of_their_own():
