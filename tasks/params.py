@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+import copy
+from dataclasses import Field, field, fields
+from functools import cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 
 PARAMS_FILE = Path("params.yaml")
+SHIPPED_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"  # the defaults, whatever the working directory
 T = TypeVar("T")
 
 
@@ -34,3 +37,14 @@ def to_options(cls: type[T], section: dict, where: str) -> T:
         return cls(**section)
     except (TypeError, ValueError) as error:
         raise ParamsError(f"{where}: {error}") from error
+
+
+@cache
+def shipped_section(name: str) -> dict:
+    """Section ``name`` of the project's own params.yaml (:data:`SHIPPED_PARAMS`), read once."""
+    return load_section(name, SHIPPED_PARAMS)
+
+
+def shipped_default(section: str, key: str) -> Field[Any]:
+    """A dataclass field whose default is ``key`` of the shipped params ``section``: one value, one place."""
+    return field(default_factory=lambda: copy.deepcopy(shipped_section(section)[key]))

@@ -9,12 +9,13 @@ ingested datasets of the paper, the page ends with the paper-versus-ours compari
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from tasks.paper_comparison import PaperInputs, compare, comparison_markdown, is_real_run
+from tasks.params import shipped_default
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,8 @@ class ReportOptions:
     metrics_dir: str = "data/metrics"
     out_file: str = "data/report/report.md"
     rows: int = 10  # rows shown per table
-    tables: dict[str, str] = field(default_factory=dict)  # title -> Parquet file, shown head-first in this order
-    paper: dict[str, str] = field(default_factory=dict)  # the comparison's input files (PaperInputs fields)
+    tables: dict[str, str] = shipped_default("report", "tables")  # title -> Parquet file, shown head-first in this order
+    paper: dict[str, str] = shipped_default("report", "paper")  # the comparison's input files (PaperInputs fields)
 
     def __post_init__(self) -> None:
         if self.rows < 1:

@@ -115,7 +115,7 @@ class TrainOptions:
     master_port: int = 29500
     resume: bool = True                         # continue from the last checkpoint of checkpoint_dir
     packing: bool = False                       # true: packed rows; false: padded batches
-    length_grouped: bool = True                 # padded batches of similar length (less padding); false: uniform random batches
+    length_grouped: bool = False                # padded batches of similar length (less padding); false: uniform random batches
     max_steps: int | None = None                # null: epochs decide
     max_train_samples: int | None = None        # a seeded subset; null: all
     logging_steps: int = 10
