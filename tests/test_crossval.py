@@ -152,9 +152,10 @@ def test_chinese_pairs_score_like_their_definitions(demo, tmp_path):
     f1 = {(row["label_group"], row["train_dataset"], row["test_dataset"]): row["f1"] for row in results.iter_rows(named=True)}
     person = [value for (group, *_), value in f1.items() if group == "person (zh)"]
     location = [value for (group, *_), value in f1.items() if group == "location (zh)"]
-    # Without the added characters every pair scored 0.00-0.16. Measured here: person 0.37-0.76, location 0.14-0.23.
+    # Without the added characters every pair scored 0.00-0.16. Measured here: person 0.29-0.69, location 0.15-0.24
+    # (person 0.37-0.76 with the case embedding at 30x, which made real OntoNotes' own person F1 0.07).
     # demo_news_zh name and demo_resume_zh NAME are the same definition (named persons).
-    assert f1[("person (zh)", "demo_news_zh", "demo_resume_zh")] > 0.6 and min(person) > 0.3
+    assert f1[("person (zh)", "demo_news_zh", "demo_resume_zh")] > 0.6 and min(person) > 0.25
     # demo_news_zh address holds cities and provinces, which demo_weibo_zh tags GPE.NAM, not LOC.NAM.
     assert max(location) < 0.3 and np.mean(person) - np.mean(location) > 0.2
 
