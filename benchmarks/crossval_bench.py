@@ -29,8 +29,8 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from flows.crossval import crossval_flow
 from benchmarks.markdown import run_header, write_section
+from flows.crossval import crossval_flow
 from tasks.crossval import CrossvalOptions
 from tasks.demo_corpus import write_demo_corpus
 from tasks.ingest import IngestOptions, ingest_dataset

@@ -8,9 +8,7 @@ DVC metrics and plot data, Prefect artifacts and an MLflow run.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -43,12 +41,11 @@ from tasks.crossval import (
     report_markdown,
     run_job,
     with_label_groups,
-    write_atomically,
 )
+from tasks.files import staged_dir, write_atomic, write_metrics
 from tasks.label_names import load_synonyms
 from tasks.params import ParamsError, load_section, to_options
 from tasks.progress import Progress
-from tasks.schema import replace_dir
 from tasks.token_classification import encoder_available
 from tasks.tracking import TrackingOptions, stage_run
 
@@ -155,22 +152,16 @@ def check_inputs(options: CrossvalOptions) -> None:
 def write_outputs(results: pl.DataFrame, groups: pl.DataFrame, options: CrossvalOptions, metrics: dict) -> Path:
     """Results, groups, plot data, heatmaps (swapped in whole) and the metrics file; returns the heatmaps folder."""
     out_dir = Path(options.out_dir)
-    write_atomically(results, out_dir / "results.parquet")
-    write_atomically(groups, out_dir / "groups.parquet")
-    write_atomically(f1_pairs(results), out_dir / "f1_pairs.csv")
-    heatmaps, staging = out_dir / "heatmaps", out_dir / "heatmaps.staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    write_atomic(results, out_dir / "results.parquet")
+    write_atomic(groups, out_dir / "groups.parquet")
+    write_atomic(f1_pairs(results), out_dir / "f1_pairs.csv")
     names = results["label_group"].unique().sort().to_list()
-    with Progress(len(names), "heatmaps", unit="group") as progress:
+    with staged_dir(out_dir / "heatmaps") as staging, Progress(len(names), "heatmaps", unit="group") as progress:
         for group in names:
             heatmap_png(results, group, staging / f"{file_stem(group)}.png")
             progress.update()
-    replace_dir(staging, heatmaps)
-    metrics_file = Path(options.metrics_file)
-    metrics_file.parent.mkdir(parents=True, exist_ok=True)
-    metrics_file.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return heatmaps
+    write_metrics(metrics, options.metrics_file)
+    return out_dir / "heatmaps"
 
 
 def log_to_mlflow(results: pl.DataFrame, options: CrossvalOptions, metrics: dict, heatmaps: Path, tracking: TrackingOptions | None) -> str | None:

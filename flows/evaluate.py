@@ -10,8 +10,6 @@ written to ``.partial`` and renamed; the prediction parts survive a kill and are
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,9 +21,19 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.cli import run_stage
 from tasks.ablations import log_switches
 from tasks.errta import errta_counts, errta_errors, errta_totals, typical_examples, with_errta_guidance
+from tasks.files import write_atomic
 from tasks.generation import GenerationOptions, RunFileError, generate_predictions, load_run_spec, read_predictions
 from tasks.params import load_section, to_options
-from tasks.scoring import MODES, ScoringInputError, check_scoring_input, flat_metrics, parse_predictions, plot_tables, report_markdown, score
+from tasks.scoring import (
+    MODES,
+    ScoringInputError,
+    check_scoring_input,
+    flat_metrics,
+    parse_predictions,
+    plot_tables,
+    report_markdown,
+    score,
+)
 from tasks.tracking import stage_run
 
 PROMPT_VARIANTS = ("dataset", "errta")
@@ -90,19 +98,6 @@ def load_test_samples(options: EvaluateOptions) -> pl.DataFrame:
     return samples.select(TEST_COLUMNS)
 
 
-def write_atomic(frame_or_text, path: Path) -> None:
-    """Write a table (Parquet or CSV by suffix) or text to ``path`` via ``.partial`` and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    if isinstance(frame_or_text, str):
-        partial.write_text(frame_or_text, encoding="utf-8")
-    elif path.suffix == ".csv":
-        frame_or_text.write_csv(partial)
-    else:
-        frame_or_text.write_parquet(partial, compression="zstd")
-    os.replace(partial, path)
-
-
 @task(name="generate-answers")
 def generate_task(samples: pl.DataFrame, options: EvaluateOptions) -> dict:
     """Prefect task: generate missing predictions into ``predictions_dir``; return throughput stats."""
@@ -147,7 +142,7 @@ def evaluate_flow(options: EvaluateOptions | None = None) -> dict:
         out_dir / "scores_by_type.parquet": results["by_type"], out_dir / "errta_counts.parquet": counts,
         out_dir / "errta_examples.parquet": examples, out_dir / "report.md": report,
         plots_dir / "f1_by_dataset.csv": f1_plot, plots_dir / "errta.csv": errta_plot,
-        Path(options.metrics_file): json.dumps(metrics, indent=2, sort_keys=True) + "\n",
+        Path(options.metrics_file): metrics,
     }
     for path, content in outputs.items():
         write_atomic(content, path)

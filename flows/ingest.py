@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import polars as pl
@@ -10,10 +9,10 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.cli import run_stage
+from tasks.files import staged_dir
 from tasks.ingest import IngestOptions, ingest_dataset_task, summary_table, write_ingest_outputs
 from tasks.params import ParamsError, load_section, to_options
 from tasks.registry import RegistryError, load_registry, select_datasets
-from tasks.schema import replace_dir
 
 
 class IngestFailed(RuntimeError):
@@ -29,14 +28,10 @@ def ingest_flow(options: IngestOptions | None = None) -> dict:
     options = options or to_options(IngestOptions, load_section("ingest"), "params.yaml ingest")
     notes: list[str] = []
     entries = select_datasets(load_registry(options.private_registry_dir, report=notes.append), options.datasets)
-    out_dir = Path(options.out_dir)
-    staging = out_dir.with_name(out_dir.name + ".staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "samples").mkdir(parents=True)
-
-    reports = [ingest_dataset_task(entry, options, staging / "samples") for entry in entries]
-    manifest = write_ingest_outputs(reports, staging, Path(options.metrics_file))
-    replace_dir(staging, out_dir)
+    with staged_dir(options.out_dir) as staging:
+        (staging / "samples").mkdir()
+        reports = [ingest_dataset_task(entry, options, staging / "samples") for entry in entries]
+        manifest = write_ingest_outputs(reports, staging, Path(options.metrics_file))
 
     table = summary_table(manifest)
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=80):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
 from flows.cli import run_stage
+from tasks.files import staged_dir
 from tasks.instruct import InstructError, InstructOptions, build_instruct_data, write_instruct_outputs
 from tasks.params import ParamsError, load_section, to_options
-from tasks.schema import InvalidSamplesError, replace_dir
+from tasks.schema import InvalidSamplesError
 
 
 @task(name="build-instructions")
@@ -25,11 +25,8 @@ def instruct_flow(options: InstructOptions | None = None) -> dict:
     """Build train and test prompts; write them and the metrics, swapping the output folder in whole."""
     options = options or to_options(InstructOptions, load_section("instruct"), "params.yaml instruct")
     train, test, metrics = build_instructions_task(options)
-    out_dir = Path(options.out_dir)
-    staging = out_dir.with_name(out_dir.name + ".staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    write_instruct_outputs(train, test, metrics, staging, Path(options.metrics_file))
-    replace_dir(staging, out_dir)
+    with staged_dir(options.out_dir) as staging:
+        write_instruct_outputs(train, test, metrics, staging, Path(options.metrics_file))
 
     print(f"train prompts: {metrics['train']}")
     print(f"test prompts: {metrics['test']}")

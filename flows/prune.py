@@ -9,7 +9,6 @@ options as an argument.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.embeddings import Embedder
+from tasks.files import staged_dir, write_atomic
 from tasks.params import ParamsError, load_section, to_options
 from tasks.pruning import (
     EMBEDDING_STRATEGIES,
@@ -32,7 +32,6 @@ from tasks.pruning import (
     scaling_plot_table,
     write_prune_outputs,
 )
-from tasks.schema import replace_dir
 from tasks.tracking import stage_run
 
 
@@ -72,17 +71,12 @@ def prune_flow(options: PruneOptions | None = None) -> dict:
     options = options or prune_options()
     samples = read_split(options)
     embedder = options.embedder() if options.strategy in EMBEDDING_STRATEGIES else None
-    out_dir = Path(options.out_dir)
-    staging = out_dir.with_name(out_dir.name + ".staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    with stage_run("prune", asdict(options)):
+    with stage_run("prune", asdict(options)), staged_dir(options.out_dir) as staging:
         result = prune_task(samples, options, embedder)
         metrics = write_prune_outputs(result, options, staging)
         mlflow.log_metrics({name: value for name, value in metrics.items() if value is not None})
-    replace_dir(staging, out_dir)
 
-    by_dataset = pl.read_parquet(out_dir / "by_dataset.parquet")
+    by_dataset = pl.read_parquet(Path(options.out_dir) / "by_dataset.parquet")
     with pl.Config(tbl_rows=-1, tbl_width_chars=200):
         print(result.stats)
         print(by_dataset)
@@ -108,11 +102,7 @@ def prune_scaling_flow(options: PruneOptions | None = None) -> pl.DataFrame:
                 rows.append({"strategy": strategy, "k": k, **{name: metrics[name] for name in ("samples_kept", "pools_full", "pools", "samples_embedded", "mean_pool_cosine")}})
                 mlflow.log_metric(f"samples_kept_{strategy}", metrics["samples_kept"], step=k)
     table = pl.DataFrame(rows)
-    scaling_file = Path(options.scaling_file)
-    scaling_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = scaling_file.with_name(scaling_file.name + ".partial")
-    scaling_plot_table(table).write_csv(partial)
-    partial.replace(scaling_file)
+    write_atomic(scaling_plot_table(table), options.scaling_file)
     with pl.Config(tbl_rows=-1, tbl_width_chars=200):
         print(table)
     create_table_artifact(key="prune-scaling", table=table.to_dicts(), description="Samples kept per strategy and k (figure 5's x axis)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import polars as pl
@@ -10,9 +9,10 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.cli import run_stage
+from tasks.files import staged_dir
 from tasks.label_names import load_synonyms
 from tasks.params import load_section, to_options
-from tasks.schema import InvalidSamplesError, read_samples, replace_dir
+from tasks.schema import InvalidSamplesError, read_samples
 from tasks.screening import ScreenOptions, ScreenResult, report_markdown, screen, write_screen_outputs
 
 
@@ -26,14 +26,9 @@ def screen_task(options: ScreenOptions) -> ScreenResult:
 def screen_flow(options: ScreenOptions | None = None) -> dict:
     """Screen all label-sharing dataset pairs; write conflicts, the ranked summary and metrics."""
     options = options or to_options(ScreenOptions, load_section("screen"), "params.yaml screen")
-    out_dir = Path(options.out_dir)
-    staging = out_dir.with_name(out_dir.name + ".staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-
-    result = screen_task(options)
-    metrics = write_screen_outputs(result, staging, Path(options.metrics_file))
-    replace_dir(staging, out_dir)
+    with staged_dir(options.out_dir) as staging:
+        result = screen_task(options)
+        metrics = write_screen_outputs(result, staging, Path(options.metrics_file))
 
     ranked = result.summary.head(options.report_rows)
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=60):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import polars as pl
@@ -10,8 +9,9 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from flows.cli import run_stage
+from tasks.files import staged_dir
 from tasks.params import load_section, to_options
-from tasks.schema import InvalidSamplesError, replace_dir
+from tasks.schema import InvalidSamplesError
 from tasks.standardize import (
     StandardizeOptions,
     UnmappedLabelsError,
@@ -32,18 +32,15 @@ def standardize_flow(options: StandardizeOptions | None = None) -> dict:
     check_taxonomy(taxonomy).raise_on_errors()
     label_maps, type_names = label_map_table(taxonomy), type_names_table(taxonomy)
 
-    out_dir = Path(options.out_dir)
-    staging = out_dir.with_name(out_dir.name + ".staging")
-    shutil.rmtree(staging, ignore_errors=True)
     dataset_dirs = sorted(path for path in (Path(options.in_dir) / "samples").iterdir() if path.is_dir())
-    per_dataset = [
-        standardize_dataset_task(dataset_dir, staging / "samples", label_maps, type_names, options) for dataset_dir in dataset_dirs
-    ]
-    mapping_counts = total_mapping_counts(per_dataset)
-    raise_on_unmapped(mapping_counts, options.on_unmapped)
-    mapping_counts.write_parquet(staging / "mapping_counts.parquet", compression="zstd")
-    metrics = write_standardize_metrics(mapping_counts, Path(options.metrics_file))
-    replace_dir(staging, out_dir)
+    with staged_dir(options.out_dir) as staging:
+        per_dataset = [
+            standardize_dataset_task(dataset_dir, staging / "samples", label_maps, type_names, options) for dataset_dir in dataset_dirs
+        ]
+        mapping_counts = total_mapping_counts(per_dataset)
+        raise_on_unmapped(mapping_counts, options.on_unmapped)
+        mapping_counts.write_parquet(staging / "mapping_counts.parquet", compression="zstd")
+        metrics = write_standardize_metrics(mapping_counts, Path(options.metrics_file))
 
     with pl.Config(tbl_rows=-1, tbl_width_chars=200, fmt_str_lengths=60):
         print(mapping_counts)

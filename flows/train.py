@@ -28,9 +28,9 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.cli import run_stage
+from tasks.files import atomic_path, replace_dir, write_atomic, write_metrics
 from tasks.params import ParamsError, load_section, to_options
 from tasks.progress import Progress
-from tasks.schema import replace_dir
 from tasks.tracking import TrackingOptions, tracking_options
 from tasks.training import DEMO_BASE_MODEL, JobSpec, TrainError, TrainOptions, file_sha256
 
@@ -109,10 +109,10 @@ def prepare_job_dir(job_dir: Path, fingerprint: str, resume: bool) -> str:
         outcome = "the same job already finished: republishing its outputs without training"
     else:
         outcome = "resuming from the last checkpoint" if has_checkpoints else "starting fresh"
-    for leftover in ("errors", "staging", f"{COMPLETED}.partial"):
+    for leftover in ("errors", "staging"):
         shutil.rmtree(job_dir / leftover, ignore_errors=True)
     job_dir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(fingerprint + "\n")
+    write_atomic(fingerprint + "\n", marker)
     return outcome
 
 
@@ -199,8 +199,8 @@ def train_flow(options: TrainOptions | None = None, tracking: TrackingOptions | 
     # Kept beside the checkpoints: DVC deletes out_dir before every run, and a rerun of the
     # same job (a retry, a stage whose code changed but not its data) should not train again.
     # Copied under another name and renamed: a kill mid-copy never leaves a partial "completed".
-    shutil.copytree(staging, job_dir / f"{COMPLETED}.partial")
-    os.replace(job_dir / f"{COMPLETED}.partial", completed)
+    with atomic_path(completed) as partial:
+        shutil.copytree(staging, partial)
     return publish(staging, options, copy=False)
 
 
@@ -212,9 +212,7 @@ def publish(outputs: Path, options: TrainOptions, copy: bool) -> dict:
         shutil.rmtree(fresh, ignore_errors=True)
         outputs = Path(shutil.copytree(outputs, fresh))
     replace_dir(outputs, Path(options.out_dir))
-    metrics_file = Path(options.metrics_file)
-    metrics_file.parent.mkdir(parents=True, exist_ok=True)
-    metrics_file.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_metrics(metrics, options.metrics_file)
     create_table_artifact(key="train-metrics", table=[{"metric": name, "value": value} for name, value in metrics.items()], description="Training job")
     return metrics
 

@@ -23,6 +23,7 @@ import mlflow
 import yaml
 from mlflow.tracking import MlflowClient
 
+from tasks.files import write_atomic
 from tasks.params import PARAMS_FILE
 from tasks.tracking import tracking_options
 
@@ -243,8 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     if unevaluated:
         print(f"\nleft out, no evaluate metrics yet: {', '.join(sorted({record.experiment for record in unevaluated}))}")
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(table + "\n", encoding="utf-8")
+        write_atomic(table + "\n", args.output)
     return 0
 
 

@@ -31,10 +31,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from tasks.files import write_atomic
 from tasks.label_names import label_keys
+from tasks.progress import Progress
 from tasks.schema import first_split, read_samples
 from tasks.screening import shared_label_pairs
-from tasks.progress import Progress
 from tasks.token_classification import (
     HEADS,
     PACKAGED_ENCODER,
@@ -312,17 +313,6 @@ def persisted_result(jobs_dir: Path, spec: JobSpec, fingerprint: str) -> pl.Data
     return rows
 
 
-def write_atomically(frame: pl.DataFrame, path: Path) -> None:
-    """Write Parquet (or CSV for ``.csv``) to ``<path>.partial`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    if path.suffix == ".csv":
-        frame.write_csv(partial)
-    else:
-        frame.write_parquet(partial, compression="zstd")
-    os.replace(partial, path)
-
-
 # ---------------------------------------------------------------------------- one job
 
 
@@ -408,7 +398,7 @@ def run_job(spec: JobSpec, options: CrossvalOptions, attempt: int = 1) -> pl.Dat
                 "status": "ok", "error": None, "attempts": attempt, "fingerprint": fingerprint,
             })
     result = pl.DataFrame(rows, schema=RESULT_SCHEMA)
-    write_atomically(result, options.jobs_dir / f"{spec.train_dataset}.parquet")
+    write_atomic(result, options.jobs_dir / f"{spec.train_dataset}.parquet")
     return result
 
 

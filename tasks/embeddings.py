@@ -25,7 +25,7 @@ AnglE). Nothing is ever downloaded: :func:`resolve_model` fails first, naming wh
 
 Cache layout: ``<cache_dir>/<model slug>/shard-*.npz``, each shard holding ``keys`` (16-byte
 BLAKE2b digests of the UTF-8 text, as ``uint8[n, 16]``) and ``vectors`` (``float32[n, d]``). A
-shard is written as a hidden ``.partial`` file and renamed into place, so a killed writer leaves
+shard is written as ``<shard>.partial`` and renamed into place, so a killed writer leaves
 nothing a reader would load, and concurrent writers each add their own shards (a text embedded by
 two of them is kept once, first shard in name order wins).
 """
@@ -43,6 +43,8 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+
+from tasks.files import atomic_path
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
@@ -206,12 +208,10 @@ class EmbeddingCache:
 
     def _write_shard(self, keys: np.ndarray, vectors: np.ndarray) -> Path:
         name = f"shard-{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npz"
-        partial = self.root / f".{name}.partial"
-        with open(partial, "wb") as handle:
+        with atomic_path(self.root / name) as partial, open(partial, "wb") as handle:
             np.savez(handle, keys=keys, vectors=vectors.astype(np.float32, copy=False))
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(partial, self.root / name)
         return self.root / name
 
     def _load(self) -> None:

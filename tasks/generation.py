@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tasks.files import write_atomic
 from tasks.progress import Progress
 
 BACKENDS = ("hf", "vllm", "auto")
@@ -105,7 +105,7 @@ def prepare_predictions_dir(predictions_dir: Path, expected: dict) -> set[str]:
     if not marker.is_file() or json.loads(marker.read_text()) != expected:
         for stale in predictions_dir.glob("part-*"):
             stale.unlink()
-        marker.write_text(json.dumps(expected, indent=2, sort_keys=True))
+        write_atomic(expected, marker)
         return set()
     for leftover in predictions_dir.glob("*.partial"):
         leftover.unlink()
@@ -124,10 +124,7 @@ def write_part(rows: list[dict], predictions_dir: Path) -> Path:
     """Write one part file atomically, numbered after the existing ones."""
     number = len(list(predictions_dir.glob("part-*.parquet")))
     path = predictions_dir / f"part-{number:05d}.parquet"
-    partial = path.with_name(path.name + ".partial")
-    pq.write_table(pa.Table.from_pylist(rows, schema=PREDICTION_SCHEMA), partial, compression="zstd")
-    os.replace(partial, path)
-    return path
+    return write_atomic(pa.Table.from_pylist(rows, schema=PREDICTION_SCHEMA), path)
 
 
 def plan_batches(lengths: list[int], batch_size: int, sort_by_length: bool) -> list[list[int]]:

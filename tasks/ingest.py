@@ -12,7 +12,6 @@ carries a ``warning`` in the manifest; a file with too many rejects fails its da
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import polars as pl
 from prefect import task
 
+from tasks.files import write_metrics
 from tasks.readers import REJECT_COLUMNS as READER_REJECT_COLUMNS
 from tasks.readers import FormatSpec, ParsedBatch, UnreadableFileError, likely_cause, read_file
 from tasks.registry import DatasetEntry
@@ -214,8 +214,7 @@ def write_ingest_outputs(reports: list[DatasetReport], staging: Path, metrics_fi
         "records_rejected": int(ok["records_rejected"].sum()),
         "entities": int(ok["entities"].sum()),
     }
-    metrics_file.parent.mkdir(parents=True, exist_ok=True)
-    metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_metrics(metrics, metrics_file)
     return manifest
 
 

@@ -33,7 +33,6 @@ regularization: the dataset's full label set, in order.
 from __future__ import annotations
 
 import glob
-import json
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ import polars as pl
 import pyarrow as pa
 import yaml
 
+from tasks.files import write_metrics
 from tasks.registry import TRAINING_ROLES, RegistryError, ingested_datasets, select_datasets
 from tasks.schema import ENTITY_TYPE, PARQUET_OPTIONS, STANDARDIZED_SCHEMA, first_split, read_samples
 
@@ -388,8 +388,6 @@ def write_instruct_outputs(train: pa.Table, test: pa.Table, metrics: dict, stagi
     """Write both tables into ``staging`` and the metrics JSON."""
     import pyarrow.parquet as pq
 
-    staging.mkdir(parents=True, exist_ok=True)
     pq.write_table(train, staging / "train.parquet", **PARQUET_OPTIONS)
     pq.write_table(test, staging / "test.parquet", **PARQUET_OPTIONS)
-    metrics_file.parent.mkdir(parents=True, exist_ok=True)
-    metrics_file.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_metrics(metrics, metrics_file)

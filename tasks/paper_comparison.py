@@ -21,7 +21,6 @@ from pathlib import Path
 
 import polars as pl
 
-
 # Table 2: (split, lang) -> datasets, kept, raw (test sets are not pruned: kept is None).
 PAPER_TABLE_2 = {
     ("train", "en"): (19, 25_403, 838_648), ("train", "zh"): (21, 26_504, 580_513),

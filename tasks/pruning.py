@@ -39,7 +39,6 @@ are all full are skipped in vectorized windows), the encoder for embeddings (GPU
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import zlib
@@ -52,6 +51,7 @@ import polars as pl
 import pyarrow as pa
 
 from tasks.embeddings import DEVICES, PRECISIONS, Embedder, EncoderNotFoundError, resolve_model
+from tasks.files import write_metrics
 from tasks.progress import Progress
 from tasks.registry import TRAINING_ROLES, ingested_datasets
 from tasks.schema import STANDARDIZED_SCHEMA, SampleWriter, read_samples
@@ -557,9 +557,7 @@ def write_prune_outputs(result: PruneResult, options: PruneOptions, staging: Pat
     beside_paper(result.by_dataset, options.manifest_file).write_parquet(staging / "by_dataset.parquet", compression="zstd")
     result.pool_fill.write_parquet(staging / "pool_fill.parquet", compression="zstd")
     metrics = prune_metrics(result, options)
-    metrics_file = Path(options.metrics_file)
-    metrics_file.parent.mkdir(parents=True, exist_ok=True)
-    metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_metrics(metrics, options.metrics_file)
     return metrics
 
 

@@ -29,6 +29,7 @@ import polars as pl
 from mlflow.tracking import MlflowClient
 
 from tasks.ablations import PipelineRecord, fetch_pipelines, latest_evaluated
+from tasks.files import write_atomic
 from tasks.tracking import tracking_options
 
 POINT_SCHEMA = {"strategy": pl.String, "k": pl.Int64, "samples_kept": pl.Int64, "f1_avg": pl.Float64, "f1_en_avg": pl.Float64,
@@ -135,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     with pl.Config(tbl_rows=-1, tbl_hide_dataframe_shape=True):
         print(points)
     if args.csv:
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        points.write_csv(args.csv)
+        write_atomic(points, args.csv)
     if args.plot:
         plot_points(points, args.plot)
     return 0

@@ -6,13 +6,14 @@ defined in exactly one place. Offsets are character offsets into ``text``, end e
 
 from __future__ import annotations
 
-import os
-import shutil
+from contextlib import ExitStack
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from tasks.files import atomic_path
 
 ENTITY_TYPE = pa.struct(
     [
@@ -153,16 +154,16 @@ def validate(samples: pl.DataFrame) -> None:
 class SampleWriter:
     """Stream validated samples into one zstd Parquet file, atomically.
 
-    Rows go to ``<path>.partial`` and the file is renamed into place only on :meth:`close`,
-    so a killed run never leaves a file that a later stage could mistake for complete.
+    Rows go to ``<path>.partial`` (:func:`tasks.files.atomic_path`) and the file is renamed into
+    place only on :meth:`close`, so a killed run never leaves a file that a later stage could
+    mistake for complete.
     """
 
     def __init__(self, path: Path, schema: pa.Schema = SAMPLE_SCHEMA):
         self.path = Path(path)
         self.schema = schema
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._partial = self.path.with_name(self.path.name + ".partial")
-        self._writer = pq.ParquetWriter(self._partial, schema, **PARQUET_OPTIONS)
+        self._target = ExitStack()
+        self._writer = pq.ParquetWriter(self._target.enter_context(atomic_path(self.path)), schema, **PARQUET_OPTIONS)
         self.rows = 0
 
     def write(self, samples: pl.DataFrame) -> None:
@@ -174,7 +175,7 @@ class SampleWriter:
     def close(self) -> None:
         """Finish the file and move it into place."""
         self._writer.close()
-        os.replace(self._partial, self.path)
+        self._target.close()
 
     def __enter__(self) -> "SampleWriter":
         return self
@@ -184,7 +185,7 @@ class SampleWriter:
             self.close()
         else:
             self._writer.close()
-            self._partial.unlink(missing_ok=True)
+            self._target.__exit__(exc_type, exc, tb)  # removes the partial file
 
 
 def write_samples(samples: pl.DataFrame, path: Path) -> None:
@@ -223,14 +224,3 @@ def first_split(samples_dir: Path, dataset: str, splits: list[str]) -> tuple[str
         if path.is_file():
             return split, path
     return None
-
-
-def replace_dir(staging: Path, target: Path) -> None:
-    """Swap a fully written ``staging`` directory into ``target`` (old contents removed)."""
-    target = Path(target)
-    trash = target.with_name(target.name + ".old")
-    shutil.rmtree(trash, ignore_errors=True)
-    if target.exists():
-        os.replace(target, trash)
-    os.replace(staging, target)
-    shutil.rmtree(trash, ignore_errors=True)

@@ -25,7 +25,6 @@ threads (the scan holds the GIL, the polars work does not); memory grows with th
 from __future__ import annotations
 
 import itertools
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import ahocorasick
 import numpy as np
 import polars as pl
 
+from tasks.files import write_metrics
 from tasks.label_names import label_keys
 
 CONSISTENT, WRONG_CATEGORY, INSIDE_LARGER, PARTIALLY_EXTRACTED, NOT_EXTRACTED = range(5)
@@ -428,8 +428,7 @@ def write_screen_outputs(result: ScreenResult, staging: Path, metrics_file: Path
         "inconsistency": round(inconsistent / occurrences, 4) if occurrences else 0.0,
         "conflict_groups": result.conflicts.height,
     }
-    metrics_file.parent.mkdir(parents=True, exist_ok=True)
-    metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_metrics(metrics, metrics_file)
     return metrics
 
 

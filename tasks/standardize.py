@@ -16,13 +16,13 @@ scope restrictions in universal names (``location (without country)``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 from prefect import task
 
+from tasks.files import write_metrics
 from tasks.schema import STANDARDIZED_ENTITY_DTYPE, STANDARDIZED_SCHEMA, SampleWriter, read_samples, with_nested_flag
 from tasks.taxonomy import describe_unmapped
 
@@ -200,8 +200,7 @@ def write_standardize_metrics(mapping_counts: pl.DataFrame, metrics_file: Path) 
         "raw_labels": mapping_counts.select("dataset", "raw_label").n_unique(),
         "labels": mapping_counts["label"].drop_nulls().n_unique(),
     }
-    metrics_file.parent.mkdir(parents=True, exist_ok=True)
-    metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_metrics(metrics, metrics_file)
     return metrics
 
 

@@ -20,6 +20,7 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
+from tasks.files import write_atomic, write_metrics
 from tasks.training import (
     DEMO_BASE_MODEL,
     DEMO_MODEL_DIR,
@@ -209,8 +210,8 @@ def write_outputs(staging: Path, options: TrainOptions, hyper: Hyperparameters, 
         "train_data": str(train_file),
         "train_data_sha256": file_sha256(train_file),
     }
-    (staging / "run.json").write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
-    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_atomic(run, staging / "run.json")
+    write_metrics(metrics, staging / "metrics.json")
 
 
 def log_to_mlflow(staging: Path, options: TrainOptions, hyper: Hyperparameters, metrics: dict) -> None:

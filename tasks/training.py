@@ -38,6 +38,7 @@ from pathlib import Path
 
 import polars as pl
 
+from tasks.files import write_atomic
 from tasks.progress import progress_line
 
 DEMO_MODEL_DIR = Path("infra/models/demo_lm")
@@ -489,8 +490,7 @@ class JobSpec:
     job_dir: str = ""                                     # errors/, staging/ of this job
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+        write_atomic(asdict(self), path)
 
     @classmethod
     def load(cls, path: Path) -> "JobSpec":

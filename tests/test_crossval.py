@@ -15,13 +15,31 @@ import torch
 from prefect.artifacts import Artifact
 
 from flows.crossval import crossval_flow
-from tasks.crossval import CrossvalInputError, CrossvalOptions, dataset_labels, label_groups, merged_keys, plan_jobs, run_job, span_scores, with_label_groups
+from tasks.crossval import (
+    CrossvalInputError,
+    CrossvalOptions,
+    dataset_labels,
+    label_groups,
+    merged_keys,
+    plan_jobs,
+    run_job,
+    span_scores,
+    with_label_groups,
+)
 from tasks.demo_corpus import write_demo_corpus
 from tasks.ingest import IngestOptions, ingest_dataset
 from tasks.label_names import load_synonyms
 from tasks.registry import load_registry, select_datasets
 from tasks.token_classification import (
-    CASES, PACKAGED_ENCODER, add_unknown_characters, decode_spans, load_tokenizer, tag_names, token_case, token_tags, word_tags,
+    CASES,
+    PACKAGED_ENCODER,
+    add_unknown_characters,
+    decode_spans,
+    load_tokenizer,
+    tag_names,
+    token_case,
+    token_tags,
+    word_tags,
 )
 from tasks.tracking import TrackingOptions
 

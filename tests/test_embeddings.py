@@ -6,8 +6,8 @@ import pytest
 from tasks.embeddings import (
     COMPACT_ABOVE_SHARDS,
     DEFAULT_MODEL,
-    EmbeddingCache,
     Embedder,
+    EmbeddingCache,
     EncoderNotFoundError,
     model_slug,
     resolve_model,

@@ -9,7 +9,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.errta import ERRTA_GUIDANCE, ERROR_TYPES, errta_counts, errta_errors, errta_totals, typical_examples, with_errta_guidance
+from tasks.errta import (
+    ERROR_TYPES,
+    ERRTA_GUIDANCE,
+    errta_counts,
+    errta_errors,
+    errta_totals,
+    typical_examples,
+    with_errta_guidance,
+)
 from tasks.scoring import parse_predictions
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,14 @@ import torch
 from prefect.artifacts import Artifact
 
 from tasks.generation import (
-    GenerationOptions, RunFileError, fingerprint, generate_predictions, load_hf_model, load_run_spec, plan_batches, read_predictions,
+    GenerationOptions,
+    RunFileError,
+    fingerprint,
+    generate_predictions,
+    load_hf_model,
+    load_run_spec,
+    plan_batches,
+    read_predictions,
 )
 
 torch.set_num_threads(1)

@@ -1,12 +1,12 @@
 """The pinned Prefect really serves: its server starts, and a flow run shows up in it."""
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-import json
 from pathlib import Path
 
 import pytest

@@ -1,0 +1,102 @@
+"""How every stage puts a file or a folder in place: never half-written, safe to retry.
+
+Three mechanisms, each written once:
+
+- :func:`atomic_path` yields ``<path>.partial`` to write and renames it to ``path`` only when the
+  block succeeds (a failed block leaves no partial behind). A reader, or DVC, sees the old file
+  or the whole new one, never a part.
+- :func:`write_atomic` writes a table, text or a metrics dict through :func:`atomic_path`;
+  :func:`write_metrics` is the one format of every stage's metrics JSON.
+- :func:`staged_dir` yields an empty ``<target>.staging`` folder and swaps it in for ``target``
+  whole when the block succeeds, so a stage's outputs are all from one run.
+
+A rename within one folder is atomic on POSIX file systems; a kill between the two renames of a
+folder swap leaves ``<target>.old`` and no ``target``, which the next run cleans up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield ``<path>.partial`` (a file or a folder to create); rename it to ``path`` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    _remove(partial)
+    try:
+        yield partial
+    except BaseException:
+        _remove(partial)
+        raise
+    os.replace(partial, path)
+
+
+def write_atomic(content: pl.DataFrame | pa.Table | dict | str, path: Path | str, **parquet_options) -> Path:
+    """Write ``content`` to ``path`` atomically and return ``path``.
+
+    A polars DataFrame goes to zstd Parquet, or CSV when ``path`` ends in ``.csv``; an Arrow table
+    to Parquet with ``parquet_options`` (zstd by default); a dict to metrics JSON
+    (:func:`write_metrics`); a string to UTF-8 text.
+    """
+    with atomic_path(path) as partial:
+        if isinstance(content, str):
+            partial.write_text(content, encoding="utf-8")
+        elif isinstance(content, dict):
+            partial.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        elif isinstance(content, pa.Table):
+            pq.write_table(content, partial, **(parquet_options or {"compression": "zstd"}))
+        elif Path(path).suffix == ".csv":
+            content.write_csv(partial)
+        else:
+            content.write_parquet(partial, compression="zstd")
+    return Path(path)
+
+
+def write_metrics(metrics: dict, path: Path | str) -> Path:
+    """Write a stage's metrics as indented JSON (non-ASCII as is), atomically."""
+    return write_atomic(metrics, path)
+
+
+@contextmanager
+def staged_dir(target: Path | str) -> Iterator[Path]:
+    """Yield an empty ``<target>.staging`` folder; swap it in for ``target`` whole if the block succeeds.
+
+    The staging folder of a failed or killed run is removed by the next run, so a retry starts
+    clean; ``target`` keeps the previous run's complete outputs until the swap.
+    """
+    target = Path(target)
+    staging = target.with_name(target.name + ".staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    yield staging
+    replace_dir(staging, target)
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    """Swap a fully written ``staging`` folder in for ``target`` (its old contents removed)."""
+    target = Path(target)
+    trash = target.with_name(target.name + ".old")
+    shutil.rmtree(trash, ignore_errors=True)
+    if target.exists():
+        os.replace(target, trash)
+    os.replace(staging, target)
+    shutil.rmtree(trash, ignore_errors=True)
