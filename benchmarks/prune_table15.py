@@ -32,7 +32,9 @@ WITHIN = 10.0  # percent, the issue's tolerance
 def sweep(data: str, offsets: list[float]) -> pl.DataFrame:
     """One row per (offset, dataset): kept, the paper's count and the difference in percent."""
     options = PruneOptions(
-        samples_dir=f"{data}/standardize/samples", manifest_file=f"{data}/ingest/manifest.parquet", cache_dir=f"{data}/cache/embeddings",
+        samples_dir=f"{data}/standardize/samples",
+        manifest_file=f"{data}/ingest/manifest.parquet",
+        cache_dir=f"{data}/cache/embeddings",
         scaling_strategies=("diversity",),
     )
     samples = read_split(options)
@@ -55,13 +57,21 @@ def offsets_within(table: pl.DataFrame, by: str) -> dict[str, list[float]]:
 def markdown(table: pl.DataFrame) -> str:
     """The sweep as a Markdown table, then the offsets that fit each dataset and each language."""
     offsets = sorted(table["offset"].unique().to_list())
-    lines = ["| dataset | lang | paper | " + " | ".join(f"b = {o:+.2f}" for o in offsets) + " |", "|---|---|---:|" + "---:|" * len(offsets)]
-    for (dataset, lang, paper), part in table.sort("offset").group_by(["dataset", "lang", "paper_pruned_train"], maintain_order=True):
+    lines = [
+        "| dataset | lang | paper | " + " | ".join(f"b = {o:+.2f}" for o in offsets) + " |",
+        "|---|---|---:|" + "---:|" * len(offsets),
+    ]
+    for (dataset, lang, paper), part in table.sort("offset").group_by(
+        ["dataset", "lang", "paper_pruned_train"], maintain_order=True
+    ):
         cells = [f"{kept:,} ({diff:+.0f}%)" for kept, diff in part.select("kept", "kept_diff_%").iter_rows()]
         lines.append(f"| {dataset} | {lang} | {paper:,} | " + " | ".join(cells) + " |")
     for by in ("dataset", "lang"):
         lines.append(f"\nWithin {WITHIN:.0f}% of Table 15, per {by}:")
-        lines += [f"- {value}: b = {', '.join(f'{o:+.2f}' for o in good) or 'none'}" for value, good in offsets_within(table, by).items()]
+        lines += [
+            f"- {value}: b = {', '.join(f'{o:+.2f}' for o in good) or 'none'}"
+            for value, good in offsets_within(table, by).items()
+        ]
     return "\n".join(lines)
 
 

@@ -15,8 +15,8 @@ so a process running it carries no polars or Prefect in its memory.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 
 def read_file(path: Path | str, format: str, lang: str, options: dict | None = None) -> list[dict]:
@@ -32,7 +32,9 @@ def _entity(text: str, start: int, end: int, label: str) -> dict:
     return {"start": start, "end": end, "label": label, "mention": text[start:end]}
 
 
-def read_conll(path: Path, joiner: str, sep: str = "tab", scheme: str = "bio", segment_digit: bool = False) -> list[dict]:
+def read_conll(
+    path: Path, joiner: str, sep: str = "tab", scheme: str = "bio", segment_digit: bool = False
+) -> list[dict]:
     """Token and tag per line, a blank line between sentences; tags decoded into entities.
 
     The scheme does not change the decoding: B- and S- start an entity, I-/M-/E- continue one

@@ -42,13 +42,24 @@ def score_run(run_file: Path, test: pl.DataFrame, with_adapter: bool) -> dict:
     model, tokenizer = load_hf_model(run if with_adapter else replace(run, adapter_dir=None))
     started = time.perf_counter()
     predictions = [""] * test.height
-    for indices, rows in hf_batches(model, tokenizer, test["prompt"].to_list(), GenerationOptions(batch_size=32, max_new_tokens=64)):
+    for indices, rows in hf_batches(
+        model, tokenizer, test["prompt"].to_list(), GenerationOptions(batch_size=32, max_new_tokens=64)
+    ):
         for index, row in zip(indices, rows):
             predictions[index] = row["prediction"]
-    by_dataset, by_type = score(parse_predictions(test.with_columns(pl.Series("prediction", predictions))), modes=("string",))
+    by_dataset, by_type = score(
+        parse_predictions(test.with_columns(pl.Series("prediction", predictions))), modes=("string",)
+    )
     tp, fp, fn = (int(by_type[column].sum()) for column in ("tp", "fp", "fn"))
     f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-    return {"micro_f1": round(f1, 4), "tp": tp, "fp": fp, "fn": fn, "generation_s": round(time.perf_counter() - started, 1), "examples": predictions[:3]}
+    return {
+        "micro_f1": round(f1, 4),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "generation_s": round(time.perf_counter() - started, 1),
+        "examples": predictions[:3],
+    }
 
 
 def demo_f1(arguments) -> dict:
@@ -60,21 +71,36 @@ def demo_f1(arguments) -> dict:
     torch.set_num_threads(arguments.threads)
     work = OUT / "demo"
     instruct = InstructOptions(
-        train_input="data/standardize/samples/*/train.parquet", out_dir=str(work / "instruct"), metrics_file=str(work / "instruct_metrics.json"),
+        train_input="data/standardize/samples/*/train.parquet",
+        out_dir=str(work / "instruct"),
+        metrics_file=str(work / "instruct_metrics.json"),
     )
     instruct_flow(instruct)
     train = TrainOptions(
-        instruct_dir=str(work / "instruct"), out_dir=str(work / "train"), checkpoint_dir=str(work / "checkpoints"), metrics_file=str(work / "train_metrics.json"),
-        num_processes=1, torch_threads=arguments.threads, resume=False, logging_steps=50, save_steps=500,
-        max_train_samples=arguments.max_train_samples, **({"epochs": arguments.epochs} if arguments.epochs else {}),
+        instruct_dir=str(work / "instruct"),
+        out_dir=str(work / "train"),
+        checkpoint_dir=str(work / "checkpoints"),
+        metrics_file=str(work / "train_metrics.json"),
+        num_processes=1,
+        torch_threads=arguments.threads,
+        resume=False,
+        logging_steps=50,
+        save_steps=500,
+        max_train_samples=arguments.max_train_samples,
+        **({"epochs": arguments.epochs} if arguments.epochs else {}),
     )
     started = time.perf_counter()
     train_metrics = train_flow(train, TrackingOptions(enabled=False))
     train_seconds = time.perf_counter() - started
     test = pl.read_parquet(work / "instruct" / "test.parquet").sample(arguments.test_samples, seed=0)
     result = {
-        "command": f"python -m benchmarks.train_bench demo-f1 --epochs {arguments.epochs} --max-train-samples {arguments.max_train_samples} --test-samples {arguments.test_samples}",
-        "train_wall_s": round(train_seconds, 1), "train": train_metrics, "test_samples": test.height,
+        "command": (
+            f"python -m benchmarks.train_bench demo-f1 --epochs {arguments.epochs} "
+            f"--max-train-samples {arguments.max_train_samples} --test-samples {arguments.test_samples}"
+        ),
+        "train_wall_s": round(train_seconds, 1),
+        "train": train_metrics,
+        "test_samples": test.height,
         "untrained": score_run(work / "train" / "run.json", test, with_adapter=False),
         "trained": score_run(work / "train" / "run.json", test, with_adapter=True),
     }
@@ -89,14 +115,30 @@ def packing(arguments) -> dict:
     for packed in (True, False):
         name = "packed" if packed else "padded"
         options = TrainOptions(
-            instruct_dir=arguments.instruct_dir, out_dir=str(work / name), checkpoint_dir=str(work / f"{name}-checkpoints"),
-            metrics_file=str(work / f"{name}.json"), num_processes=1, torch_threads=arguments.threads, resume=False,
-            packing=packed, max_steps=arguments.steps, logging_steps=arguments.steps, save_steps=10_000, per_device_batch_size=arguments.batch_size,
+            instruct_dir=arguments.instruct_dir,
+            out_dir=str(work / name),
+            checkpoint_dir=str(work / f"{name}-checkpoints"),
+            metrics_file=str(work / f"{name}.json"),
+            num_processes=1,
+            torch_threads=arguments.threads,
+            resume=False,
+            packing=packed,
+            max_steps=arguments.steps,
+            logging_steps=arguments.steps,
+            save_steps=10_000,
+            per_device_batch_size=arguments.batch_size,
         )
         metrics = train_flow(options, TrackingOptions(enabled=False))
-        results[name] = {key: metrics[key] for key in ("tokens_per_second", "padding_fraction", "train_runtime_s", "global_step", "train_rows")}
-    results["packed_over_padded_tokens_per_second"] = round(results["packed"]["tokens_per_second"] / results["padded"]["tokens_per_second"], 2)
-    results["command"] = f"python -m benchmarks.train_bench packing --steps {arguments.steps} --batch-size {arguments.batch_size}"
+        results[name] = {
+            key: metrics[key]
+            for key in ("tokens_per_second", "padding_fraction", "train_runtime_s", "global_step", "train_rows")
+        }
+    results["packed_over_padded_tokens_per_second"] = round(
+        results["packed"]["tokens_per_second"] / results["padded"]["tokens_per_second"], 2
+    )
+    results["command"] = (
+        f"python -m benchmarks.train_bench packing --steps {arguments.steps} --batch-size {arguments.batch_size}"
+    )
     return results
 
 
@@ -105,13 +147,27 @@ def packing_markdown(results: dict, header: str) -> str:
     rows = [
         f"| {label} | {results[name]['tokens_per_second']:.1f} | {results[name]['padding_fraction']:.4f} | "
         f"{results[name]['tokens_per_second'] / results['padded']['tokens_per_second']:.2f} |"
-        for name, label in (("packed", "packed (rows filled to max_length)"), ("padded", "length-grouped padded (reference)"))
+        for name, label in (
+            ("packed", "packed (rows filled to max_length)"),
+            ("padded", "length-grouped padded (reference)"),
+        )
     ]
-    return "\n".join([
-        "## Training", "", f"{header} Demo profile model, one process, {results['packed']['global_step']} optimizer steps each.", "",
-        "| mode | tokens/s | padding fraction | ratio vs reference |", "|---|---:|---:|---:|", *rows, "",
-        "GPU tokens/s and MFU: not measured by this CPU benchmark.",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "## Training",
+                "",
+                f"{header} Demo profile model, one process, {results['packed']['global_step']} optimizer steps each.",
+                "",
+                "| mode | tokens/s | padding fraction | ratio vs reference |",
+                "|---|---:|---:|---:|",
+                *rows,
+                "",
+                "GPU tokens/s and MFU: not measured by this CPU benchmark.",
+            ]
+        )
+        + "\n"
+    )
 
 
 def main() -> None:

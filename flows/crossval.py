@@ -110,7 +110,13 @@ def task_runner(options: CrossvalOptions):
             with distributed.Client(options.address) as client:
                 client.run(_set_environment, prefect_env)
         return DaskTaskRunner(address=options.address)
-    cluster = {"n_workers": options.workers, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0", "env": prefect_env}
+    cluster = {
+        "n_workers": options.workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "dashboard_address": ":0",
+        "env": prefect_env,
+    }
     if options.job_resources:
         cluster["resources"] = {name: 1 for name in options.job_resources}
     return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)
@@ -122,7 +128,10 @@ def run_jobs(specs: list[JobSpec], options: CrossvalOptions) -> list[pl.DataFram
     job = crossval_job.with_options(retries=options.retries, retry_delay_seconds=options.retry_delay_s)
     requested = dask.annotate(resources=options.job_resources) if options.job_resources else contextlib.nullcontext()
     with requested:
-        futures = {job.with_options(task_run_name=f"crossval-{spec.train_dataset}").submit(spec, options): spec for spec in specs}
+        futures = {
+            job.with_options(task_run_name=f"crossval-{spec.train_dataset}").submit(spec, options): spec
+            for spec in specs
+        }
     results = []
     with Progress(len(futures), "crossval jobs", unit="job", key="crossval-progress") as progress:
         for future in as_completed(list(futures)):
@@ -131,7 +140,11 @@ def run_jobs(specs: list[JobSpec], options: CrossvalOptions) -> list[pl.DataFram
             if isinstance(outcome, pl.DataFrame):
                 results.append(outcome)
             else:
-                error, attempts = (outcome.error, outcome.attempt) if isinstance(outcome, JobFailed) else (f"{type(outcome).__name__}: {outcome}", 0)
+                error, attempts = (
+                    (outcome.error, outcome.attempt)
+                    if isinstance(outcome, JobFailed)
+                    else (f"{type(outcome).__name__}: {outcome}", 0)
+                )
                 results.append(failed_rows(spec, error, attempts))
                 print(f"job {spec.train_dataset} failed: {error}")
             progress.update()
@@ -164,7 +177,9 @@ def write_outputs(results: pl.DataFrame, groups: pl.DataFrame, options: Crossval
     return out_dir / "heatmaps"
 
 
-def log_to_mlflow(results: pl.DataFrame, options: CrossvalOptions, metrics: dict, heatmaps: Path, tracking: TrackingOptions | None) -> str | None:
+def log_to_mlflow(
+    results: pl.DataFrame, options: CrossvalOptions, metrics: dict, heatmaps: Path, tracking: TrackingOptions | None
+) -> str | None:
     """One stage run: the params, every pair's F1 as ``f1/<group>/<train>/<test>``, the heatmaps and results."""
     import mlflow
 
@@ -173,9 +188,14 @@ def log_to_mlflow(results: pl.DataFrame, options: CrossvalOptions, metrics: dict
         if run is None:
             return None
         mlflow.log_metrics({name: value for name, value in metrics.items() if isinstance(value, (int, float))})
-        mlflow.log_metrics({
-            f"f1/{file_stem(group)}/{train}/{test}": f1 for train, test, group, f1 in scored.select("train_dataset", "test_dataset", "label_group", "f1").iter_rows()
-        })
+        mlflow.log_metrics(
+            {
+                f"f1/{file_stem(group)}/{train}/{test}": f1
+                for train, test, group, f1 in scored.select(
+                    "train_dataset", "test_dataset", "label_group", "f1"
+                ).iter_rows()
+            }
+        )
         mlflow.log_artifacts(str(heatmaps), "heatmaps")
         mlflow.log_artifact(str(Path(options.out_dir) / "results.parquet"))
         return run.info.run_id
@@ -187,26 +207,43 @@ def crossval_flow(options: CrossvalOptions | None = None, tracking: TrackingOpti
     options = options or to_options(CrossvalOptions, load_section("crossval"), "params.yaml crossval")
     check_inputs(options)
     labels = with_label_groups(
-        dataset_labels(pl.read_parquet(options.label_counts_file), pl.read_parquet(options.manifest_file), load_synonyms(options.synonyms_file), options.datasets),
+        dataset_labels(
+            pl.read_parquet(options.label_counts_file),
+            pl.read_parquet(options.manifest_file),
+            load_synonyms(options.synonyms_file),
+            options.datasets,
+        ),
         options.label_embedding_threshold,
         options.cross_language,
     )
     groups = label_groups(labels)
     specs = plan_jobs(labels, groups, options)
-    finished = {spec.train_dataset: persisted_result(options.jobs_dir, spec, job_fingerprint(spec, options)) for spec in specs}
+    finished = {
+        spec.train_dataset: persisted_result(options.jobs_dir, spec, job_fingerprint(spec, options)) for spec in specs
+    }
     todo = [spec for spec in specs if finished[spec.train_dataset] is None]
     reused = [rows for rows in finished.values() if rows is not None]
-    print(f"{groups['label_group'].n_unique()} label groups over {len(specs)} datasets: {len(reused)} jobs already finished, {len(todo)} to run")
+    print(
+        f"{groups['label_group'].n_unique()} label groups over {len(specs)} datasets: "
+        f"{len(reused)} jobs already finished, {len(todo)} to run"
+    )
     fresh = run_jobs.with_options(task_runner=task_runner(options))(todo, options) if todo else []
-    results = pl.concat([pl.DataFrame(schema=RESULT_SCHEMA), *reused, *fresh]).sort("label_group", "train_dataset", "test_dataset")
+    results = pl.concat([pl.DataFrame(schema=RESULT_SCHEMA), *reused, *fresh]).sort(
+        "label_group", "train_dataset", "test_dataset"
+    )
 
     metrics = crossval_metrics(results, reused=len(reused))
     heatmaps = write_outputs(results, groups, options, metrics)
     run_id = log_to_mlflow(results, options, metrics, heatmaps, tracking)
     with pl.Config(tbl_rows=-1, tbl_width_chars=200, fmt_str_lengths=40):
-        print(results.select("label_group", "train_dataset", "test_dataset", "precision", "recall", "f1", "support", "status"))
+        print(
+            results.select(
+                "label_group", "train_dataset", "test_dataset", "precision", "recall", "f1", "support", "status"
+            )
+        )
     create_table_artifact(
-        key="crossval-results", description="Strict span P/R/F1 per label group, train dataset and test dataset",
+        key="crossval-results",
+        description="Strict span P/R/F1 per label group, train dataset and test dataset",
         table=results.drop("fingerprint").to_dicts(),
     )
     create_markdown_artifact(key="crossval-report", markdown=report_markdown(results, groups))
@@ -217,6 +254,7 @@ def crossval_flow(options: CrossvalOptions | None = None, tracking: TrackingOpti
 if __name__ == "__main__":
     outcome = run_stage("crossval", crossval_flow, (CrossvalInputError, ParamsError))
     if outcome["jobs_failed"]:
-        # Outputs are written; exiting non-zero keeps DVC from recording a partial stage. A rerun redoes only those jobs.
+        # Outputs are written; exiting non-zero keeps DVC from recording a partial stage.
+        # A rerun redoes only those jobs.
         print(f"crossval: {outcome['jobs_failed']} jobs failed (see the report and results.parquet)", file=sys.stderr)
         sys.exit(1)

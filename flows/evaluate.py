@@ -47,20 +47,20 @@ class EvaluateOptions:
     test_file: str = "data/instruct/test.parquet"
     run_file: str = "data/train/run.json"
     out_dir: str = "data/evaluate"
-    predictions_dir: str = "data/evaluate/predictions"   # resumable parts; keep it across runs (dvc: persist)
+    predictions_dir: str = "data/evaluate/predictions"  # resumable parts; keep it across runs (dvc: persist)
     metrics_file: str = "data/metrics/evaluate.json"
     plots_dir: str = "data/plots"
-    generate: bool = True            # false: score the parts already in predictions_dir
+    generate: bool = True  # false: score the parts already in predictions_dir
     prompt_variant: str = "dataset"  # dataset: the test file's prompt | errta: OmniNER Figure 2 guidance in front
-    datasets: list[str] = field(default_factory=list)   # empty: every dataset of the test file
+    datasets: list[str] = field(default_factory=list)  # empty: every dataset of the test file
     max_samples_per_dataset: int = 0  # 0: all; a cap for smoke runs
-    primary_mode: str = "string"     # string (the paper's evaluator) | span
+    primary_mode: str = "string"  # string (the paper's evaluator) | span
     examples_per_type: int = 5
     batch_size: int = 8
     max_new_tokens: int = 256
     sort_by_length: bool = True
     chunk_size: int = 64
-    backend: str = "auto"            # hf | vllm | auto
+    backend: str = "auto"  # hf | vllm | auto
     torch_threads: int = 0
 
     def __post_init__(self) -> None:
@@ -73,7 +73,9 @@ class EvaluateOptions:
         self.generation()  # validates the decoding knobs
 
     def generation(self) -> GenerationOptions:
-        return GenerationOptions(self.batch_size, self.max_new_tokens, self.sort_by_length, self.chunk_size, self.backend, self.torch_threads)
+        return GenerationOptions(
+            self.batch_size, self.max_new_tokens, self.sort_by_length, self.chunk_size, self.backend, self.torch_threads
+        )
 
 
 def load_test_samples(options: EvaluateOptions) -> pl.DataFrame:
@@ -91,9 +93,14 @@ def load_test_samples(options: EvaluateOptions) -> pl.DataFrame:
             raise ScoringInputError(f"{path}: datasets {unknown} are not in the test file")
         samples = samples.filter(pl.col("dataset").is_in(options.datasets))
     if options.max_samples_per_dataset:
-        samples = samples.sort("sample_id").group_by("dataset", maintain_order=True).head(options.max_samples_per_dataset)
+        samples = (
+            samples.sort("sample_id").group_by("dataset", maintain_order=True).head(options.max_samples_per_dataset)
+        )
     if options.prompt_variant == "errta":
-        prompts = [with_errta_guidance(p, labels, lang) for p, labels, lang in samples.select("prompt", "label_set", "lang").iter_rows()]
+        prompts = [
+            with_errta_guidance(p, labels, lang)
+            for p, labels, lang in samples.select("prompt", "label_set", "lang").iter_rows()
+        ]
         samples = samples.with_columns(pl.Series("prompt", prompts, dtype=pl.String))
     return samples.select(TEST_COLUMNS)
 
@@ -102,7 +109,13 @@ def load_test_samples(options: EvaluateOptions) -> pl.DataFrame:
 def generate_task(samples: pl.DataFrame, options: EvaluateOptions) -> dict:
     """Prefect task: generate missing predictions into ``predictions_dir``; return throughput stats."""
     run = load_run_spec(Path(options.run_file))
-    return generate_predictions(samples.select("sample_id", "prompt"), run, options.generation(), Path(options.predictions_dir), options.prompt_variant)
+    return generate_predictions(
+        samples.select("sample_id", "prompt"),
+        run,
+        options.generation(),
+        Path(options.predictions_dir),
+        options.prompt_variant,
+    )
 
 
 @task(name="score-and-errta")
@@ -110,7 +123,10 @@ def score_task(samples: pl.DataFrame, predictions: pl.DataFrame, options: Evalua
     """Prefect task: parse, score in both modes, run ERRTA; return every table of the evaluation."""
     missing = samples.join(predictions, on="sample_id", how="anti")
     if missing.height:
-        raise ScoringInputError(f"{options.predictions_dir}: no prediction for {missing.height} test samples, e.g. {missing['sample_id'][0]}")
+        raise ScoringInputError(
+            f"{options.predictions_dir}: no prediction for {missing.height} test samples, "
+            f"e.g. {missing['sample_id'][0]}"
+        )
     joined = samples.join(predictions, on="sample_id", how="left", maintain_order="left")
     check_scoring_input(joined, options.test_file)
     parsed = parse_predictions(joined)
@@ -131,17 +147,37 @@ def evaluate_flow(options: EvaluateOptions | None = None) -> dict:
     totals, counts = errta_totals(errors), errta_counts(errors)
     examples = typical_examples(errors, options.examples_per_type)
     metrics = flat_metrics(by_dataset, totals, options.primary_mode)
-    metrics.update({f"generation/{key}": round(value, 3) for key, value in generation.items() if key in ("samples_per_s", "new_tokens_per_s") and value == value})
+    metrics.update(
+        {
+            f"generation/{key}": round(value, 3)
+            for key, value in generation.items()
+            if key in ("samples_per_s", "new_tokens_per_s") and value == value
+        }
+    )
     report = report_markdown(by_dataset, totals, counts, examples, options.primary_mode)
     f1_plot, errta_plot = plot_tables(by_dataset, totals, options.primary_mode)
 
     out_dir, plots_dir = Path(options.out_dir), Path(options.plots_dir)
-    parsed = results["parsed"].select("sample_id", "dataset", "lang", "prediction", "new_tokens", "prompt_tokens", "stopped", "pred", pl.col("^issue_.*$"))
+    parsed = results["parsed"].select(
+        "sample_id",
+        "dataset",
+        "lang",
+        "prediction",
+        "new_tokens",
+        "prompt_tokens",
+        "stopped",
+        "pred",
+        pl.col("^issue_.*$"),
+    )
     outputs = {
-        out_dir / "predictions.parquet": parsed, out_dir / "scores_by_dataset.parquet": by_dataset,
-        out_dir / "scores_by_type.parquet": results["by_type"], out_dir / "errta_counts.parquet": counts,
-        out_dir / "errta_examples.parquet": examples, out_dir / "report.md": report,
-        plots_dir / "f1_by_dataset.csv": f1_plot, plots_dir / "errta.csv": errta_plot,
+        out_dir / "predictions.parquet": parsed,
+        out_dir / "scores_by_dataset.parquet": by_dataset,
+        out_dir / "scores_by_type.parquet": results["by_type"],
+        out_dir / "errta_counts.parquet": counts,
+        out_dir / "errta_examples.parquet": examples,
+        out_dir / "report.md": report,
+        plots_dir / "f1_by_dataset.csv": f1_plot,
+        plots_dir / "errta.csv": errta_plot,
         Path(options.metrics_file): metrics,
     }
     for path, content in outputs.items():
@@ -159,7 +195,8 @@ def evaluate_flow(options: EvaluateOptions | None = None) -> dict:
         print(by_dataset.select("dataset", "lang", "mode", "samples", "tp", "fp", "fn", pl.col("f1").round(2)))
     print("ERRTA:", totals)
     create_table_artifact(
-        key="evaluate-f1", table=by_dataset.select("dataset", "lang", "mode", "tp", "fp", "fn", pl.col("f1").round(2)).to_dicts(),
+        key="evaluate-f1",
+        table=by_dataset.select("dataset", "lang", "mode", "tp", "fp", "fn", pl.col("f1").round(2)).to_dicts(),
         description="Strict micro-F1 per dataset and mode",
     )
     create_markdown_artifact(key="evaluate-report", markdown=report)

@@ -36,7 +36,11 @@ def ingest_flow(options: IngestOptions | None = None) -> dict:
     table = summary_table(manifest)
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=80):
         print(table)
-    create_table_artifact(key="ingest-summary", table=table.to_dicts(), description="Ingested samples per dataset and split, beside the paper's counts")
+    create_table_artifact(
+        key="ingest-summary",
+        table=table.to_dicts(),
+        description="Ingested samples per dataset and split, beside the paper's counts",
+    )
     problems = [report.error for report in reports if report.status == "failed"]
     missing = [report.dataset for report in reports if report.status == "missing"]
     warned = manifest.filter(pl.col("warning").is_not_null())
@@ -45,10 +49,14 @@ def ingest_flow(options: IngestOptions | None = None) -> dict:
         print(note)
     create_markdown_artifact(
         key="ingest-problems",
-        markdown="\n".join([
-            "# Ingest problems", *(f"- failed: {p}" for p in problems), *(f"- missing: {m}" for m in missing),
-            *(f"- {note}" for note in notes),
-        ]),
+        markdown="\n".join(
+            [
+                "# Ingest problems",
+                *(f"- failed: {p}" for p in problems),
+                *(f"- missing: {m}" for m in missing),
+                *(f"- {note}" for note in notes),
+            ]
+        ),
     )
     if missing and options.require_all:
         problems.append(f"missing raw files (require_all is on): {', '.join(missing)}")

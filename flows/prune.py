@@ -54,12 +54,18 @@ def prune_task(samples: pl.DataFrame, options: PruneOptions, embedder: Embedder 
 def report_markdown(result: PruneResult, metrics: dict, options: PruneOptions) -> str:
     """Table 2 of this run, the pool fill summary and how much was embedded."""
     lines = [
-        f"# Pruning ({options.strategy}, k = {options.k}, b = {options.b}, seed {options.seed})", "",
-        "| lang | datasets | types | pools | kept | raw |", "|---|---:|---:|---:|---:|---:|",
-        *(f"| {r['lang']} | {r['datasets']} | {r['types']} | {r['pools']} | {r['kept']} | {r['raw']} |" for r in result.stats.iter_rows(named=True)),
+        f"# Pruning ({options.strategy}, k = {options.k}, b = {options.b}, seed {options.seed})",
+        "",
+        "| lang | datasets | types | pools | kept | raw |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(
+            f"| {r['lang']} | {r['datasets']} | {r['types']} | {r['pools']} | {r['kept']} | {r['raw']} |"
+            for r in result.stats.iter_rows(named=True)
+        ),
         "",
         f"Pools full: {metrics['pools_full']} of {metrics['pools']}; negatives kept: {metrics['negatives_kept']}; "
-        f"samples embedded: {metrics['samples_embedded']} of {metrics['samples_raw']} ({metrics['embeddings_computed']} computed, "
+        f"samples embedded: {metrics['samples_embedded']} of {metrics['samples_raw']} "
+        f"({metrics['embeddings_computed']} computed, "
         f"{metrics['embeddings_reused']} from the cache); mean within-pool cosine: {metrics['mean_pool_cosine']}.",
     ]
     return "\n".join(lines) + "\n"
@@ -67,7 +73,10 @@ def report_markdown(result: PruneResult, metrics: dict, options: PruneOptions) -
 
 @flow(name="prune", log_prints=True)
 def prune_flow(options: PruneOptions | None = None) -> dict:
-    """Prune the standardized training split; write ``train.parquet``, ``stats.parquet``, ``pool_fill.parquet`` and metrics."""
+    """Prune the standardized training split.
+
+    Writes ``train.parquet``, ``stats.parquet``, ``by_dataset.parquet``, ``pool_fill.parquet`` and the metrics.
+    """
     options = options or prune_options()
     samples = read_split(options)
     embedder = options.embedder() if options.strategy in EMBEDDING_STRATEGIES else None
@@ -80,15 +89,24 @@ def prune_flow(options: PruneOptions | None = None) -> dict:
     with pl.Config(tbl_rows=-1, tbl_width_chars=200):
         print(result.stats)
         print(by_dataset)
-    create_table_artifact(key="prune-by-dataset", table=by_dataset.to_dicts(), description="Kept per dataset beside the paper's Table 15")
-    create_table_artifact(key="prune-stats", table=result.stats.to_dicts(), description="Samples, datasets and types per language, before and after pruning")
+    create_table_artifact(
+        key="prune-by-dataset", table=by_dataset.to_dicts(), description="Kept per dataset beside the paper's Table 15"
+    )
+    create_table_artifact(
+        key="prune-stats",
+        table=result.stats.to_dicts(),
+        description="Samples, datasets and types per language, before and after pruning",
+    )
     create_markdown_artifact(key="prune-report", markdown=report_markdown(result, metrics, options))
     return metrics
 
 
 @flow(name="prune-scaling", log_prints=True)
 def prune_scaling_flow(options: PruneOptions | None = None) -> pl.DataFrame:
-    """Prune at every ``scaling_ks`` with every ``scaling_strategies``; return the sweep, write its plot table to ``scaling_file`` (CSV)."""
+    """Prune at every ``scaling_ks`` with every ``scaling_strategies``.
+
+    Returns the sweep and writes its plot table to ``scaling_file`` (CSV).
+    """
     options = options or prune_options()
     samples = read_split(options)
     embedder = options.embedder() if any(s in EMBEDDING_STRATEGIES for s in options.scaling_strategies) else None
@@ -99,19 +117,32 @@ def prune_scaling_flow(options: PruneOptions | None = None) -> pl.DataFrame:
             for k in sorted(options.scaling_ks):
                 run_options = replace(options, strategy=strategy, k=k)
                 metrics = prune_metrics(prune_task(samples, run_options, embedder), run_options)
-                rows.append({"strategy": strategy, "k": k, **{name: metrics[name] for name in ("samples_kept", "pools_full", "pools", "samples_embedded", "mean_pool_cosine")}})
+                rows.append(
+                    {
+                        "strategy": strategy,
+                        "k": k,
+                        **{
+                            name: metrics[name]
+                            for name in ("samples_kept", "pools_full", "pools", "samples_embedded", "mean_pool_cosine")
+                        },
+                    }
+                )
                 mlflow.log_metric(f"samples_kept_{strategy}", metrics["samples_kept"], step=k)
     table = pl.DataFrame(rows)
     write_atomic(scaling_plot_table(table), options.scaling_file)
     with pl.Config(tbl_rows=-1, tbl_width_chars=200):
         print(table)
-    create_table_artifact(key="prune-scaling", table=table.to_dicts(), description="Samples kept per strategy and k (figure 5's x axis)")
+    create_table_artifact(
+        key="prune-scaling", table=table.to_dicts(), description="Samples kept per strategy and k (figure 5's x axis)"
+    )
     return table
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scaling", action="store_true", help="run the data-scaling sweep instead of the pruning stage")
+    parser.add_argument(
+        "--scaling", action="store_true", help="run the data-scaling sweep instead of the pruning stage"
+    )
     args = parser.parse_args(argv)
     try:
         options = prune_options()  # checked before Prefect or any reading starts

@@ -22,7 +22,9 @@ def report_flow(options: ReportOptions | None = None) -> str:
     options = options or report_options()
     report = build_report(options)
     out_file = write_atomic(report, options.out_file)
-    create_markdown_artifact(key="pipeline-report", markdown=report, description="Every stage's metrics and headline tables")
+    create_markdown_artifact(
+        key="pipeline-report", markdown=report, description="Every stage's metrics and headline tables"
+    )
     print(f"report: {out_file} ({len(report.splitlines())} lines)")
     return str(out_file)
 

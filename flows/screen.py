@@ -33,7 +33,11 @@ def screen_flow(options: ScreenOptions | None = None) -> dict:
     ranked = result.summary.head(options.report_rows)
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=60):
         print(ranked.drop("source_labels", "target_labels"))
-    create_table_artifact(key="screen-summary", table=ranked.to_dicts(), description="Dataset pairs and shared labels, most inconsistent first")
+    create_table_artifact(
+        key="screen-summary",
+        table=ranked.to_dicts(),
+        description="Dataset pairs and shared labels, most inconsistent first",
+    )
     create_markdown_artifact(key="screen-report", markdown=report_markdown(result, options))
     return metrics
 

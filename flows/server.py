@@ -40,7 +40,17 @@ def start_server(api_url: str, timeout_s: float) -> None:
     home = prefect_home()
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / "b2ner-server.log"
-    command = [sys.executable, "-m", "prefect", "server", "start", "--host", address.hostname, "--port", str(address.port)]
+    command = [
+        sys.executable,
+        "-m",
+        "prefect",
+        "server",
+        "start",
+        "--host",
+        address.hostname,
+        "--port",
+        str(address.port),
+    ]
     with log_path.open("w") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     pid_file().write_text(str(server.pid))
@@ -71,7 +81,12 @@ def stop_server() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stop", action="store_true", help="end the server this command started")
-    parser.add_argument("--timeout", type=float, default=240, help="seconds to wait for a new server (first start migrates its database)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=240,
+        help="seconds to wait for a new server (first start migrates its database)",
+    )
     args = parser.parse_args()
     if args.stop:
         print("stopped" if stop_server() else "no server started by flows.server is running", file=sys.stderr)

@@ -35,7 +35,8 @@ def standardize_flow(options: StandardizeOptions | None = None) -> dict:
     dataset_dirs = sorted(path for path in (Path(options.in_dir) / "samples").iterdir() if path.is_dir())
     with staged_dir(options.out_dir) as staging:
         per_dataset = [
-            standardize_dataset_task(dataset_dir, staging / "samples", label_maps, type_names, options) for dataset_dir in dataset_dirs
+            standardize_dataset_task(dataset_dir, staging / "samples", label_maps, type_names, options)
+            for dataset_dir in dataset_dirs
         ]
         mapping_counts = total_mapping_counts(per_dataset)
         raise_on_unmapped(mapping_counts, options.on_unmapped)
@@ -45,7 +46,9 @@ def standardize_flow(options: StandardizeOptions | None = None) -> dict:
     with pl.Config(tbl_rows=-1, tbl_width_chars=200, fmt_str_lengths=60):
         print(mapping_counts)
     create_table_artifact(
-        key="standardize-mapping", table=mapping_counts.to_dicts(), description="Entities per dataset, raw label and universal label"
+        key="standardize-mapping",
+        table=mapping_counts.to_dicts(),
+        description="Entities per dataset, raw label and universal label",
     )
     return metrics
 

@@ -72,23 +72,44 @@ def launch_command(options: TrainOptions, num_processes: int, job_file: Path, ma
             command += ["--standalone"]
         else:
             command += [
-                "--nnodes", str(options.num_nodes), "--node-rank", str(options.node_rank), "--rdzv-backend", "c10d",
-                "--rdzv-endpoint", f"{options.master_addr}:{master_port}", "--rdzv-id", "b2ner-train",
+                "--nnodes",
+                str(options.num_nodes),
+                "--node-rank",
+                str(options.node_rank),
+                "--rdzv-backend",
+                "c10d",
+                "--rdzv-endpoint",
+                f"{options.master_addr}:{master_port}",
+                "--rdzv-id",
+                "b2ner-train",
             ]
         return command + ["-m", *worker]
     command = [str(bin_dir / "deepspeed"), "--master_port", str(master_port)]
     if options.num_nodes == 1 and not options.hostfile:
         command += ["--num_gpus", str(num_processes)]
     else:
-        command += ["--hostfile", str(options.hostfile), "--num_nodes", str(options.num_nodes), "--master_addr", options.master_addr]
+        command += [
+            "--hostfile",
+            str(options.hostfile),
+            "--num_nodes",
+            str(options.num_nodes),
+            "--master_addr",
+            options.master_addr,
+        ]
     return command + ["--module", *worker]
 
 
 def job_fingerprint(options: TrainOptions, train_file: Path) -> str:
     """What a checkpoint belongs to: the hyperparameters, the data and the world layout."""
     keyed = {
-        "hyperparameters": asdict(options.hyperparameters()), "data": file_sha256(train_file), "packing": options.packing, "length_grouped": options.length_grouped,
-        "max_steps": options.max_steps, "max_train_samples": options.max_train_samples, "seed": options.seed, "launcher": options.launcher,
+        "hyperparameters": asdict(options.hyperparameters()),
+        "data": file_sha256(train_file),
+        "packing": options.packing,
+        "length_grouped": options.length_grouped,
+        "max_steps": options.max_steps,
+        "max_train_samples": options.max_train_samples,
+        "seed": options.seed,
+        "launcher": options.launcher,
     }
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -122,7 +143,8 @@ def failure_message(job_dir: Path, returncode: int, tail: list[str]) -> str:
     if reports:
         first = reports[0]
         ranks = ", ".join(report.stem.removeprefix("rank-") for report in reports)
-        return f"training job failed (exit {returncode}) on rank {ranks}; {first.stem}:\n{first.read_text(encoding='utf-8')}"
+        traceback = first.read_text(encoding="utf-8")
+        return f"training job failed (exit {returncode}) on rank {ranks}; {first.stem}:\n{traceback}"
     return f"training job failed (exit {returncode}) without a rank report; last output:\n" + "\n".join(tail)
 
 
@@ -132,7 +154,9 @@ def run_streaming(command: list[str], env: dict[str, str], on_line) -> tuple[int
     When this process is interrupted, the whole job (launcher and ranks) is killed.
     """
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env, start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env, start_new_session=True
+    )
     try:
         for line in process.stdout:
             line = line.rstrip("\n")
@@ -179,12 +203,17 @@ def train_flow(options: TrainOptions | None = None, tracking: TrackingOptions | 
         logger.info("%s (%s)", outcome, completed)
         return publish(completed, options, copy=True)
     spec = JobSpec(
-        options=asdict(options), hyperparameters=asdict(options.hyperparameters()), params_section=section,
-        tracking=asdict(tracking) | {"system_metrics": options.system_metrics} if tracking.enabled else None, job_dir=str(job_dir),
+        options=asdict(options),
+        hyperparameters=asdict(options.hyperparameters()),
+        params_section=section,
+        tracking=asdict(tracking) | {"system_metrics": options.system_metrics} if tracking.enabled else None,
+        job_dir=str(job_dir),
     )
     spec.save(job_dir / "job.json")
     command = launch_command(options, num_processes, job_dir / "job.json", master_port)
-    logger.info("%s; %d process(es) per node x %d node(s): %s", outcome, num_processes, options.num_nodes, " ".join(command))
+    logger.info(
+        "%s; %d process(es) per node x %d node(s): %s", outcome, num_processes, options.num_nodes, " ".join(command)
+    )
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if options.torch_threads:
@@ -213,7 +242,11 @@ def publish(outputs: Path, options: TrainOptions, copy: bool) -> dict:
         outputs = Path(shutil.copytree(outputs, fresh))
     replace_dir(outputs, Path(options.out_dir))
     write_metrics(metrics, options.metrics_file)
-    create_table_artifact(key="train-metrics", table=[{"metric": name, "value": value} for name, value in metrics.items()], description="Training job")
+    create_table_artifact(
+        key="train-metrics",
+        table=[{"metric": name, "value": value} for name, value in metrics.items()],
+        description="Training job",
+    )
     return metrics
 
 

@@ -37,8 +37,8 @@ DELTA = "Δ Avg"
 class Switch:
     """One ablation of table 7: the params that express it and the values that mean "ablated"."""
 
-    ablation: str                  # the row name in table 7
-    ablated_when: dict[str, str]   # flat param -> value (as MLflow stores it) that turns the method part off
+    ablation: str  # the row name in table 7
+    ablated_when: dict[str, str]  # flat param -> value (as MLflow stores it) that turns the method part off
 
 
 SWITCHES = (
@@ -59,10 +59,10 @@ UNKNOWN_VARIANT = "switches not logged"
 class PipelineRecord:
     """What MLflow holds about one pipeline execution."""
 
-    experiment: str            # the DVC experiment name (``workspace`` for a plain ``dvc repro``)
+    experiment: str  # the DVC experiment name (``workspace`` for a plain ``dvc repro``)
     run_id: str
-    start_time: int            # ms since the epoch
-    params: dict[str, str]     # the pipeline run's params and all its stage runs' params
+    start_time: int  # ms since the epoch
+    params: dict[str, str]  # the pipeline run's params and all its stage runs' params
     metrics: dict[str, float]  # the latest evaluate stage run's metrics; empty when none ran
     stage_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # per stage, its latest run's metrics
 
@@ -76,7 +76,8 @@ def ablations_of(params: dict[str, str]) -> list[str] | None:
     if not all(any(param in params for param in switch.ablated_when) for switch in SWITCHES):
         return None
     return [
-        switch.ablation for switch in SWITCHES
+        switch.ablation
+        for switch in SWITCHES
         if any(params.get(param) == value for param, value in switch.ablated_when.items())
     ]
 
@@ -122,7 +123,9 @@ def comparison_rows(pipelines: Iterable[PipelineRecord], reference: str | None =
 
     evaluated.sort(key=table_position)
     if reference is not None and reference not in ablations:
-        raise LookupError(f"reference experiment {reference!r} has no evaluated pipeline run; evaluated: {sorted(ablations)}")
+        raise LookupError(
+            f"reference experiment {reference!r} has no evaluated pipeline run; evaluated: {sorted(ablations)}"
+        )
     full = [record for record in evaluated if ablations[record.experiment] == []]
     if reference is None and full:
         reference = max(full, key=lambda record: record.start_time).experiment
@@ -132,10 +135,17 @@ def comparison_rows(pipelines: Iterable[PipelineRecord], reference: str | None =
     rows = []
     for record in evaluated:
         average = record.metrics.get("f1/avg")
-        row: dict[str, object] = {"experiment": record.experiment, "variant": variant_name(ablations[record.experiment])}
+        row: dict[str, object] = {
+            "experiment": record.experiment,
+            "variant": variant_name(ablations[record.experiment]),
+        }
         row.update({param: record.params.get(param) for param in switch_params})
         row.update({column: record.metrics.get(metric) for column, metric in F1_COLUMNS.items()})
-        row[DELTA] = None if average is None or reference_avg is None or record.experiment == reference else average - reference_avg
+        row[DELTA] = (
+            None
+            if average is None or reference_avg is None or record.experiment == reference
+            else average - reference_avg
+        )
         row.update({name: record.metrics.get(name) for name in errta})
         rows.append(row)
     return rows
@@ -177,7 +187,9 @@ def fetch_pipelines(client: MlflowClient, experiment: str) -> list[PipelineRecor
         raise LookupError(f"no MLflow experiment named {experiment!r} at {mlflow.get_tracking_uri()}")
     pipelines = _search_all(client, found.experiment_id, "tags.kind = 'pipeline'")
     stages: dict[str, list[mlflow.entities.Run]] = {}
-    for run in sorted(_search_all(client, found.experiment_id, "tags.kind = 'stage'"), key=lambda run: run.info.start_time):
+    for run in sorted(
+        _search_all(client, found.experiment_id, "tags.kind = 'stage'"), key=lambda run: run.info.start_time
+    ):
         stages.setdefault(run.data.tags.get("mlflow.parentRunId", ""), []).append(run)
     records = []
     for pipeline in pipelines:
@@ -186,14 +198,18 @@ def fetch_pipelines(client: MlflowClient, experiment: str) -> list[PipelineRecor
         for child in children:
             params.update(child.data.params)
         evaluations = [child for child in children if child.data.tags.get("stage") == EVALUATE_STAGE]
-        records.append(PipelineRecord(
-            experiment=pipeline.data.tags.get("dvc_experiment", "?"),
-            run_id=pipeline.info.run_id,
-            start_time=pipeline.info.start_time,
-            params=params,
-            metrics=dict(evaluations[-1].data.metrics) if evaluations else {},
-            stage_metrics={child.data.tags.get("stage", "?"): dict(child.data.metrics) for child in children},  # oldest first: the latest wins
-        ))
+        records.append(
+            PipelineRecord(
+                experiment=pipeline.data.tags.get("dvc_experiment", "?"),
+                run_id=pipeline.info.run_id,
+                start_time=pipeline.info.start_time,
+                params=params,
+                metrics=dict(evaluations[-1].data.metrics) if evaluations else {},
+                stage_metrics={
+                    child.data.tags.get("stage", "?"): dict(child.data.metrics) for child in children
+                },  # oldest first: the latest wins
+            )
+        )
     return records
 
 
@@ -222,9 +238,17 @@ def log_switches(params_file: Path = PARAMS_FILE) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     defaults = tracking_options()
     parser = argparse.ArgumentParser(prog="python -m tasks.ablations", description=__doc__.split("\n")[0])
-    parser.add_argument("--tracking-uri", default=defaults.tracking_uri, help=f"default: params.yaml mlflow.tracking_uri ({defaults.tracking_uri})")
-    parser.add_argument("--experiment", default=defaults.experiment, help=f"MLflow experiment (default {defaults.experiment})")
-    parser.add_argument("--reference", help="DVC experiment the delta is measured against (default: the newest full-method run)")
+    parser.add_argument(
+        "--tracking-uri",
+        default=defaults.tracking_uri,
+        help=f"default: params.yaml mlflow.tracking_uri ({defaults.tracking_uri})",
+    )
+    parser.add_argument(
+        "--experiment", default=defaults.experiment, help=f"MLflow experiment (default {defaults.experiment})"
+    )
+    parser.add_argument(
+        "--reference", help="DVC experiment the delta is measured against (default: the newest full-method run)"
+    )
     parser.add_argument("--output", type=Path, help="also write the table to this markdown file")
     args = parser.parse_args(argv)
 
@@ -237,12 +261,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     _, unevaluated = latest_evaluated(pipelines)
     if not rows:
-        print(f"ablations: none of the {len(pipelines)} pipeline runs in {args.experiment!r} at {args.tracking_uri} has evaluate metrics", file=sys.stderr)
+        print(
+            f"ablations: none of the {len(pipelines)} pipeline runs in {args.experiment!r} at {args.tracking_uri} "
+            "has evaluate metrics",
+            file=sys.stderr,
+        )
         return 1
     table = to_markdown(rows)
     print(table)
     if unevaluated:
-        print(f"\nleft out, no evaluate metrics yet: {', '.join(sorted({record.experiment for record in unevaluated}))}")
+        print(
+            f"\nleft out, no evaluate metrics yet: {', '.join(sorted({record.experiment for record in unevaluated}))}"
+        )
     if args.output:
         write_atomic(table + "\n", args.output)
     return 0

@@ -94,7 +94,7 @@ def find_surface(mention: str, text: str, lang: str) -> str | None:
     for candidate in candidates:
         start = folded_text.find(candidate)
         if candidate and start >= 0:
-            return text[start:start + len(candidate)]
+            return text[start : start + len(candidate)]
     return None
 
 
@@ -120,12 +120,12 @@ def match_label(segment: str, labels_by_key: dict[str, str]) -> tuple[str, str, 
     for colon in colons:
         key = label_key(segment[:colon])
         if key in labels_by_key:
-            return labels_by_key[key], segment[colon + 1:], False
+            return labels_by_key[key], segment[colon + 1 :], False
         trailing = [k for k in labels_by_key if key.endswith(k) and not key[len(key) - len(k) - 1].isalnum()]
         if trailing:
-            return labels_by_key[max(trailing, key=len)], segment[colon + 1:], True
+            return labels_by_key[max(trailing, key=len)], segment[colon + 1 :], True
     if colons:
-        return squash_spaces(segment[:colons[0]]), segment[colons[0] + 1:], False
+        return squash_spaces(segment[: colons[0]]), segment[colons[0] + 1 :], False
     return None
 
 

@@ -36,10 +36,10 @@ def bio_tags(text: str, entities: list[dict], lang: str) -> tuple[list[str], lis
         first, last = starts.get(entity["start"]), ends.get(entity["end"])
         if first is None or last is None:
             raise NotRepresentableError(f"entity {entity} is not on token boundaries")
-        if any(tag != "O" for tag in tags[first:last + 1]):
+        if any(tag != "O" for tag in tags[first : last + 1]):
             raise NotRepresentableError(f"entity {entity} overlaps another (nested)")
         tags[first] = f"B-{entity['label']}"
-        tags[first + 1:last + 1] = [f"I-{entity['label']}"] * (last - first)
+        tags[first + 1 : last + 1] = [f"I-{entity['label']}"] * (last - first)
     return [text[s:e] for s, e in spans], tags
 
 

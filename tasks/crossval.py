@@ -48,14 +48,30 @@ from tasks.token_classification import (
 )
 
 RUNNERS = ("local", "dask", "sequential")
-RESULT_SCHEMA = pl.Schema({
-    "train_dataset": pl.String, "test_dataset": pl.String, "label_group": pl.String,
-    "train_labels": pl.String, "test_labels": pl.String, "train_split": pl.String, "test_split": pl.String,
-    "precision": pl.Float64, "recall": pl.Float64, "f1": pl.Float64,
-    "support": pl.Int64, "predicted": pl.Int64, "correct": pl.Int64,
-    "train_samples": pl.Int64, "test_samples": pl.Int64, "train_seconds": pl.Float64,
-    "status": pl.String, "error": pl.String, "attempts": pl.Int64, "fingerprint": pl.String,
-})
+RESULT_SCHEMA = pl.Schema(
+    {
+        "train_dataset": pl.String,
+        "test_dataset": pl.String,
+        "label_group": pl.String,
+        "train_labels": pl.String,
+        "test_labels": pl.String,
+        "train_split": pl.String,
+        "test_split": pl.String,
+        "precision": pl.Float64,
+        "recall": pl.Float64,
+        "f1": pl.Float64,
+        "support": pl.Int64,
+        "predicted": pl.Int64,
+        "correct": pl.Int64,
+        "train_samples": pl.Int64,
+        "test_samples": pl.Int64,
+        "train_seconds": pl.Float64,
+        "status": pl.String,
+        "error": pl.String,
+        "attempts": pl.Int64,
+        "fingerprint": pl.String,
+    }
+)
 GROUP_SCHEMA = pl.Schema({"label_group": pl.String, "dataset": pl.String, "labels": pl.String})
 
 
@@ -85,7 +101,9 @@ class CrossvalOptions:
     batch_size: int = 16
     learning_rate: float = 3e-4
     freeze_word_embeddings: bool = True
-    extend_vocabulary: bool = True  # characters the encoder reads as [UNK] (most Chinese ones for MiniLM) get trainable rows
+    extend_vocabulary: bool = (
+        True  # characters the encoder reads as [UNK] (most Chinese ones for MiniLM) get trainable rows
+    )
     case_feature: bool = True  # each token's case (lower, Title, UPPER) embedded: the packaged MiniLM is uncased
     max_train_samples: int = 300  # sampled with ``seed``; 0: all
     max_test_samples: int = 200  # per peer; 0: all
@@ -104,8 +122,14 @@ class CrossvalOptions:
             "runner": (self.runner in RUNNERS, f"must be one of {RUNNERS}"),
             "head": (self.head in HEADS, f"must be one of {HEADS}"),
             "address": (self.runner != "dask" or bool(self.address), "is required when runner is dask"),
-            "datasets": (self.datasets == "all" or (isinstance(self.datasets, list) and len(self.datasets) >= 2), "must be 'all' or a list of at least 2 names"),
-            "label_embedding_threshold": (self.label_embedding_threshold is None or 0 < self.label_embedding_threshold <= 1, "must be in (0, 1]"),
+            "datasets": (
+                self.datasets == "all" or (isinstance(self.datasets, list) and len(self.datasets) >= 2),
+                "must be 'all' or a list of at least 2 names",
+            ),
+            "label_embedding_threshold": (
+                self.label_embedding_threshold is None or 0 < self.label_embedding_threshold <= 1,
+                "must be in (0, 1]",
+            ),
             "train_splits": (bool(self.train_splits), "must name at least one split"),
             "test_splits": (bool(self.test_splits), "must name at least one split"),
             "job_resources": (isinstance(self.job_resources, dict), "must be a mapping like {GPU: 1}"),
@@ -122,9 +146,16 @@ class CrossvalOptions:
     @property
     def training(self) -> TrainingConfig:
         return TrainingConfig(
-            encoder=self.encoder, head=self.head, max_length=self.max_length, epochs=self.epochs, batch_size=self.batch_size,
-            learning_rate=self.learning_rate, seed=self.seed, freeze_word_embeddings=self.freeze_word_embeddings,
-            extend_vocabulary=self.extend_vocabulary, case_feature=self.case_feature,
+            encoder=self.encoder,
+            head=self.head,
+            max_length=self.max_length,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            seed=self.seed,
+            freeze_word_embeddings=self.freeze_word_embeddings,
+            extend_vocabulary=self.extend_vocabulary,
+            case_feature=self.case_feature,
         )
 
     @property
@@ -157,7 +188,9 @@ class JobSpec:
 # ---------------------------------------------------------------------------- label groups
 
 
-def dataset_labels(label_counts: pl.DataFrame, languages: pl.DataFrame, synonyms: dict[str, str], datasets: str | list) -> pl.DataFrame:
+def dataset_labels(
+    label_counts: pl.DataFrame, languages: pl.DataFrame, synonyms: dict[str, str], datasets: str | list
+) -> pl.DataFrame:
     """``(dataset, lang, label, label_key, count)``: each selected dataset's raw labels, counted over its splits.
 
     ``languages`` is ``(dataset, lang)``, e.g. ingest's manifest; a dataset missing there is an error.
@@ -228,7 +261,11 @@ def label_groups(labels: pl.DataFrame) -> pl.DataFrame:
     """
     pairs = shared_label_pairs(labels.drop("label_key").rename({"label_group": "label_key"}))
     return (
-        pairs.select(pl.col("label_key").alias("label_group"), pl.col("source").alias("dataset"), pl.col("source_labels").alias("labels"))
+        pairs.select(
+            pl.col("label_key").alias("label_group"),
+            pl.col("source").alias("dataset"),
+            pl.col("source_labels").alias("labels"),
+        )
         .unique()
         .sort("label_group", "dataset")
         .cast(GROUP_SCHEMA)
@@ -273,20 +310,28 @@ def plan_jobs(labels: pl.DataFrame, groups: pl.DataFrame, options: CrossvalOptio
             shared = {group: raw_labels[(peer, group)] for group in own_groups if (peer, group) in raw_labels}
             peers.append(Peer(peer, test_split, str(test_file), shared))
         own = labels.filter(pl.col("dataset") == dataset)
-        specs.append(JobSpec(
-            train_dataset=dataset, train_split=train_split, train_file=str(train_file),
-            label_map=dict(own.select("label", "label_group").iter_rows()),
-            group_labels={group: raw_labels[(dataset, group)] for group in own_groups},
-            peers=tuple(peers),
-        ))
+        specs.append(
+            JobSpec(
+                train_dataset=dataset,
+                train_split=train_split,
+                train_file=str(train_file),
+                label_map=dict(own.select("label", "label_group").iter_rows()),
+                group_labels={group: raw_labels[(dataset, group)] for group in own_groups},
+                peers=tuple(peers),
+            )
+        )
     return specs
 
 
 def job_fingerprint(spec: JobSpec, options: CrossvalOptions) -> str:
     """What a persisted result depends on: the spec, the training knobs, and the bytes of every input file."""
-    digest = hashlib.sha256(json.dumps(
-        [asdict(spec), asdict(options.training), options.max_train_samples, options.max_test_samples], sort_keys=True, default=str
-    ).encode())
+    digest = hashlib.sha256(
+        json.dumps(
+            [asdict(spec), asdict(options.training), options.max_train_samples, options.max_test_samples],
+            sort_keys=True,
+            default=str,
+        ).encode()
+    )
     for path in [spec.train_file, *(peer.file for peer in spec.peers)]:
         stat = Path(path).stat()
         digest.update(file_digest(path, stat.st_size, stat.st_mtime_ns))
@@ -326,7 +371,11 @@ def capped(samples: pl.DataFrame, limit: int, seed: int) -> pl.DataFrame:
 def keyed_spans(samples: pl.DataFrame, label_map: dict) -> list[list[tuple[int, int, str]]]:
     """Each sample's entities as ``(start, end, key)`` for the raw labels in ``label_map``; others are left out."""
     return [
-        [(entity["start"], entity["end"], label_map[entity["label"]]) for entity in entities if entity["label"] in label_map]
+        [
+            (entity["start"], entity["end"], label_map[entity["label"]])
+            for entity in entities
+            if entity["label"] in label_map
+        ]
         for entities in samples["entities"].to_list()
     ]
 
@@ -339,7 +388,14 @@ def span_scores(predicted: list[list[tuple[int, int, str]]], gold: list[list[tup
     precision = correct / len(predicted_set) if predicted_set else 0.0
     recall = correct / len(gold_set) if gold_set else 0.0
     f1 = 2 * precision * recall / (precision + recall) if correct else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "support": len(gold_set), "predicted": len(predicted_set), "correct": correct}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "support": len(gold_set),
+        "predicted": len(predicted_set),
+        "correct": correct,
+    }
 
 
 def job_threads(options: CrossvalOptions) -> int:
@@ -390,13 +446,25 @@ def run_job(spec: JobSpec, options: CrossvalOptions, attempt: int = 1) -> pl.Dat
     for peer, test, predicted in zip(spec.peers, tests, predictions):
         gold = keyed_spans(test, {label: group for group, labels in peer.group_labels.items() for label in labels})
         for group, test_labels in peer.group_labels.items():
-            rows.append({
-                "train_dataset": spec.train_dataset, "test_dataset": peer.dataset, "label_group": group,
-                "train_labels": ", ".join(spec.group_labels[group]), "test_labels": ", ".join(test_labels),
-                "train_split": spec.train_split, "test_split": peer.split, **span_scores(predicted, gold, group),
-                "train_samples": train.height, "test_samples": test.height, "train_seconds": tagger.stats["train_seconds"],
-                "status": "ok", "error": None, "attempts": attempt, "fingerprint": fingerprint,
-            })
+            rows.append(
+                {
+                    "train_dataset": spec.train_dataset,
+                    "test_dataset": peer.dataset,
+                    "label_group": group,
+                    "train_labels": ", ".join(spec.group_labels[group]),
+                    "test_labels": ", ".join(test_labels),
+                    "train_split": spec.train_split,
+                    "test_split": peer.split,
+                    **span_scores(predicted, gold, group),
+                    "train_samples": train.height,
+                    "test_samples": test.height,
+                    "train_seconds": tagger.stats["train_seconds"],
+                    "status": "ok",
+                    "error": None,
+                    "attempts": attempt,
+                    "fingerprint": fingerprint,
+                }
+            )
     result = pl.DataFrame(rows, schema=RESULT_SCHEMA)
     write_atomic(result, options.jobs_dir / f"{spec.train_dataset}.parquet")
     return result
@@ -405,10 +473,20 @@ def run_job(spec: JobSpec, options: CrossvalOptions, attempt: int = 1) -> pl.Dat
 def failed_rows(spec: JobSpec, error: str, attempts: int) -> pl.DataFrame:
     """The rows of a job that failed for good: one per peer and group, no scores, the error."""
     rows = [
-        {"train_dataset": spec.train_dataset, "test_dataset": peer.dataset, "label_group": group,
-         "train_labels": ", ".join(spec.group_labels[group]), "test_labels": ", ".join(labels),
-         "train_split": spec.train_split, "test_split": peer.split, "status": "failed", "error": error, "attempts": attempts}
-        for peer in spec.peers for group, labels in peer.group_labels.items()
+        {
+            "train_dataset": spec.train_dataset,
+            "test_dataset": peer.dataset,
+            "label_group": group,
+            "train_labels": ", ".join(spec.group_labels[group]),
+            "test_labels": ", ".join(labels),
+            "train_split": spec.train_split,
+            "test_split": peer.split,
+            "status": "failed",
+            "error": error,
+            "attempts": attempts,
+        }
+        for peer in spec.peers
+        for group, labels in peer.group_labels.items()
     ]
     return pl.DataFrame(rows, schema=RESULT_SCHEMA)
 
@@ -427,7 +505,9 @@ def f1_matrix(results: pl.DataFrame, group: str) -> pl.DataFrame:
     datasets = sorted(set(rows["train_dataset"]) | set(rows["test_dataset"]))
     matrix = rows.pivot(on="test_dataset", index="train_dataset", values="f1")
     full = pl.DataFrame({"train_dataset": datasets}).join(matrix, on="train_dataset", how="left")
-    return full.select("train_dataset", *(pl.col(d) if d in full.columns else pl.lit(None, pl.Float64).alias(d) for d in datasets))
+    return full.select(
+        "train_dataset", *(pl.col(d) if d in full.columns else pl.lit(None, pl.Float64).alias(d) for d in datasets)
+    )
 
 
 def heatmap_png(results: pl.DataFrame, group: str, path: Path) -> None:
@@ -440,7 +520,12 @@ def heatmap_png(results: pl.DataFrame, group: str, path: Path) -> None:
     matrix = f1_matrix(results, group)
     names = matrix["train_dataset"].to_list()
     values = matrix.drop("train_dataset").to_numpy().astype(float)
-    failed = {(t, s) for t, s in results.filter((pl.col("label_group") == group) & (pl.col("status") == "failed")).select("train_dataset", "test_dataset").iter_rows()}
+    failed = {
+        (t, s)
+        for t, s in results.filter((pl.col("label_group") == group) & (pl.col("status") == "failed"))
+        .select("train_dataset", "test_dataset")
+        .iter_rows()
+    }
     size = max(3.5, 0.9 * len(names) + 2)
     figure, axes = plt.subplots(figsize=(size, size * 0.85))
     image = axes.imshow(np.ma.masked_invalid(values), cmap="RdYlGn", vmin=0, vmax=1)
@@ -477,9 +562,18 @@ def crossval_metrics(results: pl.DataFrame, reused: int) -> dict:
 
 def f1_pairs(results: pl.DataFrame) -> pl.DataFrame:
     """DVC plot data: one row per scored pair, ``pair`` = ``group: train -> test``."""
-    return results.filter(pl.col("status") == "ok").select(
-        pl.format("{}: {} -> {}", "label_group", "train_dataset", "test_dataset").alias("pair"), "label_group", "f1", "precision", "recall", "support"
-    ).sort("label_group", "pair")
+    return (
+        results.filter(pl.col("status") == "ok")
+        .select(
+            pl.format("{}: {} -> {}", "label_group", "train_dataset", "test_dataset").alias("pair"),
+            "label_group",
+            "f1",
+            "precision",
+            "recall",
+            "support",
+        )
+        .sort("label_group", "pair")
+    )
 
 
 def report_markdown(results: pl.DataFrame, groups: pl.DataFrame) -> str:
@@ -489,13 +583,22 @@ def report_markdown(results: pl.DataFrame, groups: pl.DataFrame) -> str:
         members = groups.filter(pl.col("label_group") == group)
         matrix = f1_matrix(results, group)
         tests = matrix.columns[1:]
-        lines += [f"## {group}", "labels: " + "; ".join(f"{d} `{l}`" for d, l in members.select("dataset", "labels").iter_rows()), "",
-                  "| train \\ test | " + " | ".join(tests) + " |", "|---|" + "---:|" * len(tests)]
+        lines += [
+            f"## {group}",
+            "labels: " + "; ".join(f"{name} `{labels}`" for name, labels in members.select("dataset", "labels").rows()),
+            "",
+            "| train \\ test | " + " | ".join(tests) + " |",
+            "|---|" + "---:|" * len(tests),
+        ]
         for row in matrix.iter_rows():
-            lines.append(f"| {row[0]} | " + " | ".join("-" if value is None else f"{value:.2f}" for value in row[1:]) + " |")
+            lines.append(
+                f"| {row[0]} | " + " | ".join("-" if value is None else f"{value:.2f}" for value in row[1:]) + " |"
+            )
         lines.append("")
     failed = results.filter(pl.col("status") == "failed").unique("train_dataset").sort("train_dataset")
     if failed.height:
-        lines += ["## Failed jobs", ""] + [f"- {row['train_dataset']} after {row['attempts']} attempts: {row['error']}" for row in failed.iter_rows(named=True)]
+        lines += ["## Failed jobs", ""] + [
+            f"- {row['train_dataset']} after {row['attempts']} attempts: {row['error']}"
+            for row in failed.iter_rows(named=True)
+        ]
     return "\n".join(lines) + "\n"
-

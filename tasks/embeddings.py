@@ -153,7 +153,10 @@ def encode_by_length(encoder, texts: list[str], batch_size: int) -> np.ndarray:
         for start in range(0, len(group), batch_size):
             rows = group[start : start + batch_size]
             vectors[rows] = encoder.encode(
-                [texts[row] for row in rows], batch_size=len(rows), convert_to_numpy=True, show_progress_bar=False,
+                [texts[row] for row in rows],
+                batch_size=len(rows),
+                convert_to_numpy=True,
+                show_progress_bar=False,
                 processing_kwargs={"text": {"padding": "max_length", "max_length": bucket, "truncation": True}},
             )
     return vectors
@@ -165,7 +168,10 @@ def text_keys(texts: list[str]) -> list[bytes]:
 
 
 class EmbeddingCache:
-    """The embeddings of one model kept on disk as shards (see the module docstring); ``root=None`` keeps them in memory only."""
+    """The embeddings of one model kept on disk as shards (see the module docstring).
+
+    ``root=None`` keeps them in memory only.
+    """
 
     def __init__(self, root: Path | None):
         self.root = Path(root) if root else None
@@ -234,7 +240,10 @@ class EmbeddingCache:
     def _compact(self, shards: list[Path]) -> None:
         """Replace ``shards`` by one shard holding everything loaded (written before the old ones go)."""
         keys = list(self._vectors)
-        self._write_shard(np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(-1, KEY_BYTES), np.stack([self._vectors[key] for key in keys]))
+        self._write_shard(
+            np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(-1, KEY_BYTES),
+            np.stack([self._vectors[key] for key in keys]),
+        )
         for shard in shards:
             shard.unlink(missing_ok=True)
 
@@ -262,7 +271,9 @@ class Embedder:
         self.device = pick_device(device)
         self.precision = pick_precision(precision, self.device)
         self.flush_every = flush_every
-        self.cache = EmbeddingCache(Path(cache_dir) / model_slug(model, max_seq_length, self.precision) if cache_dir else None)
+        self.cache = EmbeddingCache(
+            Path(cache_dir) / model_slug(model, max_seq_length, self.precision) if cache_dir else None
+        )
         self.computed = 0  # texts encoded by the model in this process
         self.reused = 0  # texts found in the cache
         self.encode_seconds = 0.0
@@ -279,7 +290,9 @@ class Embedder:
             encoder = load_encoder(self.model, self.device, self.max_seq_length)
             with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
                 vectors = encode_by_length(encoder, list(missing.values()), self.batch_size)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)  # unit length in float32 whatever the precision
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(
+                min=1e-12
+            )  # unit length in float32 whatever the precision
             self.encode_seconds += time.perf_counter() - started
             self.computed += len(missing)
             self.cache.add(list(missing), vectors)

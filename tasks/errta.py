@@ -37,8 +37,14 @@ from tasks.answers import label_key
 
 ERROR_TYPES = ("classification", "boundary", "missing", "redundant", "split", "merge")
 ERROR_SCHEMA = {
-    "dataset": pl.String, "sample_id": pl.String, "error_type": pl.String, "category": pl.String,
-    "gold": pl.String, "predicted": pl.String, "text": pl.String, "position": pl.Int64,
+    "dataset": pl.String,
+    "sample_id": pl.String,
+    "error_type": pl.String,
+    "category": pl.String,
+    "gold": pl.String,
+    "predicted": pl.String,
+    "text": pl.String,
+    "position": pl.Int64,
 }
 
 ERRTA_GUIDANCE = {
@@ -49,34 +55,41 @@ ERRTA_GUIDANCE = {
         "Step 1: Understanding Common Error Types. Before making predictions, recognize five common error types and "
         "avoid them.\n"
         "- Classification Error (CE): the entity is recognized correctly, but its classification is incorrect. "
-        "Example: labelling [\"Chanel\", \"product category\"] when the correct classification is [\"Chanel\", \"brand\"]. "
-        "Correction: \"Chanel\" refers to a brand, not a product category.\n"
+        'Example: labelling ["Chanel", "product category"] when the correct classification is ["Chanel", "brand"]. '
+        'Correction: "Chanel" refers to a brand, not a product category.\n'
         "- Boundary Error (BE): the extracted entity span does not match the full correct phrase. Example: extracting "
-        "[\"Shampoo\", \"product category\"] when the correct entity is [\"Gentle Shampoo\", \"product category\"]. "
+        '["Shampoo", "product category"] when the correct entity is ["Gentle Shampoo", "product category"]. '
         "Correction: extract the full entity phrase without truncation.\n"
         "- Missing Entity (ME): an entity that should be present is not recognized. Example: not recognizing "
-        "[\"Hairball Syndrome\", \"pet health issue\"]. Correction: identify all meaningful entities in the text.\n"
+        '["Hairball Syndrome", "pet health issue"]. Correction: identify all meaningful entities in the text.\n'
         "- Redundant Entity (RE): non-entity words are recognized as named entities. Example: extracting "
-        "[\"Beautiful\", \"style\"]. Correction: filter out adjectives, verbs and general descriptive words.\n"
+        '["Beautiful", "style"]. Correction: filter out adjectives, verbs and general descriptive words.\n'
         "- Splitting/Merging Error (SME): entities are incorrectly split or merged. Example: outputting "
-        "[\"2024\", \"time\"] and [\"Olympics\", \"event\"] when the correct entity is [\"2024 Olympics\", \"event\"]. "
+        '["2024", "time"] and ["Olympics", "event"] when the correct entity is ["2024 Olympics", "event"]. '
         "Correction: extract multi-word entities as a whole without improper splitting.\n"
         "Step 2: Error Self-Check. Before giving the final answer, check: Is each entity span complete? Is each "
         "classification accurate (if several categories apply, choose the most specific correct one)? Are all "
         "important entities included? Are redundant entities removed? Are entities properly split or merged?"
     ),
     "zh": (
-        "你是一个专门用于在文本中精确识别和分类命名实体的高级人工智能模型。命名实体包括{categories}。请按照以下步骤确保实体抽取和分类准确。\n"
+        "你是一个专门用于在文本中精确识别和分类命名实体的高级人工智能模型。"
+        "命名实体包括{categories}。请按照以下步骤确保实体抽取和分类准确。"
+        "\n"
         "第一步：理解常见错误类型。在预测之前，先认识以下五种常见错误并避免它们。\n"
-        "- 分类错误（CE）：实体识别正确，但类别错误。例如：模型标注[\"香奈儿\", \"产品类别\"]，正确应为[\"香奈儿\", \"品牌\"]。"
-        "纠正：\"香奈儿\"指品牌，而不是产品类别。\n"
-        "- 边界错误（BE）：抽取的实体范围与完整正确的短语不一致。例如：模型抽取[\"洗发水\", \"产品类别\"]，正确实体为[\"温和洗发水\", \"产品类别\"]。"
+        '- 分类错误（CE）：实体识别正确，但类别错误。例如：模型标注["香奈儿", "产品类别"]，正确应为["香奈儿", "品牌"]。'
+        '纠正："香奈儿"指品牌，而不是产品类别。\n'
+        "- 边界错误（BE）：抽取的实体范围与完整正确的短语不一致。例如："
+        '模型抽取["洗发水", "产品类别"]，正确实体为["温和洗发水", "产品类别"]。'
         "纠正：完整抽取实体短语，不要截断。\n"
-        "- 实体缺失（ME）：模型没有识别出应当存在的实体。例如：没有识别出[\"毛球症\", \"宠物健康问题\"]。纠正：确保识别出文本中所有有意义的实体。\n"
-        "- 多余实体（RE）：模型把非实体词语识别为命名实体。例如：抽取[\"漂亮\", \"风格\"]。纠正：过滤掉形容词、动词和一般描述性词语。\n"
-        "- 拆分或合并错误（SME）：模型错误地拆分或合并实体。例如：输出[\"2024\", \"时间\"]和[\"奥运会\", \"事件\"]，正确实体应为[\"2024奥运会\", \"事件\"]。"
+        '- 实体缺失（ME）：模型没有识别出应当存在的实体。例如：没有识别出["毛球症", "宠物健康问题"]。'
+        "纠正：确保识别出文本中所有有意义的实体。\n"
+        '- 多余实体（RE）：模型把非实体词语识别为命名实体。例如：抽取["漂亮", "风格"]。'
+        "纠正：过滤掉形容词、动词和一般描述性词语。\n"
+        '- 拆分或合并错误（SME）：模型错误地拆分或合并实体。例如：输出["2024", "时间"]和["奥运会", "事件"]，'
+        '正确实体应为["2024奥运会", "事件"]。'
         "纠正：多词实体应作为整体抽取，不要错误拆分。\n"
-        "第二步：错误自检。在给出最终答案之前检查：实体范围是否完整？实体分类是否准确（若多个类别适用，选择最具体且正确的一个）？"
+        "第二步：错误自检。在给出最终答案之前检查：实体范围是否完整？实体分类是否准确（若多个类别适用，"
+        "选择最具体且正确的一个）？"
         "是否包含了所有重要实体？是否去除了多余实体？实体是否被正确拆分或合并？"
     ),
 }
@@ -102,10 +115,12 @@ class Unit:
     def order(self) -> tuple:
         return (self.start is None, self.start or 0, self.end or 0, label_key(self.label), self.mention)
 
-    def contains(self, other: "Unit") -> bool:
-        return self.start is not None and other.start is not None and self.start <= other.start and other.end <= self.end
+    def contains(self, other: Unit) -> bool:
+        return (
+            self.start is not None and other.start is not None and self.start <= other.start and other.end <= self.end
+        )
 
-    def overlap(self, other: "Unit") -> int:
+    def overlap(self, other: Unit) -> int:
         if self.start is None or other.start is None:
             return 0
         return max(0, min(self.end, other.end) - max(self.start, other.start))
@@ -133,10 +148,10 @@ def classify_errors(gold: list[Unit], predicted: list[Unit]) -> list[tuple[str, 
 
     missing = []
     for unit in gold:  # exact matches are not errors
-        if take(left, lambda p: same_span(p, unit) and label_key(p.label) == label_key(unit.label)) is None:
+        if take(left, lambda p, unit=unit: same_span(p, unit) and label_key(p.label) == label_key(unit.label)) is None:
             missing.append(unit)
     for unit in list(missing):
-        wrong_label = take(left, lambda p: same_span(p, unit))
+        wrong_label = take(left, lambda p, unit=unit: same_span(p, unit))
         if wrong_label is not None:
             missing.remove(unit)
             errors.append(("classification", [unit], [wrong_label]))
@@ -154,7 +169,12 @@ def classify_errors(gold: list[Unit], predicted: list[Unit]) -> list[tuple[str, 
             errors.append(("merge", parts, [prediction]))
     pairs = sorted(
         ((g, p) for g in missing for p in left if g.overlap(p) > 0),
-        key=lambda pair: (label_key(pair[0].label) != label_key(pair[1].label), -pair[0].overlap(pair[1]), pair[0].order, pair[1].order),
+        key=lambda pair: (
+            label_key(pair[0].label) != label_key(pair[1].label),
+            -pair[0].overlap(pair[1]),
+            pair[0].order,
+            pair[1].order,
+        ),
     )
     for g, p in pairs:
         if g in missing and p in left:
@@ -172,15 +192,26 @@ def error_category(error_type: str, gold: list[Unit], predicted: list[Unit]) -> 
 
 
 def errta_errors(samples: pl.DataFrame) -> pl.DataFrame:
-    """One row per ERRTA error over parsed samples (``entities`` gold, ``pred`` from :func:`tasks.scoring.parse_predictions`)."""
+    """One row per ERRTA error over parsed samples.
+
+    ``entities`` is the gold, ``pred`` the prediction from :func:`tasks.scoring.parse_predictions`.
+    """
     rows: dict[str, list] = {name: [] for name in ERROR_SCHEMA}
-    for dataset, sample_id, text, entities, pred in samples.select("dataset", "sample_id", "text", "entities", "pred").iter_rows():
+    for dataset, sample_id, text, entities, pred in samples.select(
+        "dataset", "sample_id", "text", "entities", "pred"
+    ).iter_rows():
         gold = [Unit(e["label"], e["mention"], e["start"], e["end"]) for e in entities]
         predicted = [Unit(p["label"], p["mention"], p["start"], p["end"]) for p in pred]
         for position, (error_type, gold_units, predicted_units) in enumerate(classify_errors(gold, predicted)):
             values = (
-                dataset, sample_id, error_type, error_category(error_type, gold_units, predicted_units),
-                "; ".join(u.describe() for u in gold_units), "; ".join(u.describe() for u in predicted_units), text, position,
+                dataset,
+                sample_id,
+                error_type,
+                error_category(error_type, gold_units, predicted_units),
+                "; ".join(u.describe() for u in gold_units),
+                "; ".join(u.describe() for u in predicted_units),
+                text,
+                position,
             )
             for name, value in zip(ERROR_SCHEMA, values):
                 rows[name].append(value)
@@ -189,8 +220,11 @@ def errta_errors(samples: pl.DataFrame) -> pl.DataFrame:
 
 def errta_counts(errors: pl.DataFrame) -> pl.DataFrame:
     """Errors per (dataset, error_type, category): the per-category error distribution."""
-    return errors.group_by("dataset", "error_type", "category").len("count").with_columns(pl.col("count").cast(pl.Int64)).sort(
-        "dataset", "error_type", "count", "category", descending=[False, False, True, False]
+    return (
+        errors.group_by("dataset", "error_type", "category")
+        .len("count")
+        .with_columns(pl.col("count").cast(pl.Int64))
+        .sort("dataset", "error_type", "count", "category", descending=[False, False, True, False])
     )
 
 

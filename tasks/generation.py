@@ -34,9 +34,9 @@ PREDICTION_SCHEMA = pa.schema(
     [
         pa.field("sample_id", pa.string(), nullable=False),
         pa.field("prediction", pa.string(), nullable=False),
-        pa.field("new_tokens", pa.int32(), nullable=False),   # generated tokens, the end-of-sequence token included
+        pa.field("new_tokens", pa.int32(), nullable=False),  # generated tokens, the end-of-sequence token included
         pa.field("prompt_tokens", pa.int32(), nullable=False),
-        pa.field("stopped", pa.bool_(), nullable=False),       # ended by end-of-sequence, not by the cap
+        pa.field("stopped", pa.bool_(), nullable=False),  # ended by end-of-sequence, not by the cap
     ]
 )
 
@@ -59,9 +59,9 @@ class GenerationOptions:
     batch_size: int = 8
     max_new_tokens: int = 256
     sort_by_length: bool = True
-    chunk_size: int = 64          # samples per part file: the most work a kill can lose
-    backend: str = "auto"         # hf | vllm | auto (vllm where installed and a GPU is present)
-    torch_threads: int = 0        # 0: torch's default
+    chunk_size: int = 64  # samples per part file: the most work a kill can lose
+    backend: str = "auto"  # hf | vllm | auto (vllm where installed and a GPU is present)
+    torch_threads: int = 0  # 0: torch's default
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -82,7 +82,9 @@ def load_run_spec(path: Path) -> RunSpec:
     adapter = payload.get("adapter_dir")
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
         raise RunFileError(f"{path}: adapter_dir {adapter!r} has no adapter_config.json")
-    return RunSpec(str(payload["base_model"]), str(adapter) if adapter else None, bool(payload.get("trust_remote_code", False)))
+    return RunSpec(
+        str(payload["base_model"]), str(adapter) if adapter else None, bool(payload.get("trust_remote_code", False))
+    )
 
 
 def fingerprint(run: RunSpec, options: GenerationOptions, prompt_variant: str) -> dict:
@@ -93,7 +95,9 @@ def fingerprint(run: RunSpec, options: GenerationOptions, prompt_variant: str) -
             if file.is_file():
                 digest.update(file.name.encode() + file.read_bytes())
     return {
-        **asdict(run), "adapter_sha256": digest.hexdigest(), "prompt_variant": prompt_variant,
+        **asdict(run),
+        "adapter_sha256": digest.hexdigest(),
+        "prompt_variant": prompt_variant,
         "max_new_tokens": options.max_new_tokens,
     }
 
@@ -130,7 +134,7 @@ def write_part(rows: list[dict], predictions_dir: Path) -> Path:
 def plan_batches(lengths: list[int], batch_size: int, sort_by_length: bool) -> list[list[int]]:
     """Row indices per batch: longest prompts first when sorting (ties by index), else input order."""
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)) if sort_by_length else list(range(len(lengths)))
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def choose_backend(requested: str) -> str:
@@ -149,7 +153,9 @@ def load_hf_model(run: RunSpec):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(run.base_model, trust_remote_code=run.trust_remote_code, padding_side="left")
+    tokenizer = AutoTokenizer.from_pretrained(
+        run.base_model, trust_remote_code=run.trust_remote_code, padding_side="left"
+    )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -168,54 +174,84 @@ def _eos_ids(model, tokenizer) -> set[int]:
     return ids | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
 
 
-def hf_batches(model, tokenizer, prompts: list[str], options: GenerationOptions) -> Iterator[tuple[list[int], list[dict]]]:
+def hf_batches(
+    model, tokenizer, prompts: list[str], options: GenerationOptions
+) -> Iterator[tuple[list[int], list[dict]]]:
     """Yield (row indices, prediction rows) per batch, greedy and left-padded."""
     import torch
 
     lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
     eos = _eos_ids(model, tokenizer)
     for batch in plan_batches(lengths, options.batch_size, options.sort_by_length):
-        inputs = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True, return_token_type_ids=False).to(model.device)
+        inputs = tokenizer(
+            [prompts[i] for i in batch], return_tensors="pt", padding=True, return_token_type_ids=False
+        ).to(model.device)
         with torch.inference_mode():
             output = model.generate(
-                **inputs, max_new_tokens=options.max_new_tokens, do_sample=False, num_beams=1,
-                eos_token_id=sorted(eos) or None, pad_token_id=tokenizer.pad_token_id,
+                **inputs,
+                max_new_tokens=options.max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                eos_token_id=sorted(eos) or None,
+                pad_token_id=tokenizer.pad_token_id,
             )
         rows = []
         for row, index in enumerate(batch):
-            new = output[row, inputs["input_ids"].shape[1]:].tolist()
+            new = output[row, inputs["input_ids"].shape[1] :].tolist()
             stop = next((position for position, token in enumerate(new) if token in eos), None)
             kept = new if stop is None else new[:stop]
-            rows.append({
-                "prediction": tokenizer.decode(kept, skip_special_tokens=True).strip(),
-                "new_tokens": len(new) if stop is None else stop + 1,
-                "prompt_tokens": lengths[index], "stopped": stop is not None,
-            })
+            rows.append(
+                {
+                    "prediction": tokenizer.decode(kept, skip_special_tokens=True).strip(),
+                    "new_tokens": len(new) if stop is None else stop + 1,
+                    "prompt_tokens": lengths[index],
+                    "stopped": stop is not None,
+                }
+            )
         yield batch, rows
 
 
-def vllm_batches(run: RunSpec, prompts: list[str], options: GenerationOptions) -> Iterator[tuple[list[int], list[dict]]]:
+def vllm_batches(
+    run: RunSpec, prompts: list[str], options: GenerationOptions
+) -> Iterator[tuple[list[int], list[dict]]]:
     """Yield (row indices, prediction rows) per chunk from vLLM, which batches and sorts by itself."""
     from vllm import LLM, SamplingParams
     from vllm.lora.request import LoRARequest
 
     rank = json.loads((Path(run.adapter_dir) / "adapter_config.json").read_text())["r"] if run.adapter_dir else None
-    llm = LLM(model=run.base_model, trust_remote_code=run.trust_remote_code, enable_lora=bool(rank), max_lora_rank=max(rank or 16, 16))
+    llm = LLM(
+        model=run.base_model,
+        trust_remote_code=run.trust_remote_code,
+        enable_lora=bool(rank),
+        max_lora_rank=max(rank or 16, 16),
+    )
     lora = LoRARequest("adapter", 1, run.adapter_dir) if rank else None
     params = SamplingParams(temperature=0.0, max_tokens=options.max_new_tokens)
     for start in range(0, len(prompts), options.chunk_size):
         batch = list(range(start, min(start + options.chunk_size, len(prompts))))
         outputs = llm.generate([prompts[i] for i in batch], params, lora_request=lora)
-        yield batch, [
-            {"prediction": out.outputs[0].text.strip(), "new_tokens": len(out.outputs[0].token_ids),
-             "prompt_tokens": len(out.prompt_token_ids), "stopped": out.outputs[0].finish_reason == "stop"}
-            for out in outputs
-        ]
+        yield (
+            batch,
+            [
+                {
+                    "prediction": out.outputs[0].text.strip(),
+                    "new_tokens": len(out.outputs[0].token_ids),
+                    "prompt_tokens": len(out.prompt_token_ids),
+                    "stopped": out.outputs[0].finish_reason == "stop",
+                }
+                for out in outputs
+            ],
+        )
 
 
 def generate_predictions(
-    prompts: pl.DataFrame, run: RunSpec, options: GenerationOptions, predictions_dir: Path, prompt_variant: str = "dataset",
-    model_and_tokenizer=None, on_part: Callable[[Path], None] | None = None,
+    prompts: pl.DataFrame,
+    run: RunSpec,
+    options: GenerationOptions,
+    predictions_dir: Path,
+    prompt_variant: str = "dataset",
+    model_and_tokenizer=None,
+    on_part: Callable[[Path], None] | None = None,
 ) -> dict:
     """Generate an answer for every (sample_id, prompt) not yet in ``predictions_dir``; return throughput stats.
 
@@ -257,8 +293,9 @@ def generate_predictions(
     return stats
 
 
-def _flush(pending: list[dict], predictions_dir: Path, stats: dict, started: float, on_part,
-           progress: Progress) -> None:
+def _flush(
+    pending: list[dict], predictions_dir: Path, stats: dict, started: float, on_part, progress: Progress
+) -> None:
     """Write the pending rows as one part, update the running throughput and note its tokens per second on the bar."""
     path = write_part(pending, predictions_dir)
     stats["samples_generated"] += len(pending)

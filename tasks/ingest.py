@@ -26,10 +26,24 @@ from tasks.registry import DatasetEntry
 from tasks.schema import REJECT_SCHEMA, SampleWriter, sample_problems, with_nested_flag
 
 MANIFEST_SCHEMA = {
-    "dataset": pl.String, "split": pl.String, "lang": pl.String, "role": pl.String, "file": pl.String,
-    "status": pl.String, "records_read": pl.Int64, "samples_written": pl.Int64, "records_rejected": pl.Int64,
-    "markers_skipped": pl.Int64, "entities": pl.Int64, "types": pl.Int64, "nested_samples": pl.Int64,
-    "paper_types": pl.Int64, "paper_raw_train": pl.Int64, "paper_pruned_train": pl.Int64, "paper_test": pl.Int64, "error": pl.String,
+    "dataset": pl.String,
+    "split": pl.String,
+    "lang": pl.String,
+    "role": pl.String,
+    "file": pl.String,
+    "status": pl.String,
+    "records_read": pl.Int64,
+    "samples_written": pl.Int64,
+    "records_rejected": pl.Int64,
+    "markers_skipped": pl.Int64,
+    "entities": pl.Int64,
+    "types": pl.Int64,
+    "nested_samples": pl.Int64,
+    "paper_types": pl.Int64,
+    "paper_raw_train": pl.Int64,
+    "paper_pruned_train": pl.Int64,
+    "paper_test": pl.Int64,
+    "error": pl.String,
     "warning": pl.String,
 }
 REJECT_COLUMNS = pl.Schema(pl.from_arrow(REJECT_SCHEMA.empty_table()).schema)
@@ -80,20 +94,32 @@ def split_batch(batch: ParsedBatch) -> tuple[pl.DataFrame, pl.DataFrame]:
     problems = sample_problems(batch.samples)
     indexed = batch.samples.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
     invalid = indexed.join(problems, left_on="_row", right_on="row", how="inner").select(
-        "record", "line", "reason", pl.struct("text", "entities").struct.json_encode().str.slice(0, 300).alias("snippet")
+        "record",
+        "line",
+        "reason",
+        pl.struct("text", "entities").struct.json_encode().str.slice(0, 300).alias("snippet"),
     )
     valid = indexed.join(problems, left_on="_row", right_on="row", how="anti").drop("_row")
     return valid, pl.concat([batch.rejects, invalid])
 
 
-def ingest_split(entry: DatasetEntry, split: str, raw_file: Path, out_file: Path, options: IngestOptions) -> DatasetReport:
+def ingest_split(
+    entry: DatasetEntry, split: str, raw_file: Path, out_file: Path, options: IngestOptions
+) -> DatasetReport:
     """Read one raw file and write its valid samples to ``out_file``.
 
     Raises UnreadableFileError when the file cannot be read, or has too many rejects
     (:func:`check_reject_share`, after each batch: a file in the wrong format is not read to its end).
     """
     spec = entry.format_spec(repair_broken_tags=options.on_broken_tags == "repair")
-    counts = {"records_read": 0, "samples_written": 0, "records_rejected": 0, "markers_skipped": 0, "entities": 0, "nested_samples": 0}
+    counts = {
+        "records_read": 0,
+        "samples_written": 0,
+        "records_rejected": 0,
+        "markers_skipped": 0,
+        "entities": 0,
+        "nested_samples": 0,
+    }
     rejects, labels = [], []
     with SampleWriter(out_file) as writer:
         for batch in read_file(raw_file, spec, batch_bytes=options.batch_mb << 20):
@@ -114,9 +140,16 @@ def ingest_split(entry: DatasetEntry, split: str, raw_file: Path, out_file: Path
             rejects.append(rejected)
             labels.append(samples.select(pl.col("entities").explode().struct.field("label")).drop_nulls())
             check_reject_share(raw_file, spec, counts, rejects, options)
-    label_counts = pl.concat(labels).group_by("label").len("count").sort("label") if labels else pl.DataFrame(schema={"label": pl.String, "count": pl.Int64})
+    label_counts = (
+        pl.concat(labels).group_by("label").len("count").sort("label")
+        if labels
+        else pl.DataFrame(schema={"label": pl.String, "count": pl.Int64})
+    )
     row = {
-        **_manifest_base(entry, split, raw_file), "status": "ok", **counts, "types": label_counts.height,
+        **_manifest_base(entry, split, raw_file),
+        "status": "ok",
+        **counts,
+        "types": label_counts.height,
         "warning": _warning(counts),
     }
     rejects_frame = pl.concat(rejects) if rejects else pl.DataFrame(schema=READER_REJECT_COLUMNS)
@@ -125,9 +158,14 @@ def ingest_split(entry: DatasetEntry, split: str, raw_file: Path, out_file: Path
         status="ok",
         manifest=[row],
         rejects=rejects_frame.select(
-            pl.lit(entry.name).alias("dataset"), pl.lit(split).alias("split"), pl.lit(str(raw_file)).alias("file"), pl.all()
+            pl.lit(entry.name).alias("dataset"),
+            pl.lit(split).alias("split"),
+            pl.lit(str(raw_file)).alias("file"),
+            pl.all(),
         ).cast(REJECT_COLUMNS),
-        label_counts=label_counts.select(pl.lit(entry.name).alias("dataset"), pl.lit(split).alias("split"), "label", pl.col("count").cast(pl.Int64)),
+        label_counts=label_counts.select(
+            pl.lit(entry.name).alias("dataset"), pl.lit(split).alias("split"), "label", pl.col("count").cast(pl.Int64)
+        ),
     )
 
 
@@ -144,13 +182,20 @@ def check_reject_share(
         "reason", pl.col("reason").str.replace(r"^line \d+: ", "").str.replace_all(r"'[^']*'|\d+", "_").alias("kind")
     )
     count, example = (
-        reasons.group_by("kind", maintain_order=True).agg(pl.len(), pl.col("reason").first())
-        .sort("len", descending=True, maintain_order=True).select("len", "reason").row(0)
+        reasons.group_by("kind", maintain_order=True)
+        .agg(pl.len(), pl.col("reason").first())
+        .sort("len", descending=True, maintain_order=True)
+        .select("len", "reason")
+        .row(0)
     )
-    raise UnreadableFileError(path, (
-        f"{rejected} of {read} records read were rejected, more than {options.max_reject_share * 100:g}%: "
-        f"likely {likely_cause(example)} (declared: {spec.describe()}); most common reason ({count} records): {example}"
-    ))
+    raise UnreadableFileError(
+        path,
+        (
+            f"{rejected} of {read} records read were rejected, more than {options.max_reject_share * 100:g}%: "
+            f"likely {likely_cause(example)} (declared: {spec.describe()}); "
+            f"most common reason ({count} records): {example}"
+        ),
+    )
 
 
 def _warning(counts: dict) -> str | None:
@@ -171,11 +216,15 @@ def ingest_dataset(entry: DatasetEntry, options: IngestOptions, samples_dir: Pat
     """
     folder = Path(options.raw_dir) / entry.local_dir
     if not folder.is_dir():
-        return DatasetReport(entry.name, "missing", manifest=[{**_manifest_base(entry, None, folder), "status": "missing"}])
+        return DatasetReport(
+            entry.name, "missing", manifest=[{**_manifest_base(entry, None, folder), "status": "missing"}]
+        )
     reports = []
     for split, file_name in sorted(entry.files.items()):
         try:
-            reports.append(ingest_split(entry, split, folder / file_name, samples_dir / entry.name / f"{split}.parquet", options))
+            reports.append(
+                ingest_split(entry, split, folder / file_name, samples_dir / entry.name / f"{split}.parquet", options)
+            )
         except UnreadableFileError as error:
             shutil.rmtree(samples_dir / entry.name, ignore_errors=True)
             row = {**_manifest_base(entry, split, error.path), "status": "failed", "error": error.reason}
@@ -191,18 +240,28 @@ def ingest_dataset(entry: DatasetEntry, options: IngestOptions, samples_dir: Pat
 
 def _manifest_base(entry: DatasetEntry, split: str | None, path: Path) -> dict:
     return {
-        "dataset": entry.name, "split": split, "lang": entry.lang, "role": entry.role, "file": str(path),
-        "paper_types": entry.paper.get("types"), "paper_raw_train": entry.paper.get("raw_train"), "paper_pruned_train": entry.paper.get("pruned_train"),
+        "dataset": entry.name,
+        "split": split,
+        "lang": entry.lang,
+        "role": entry.role,
+        "file": str(path),
+        "paper_types": entry.paper.get("types"),
+        "paper_raw_train": entry.paper.get("raw_train"),
+        "paper_pruned_train": entry.paper.get("pruned_train"),
         "paper_test": entry.paper.get("test"),
     }
 
 
 def write_ingest_outputs(reports: list[DatasetReport], staging: Path, metrics_file: Path) -> pl.DataFrame:
     """Write manifest, rejects and label counts into ``staging`` and the DVC metrics; return the manifest."""
-    manifest = pl.DataFrame([row for report in reports for row in report.manifest], schema=MANIFEST_SCHEMA, strict=False)
+    manifest = pl.DataFrame(
+        [row for report in reports for row in report.manifest], schema=MANIFEST_SCHEMA, strict=False
+    )
     manifest.write_parquet(staging / "manifest.parquet", compression="zstd")
     pl.concat([report.rejects for report in reports]).write_parquet(staging / "rejects.parquet", compression="zstd")
-    pl.concat([report.label_counts for report in reports]).write_parquet(staging / "label_counts.parquet", compression="zstd")
+    pl.concat([report.label_counts for report in reports]).write_parquet(
+        staging / "label_counts.parquet", compression="zstd"
+    )
     ok = manifest.filter(pl.col("status") == "ok")
     metrics = {
         "datasets_ok": len({r.dataset for r in reports if r.status == "ok"}),
@@ -221,8 +280,17 @@ def write_ingest_outputs(reports: list[DatasetReport], staging: Path, metrics_fi
 def summary_table(manifest: pl.DataFrame) -> pl.DataFrame:
     """The per dataset and split view shown to people: what was written beside the paper's counts."""
     return manifest.select(
-        "dataset", "split", "status", "samples_written", "entities", "types", "records_rejected",
-        "paper_raw_train", "paper_test", "error", "warning",
+        "dataset",
+        "split",
+        "status",
+        "samples_written",
+        "entities",
+        "types",
+        "records_rejected",
+        "paper_raw_train",
+        "paper_test",
+        "error",
+        "warning",
     ).sort("dataset", "split", nulls_last=True)
 
 

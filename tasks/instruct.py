@@ -51,24 +51,31 @@ _FORMAT_EN = 'The answer format should be "entity label: entity; entity label: e
 _FORMAT_ZH = '答案格式为 "实体标签: 实体; 实体标签: 实体"。'
 TEMPLATES: dict[tuple[str, str], str] = {
     ("zero-shot", "en"): (
-        "Given the label set of entities, please recognize all the entities in the text. " + _FORMAT_EN
+        "Given the label set of entities, please recognize all the entities in the text. "
+        + _FORMAT_EN
         + " \nLabel Set: {labels} \n\nText: {text} \nAnswer:"
     ),
-    ("zero-shot", "zh"): "给定实体的标签范围，请识别文本中属于这些标签的所有实体。" + _FORMAT_ZH + "\n标签范围: {labels}\n\n文本: {text} \n答案:",
+    ("zero-shot", "zh"): "给定实体的标签范围，请识别文本中属于这些标签的所有实体。"
+    + _FORMAT_ZH
+    + "\n标签范围: {labels}\n\n文本: {text} \n答案:",
     ("guidelines", "en"): (
-        "Given the label set of entities, please recognize all the entities in the text. " + _FORMAT_EN
+        "Given the label set of entities, please recognize all the entities in the text. "
+        + _FORMAT_EN
         + " \nLabel Set: {labels} \nGuidelines: {guidelines} \n\nText: {text} \nAnswer:"
     ),
     ("guidelines", "zh"): (
-        "给定实体的标签范围以及对每个标签的描述，请识别文本中属于这些标签的所有实体。" + _FORMAT_ZH
+        "给定实体的标签范围以及对每个标签的描述，请识别文本中属于这些标签的所有实体。"
+        + _FORMAT_ZH
         + "\n标签范围: {labels}\n标签描述: {guidelines}\n\n文本: {text} \n答案:"
     ),
     ("few-shot", "en"): (
-        "Given the label set of entities, please recognize all the entities in the text. " + _FORMAT_EN
+        "Given the label set of entities, please recognize all the entities in the text. "
+        + _FORMAT_EN
         + " Below are some examples. \nLabel Set: {labels} \n\n{examples}Text: {text} \nAnswer:"
     ),
     ("few-shot", "zh"): (
-        "给定实体的标签范围，请识别文本中属于这些标签的所有实体。" + _FORMAT_ZH
+        "给定实体的标签范围，请识别文本中属于这些标签的所有实体。"
+        + _FORMAT_ZH
         + "下面有一些例子。 \n标签范围: {labels} \n\n{examples}文本: {text} \n答案:"
     ),
 }
@@ -102,21 +109,21 @@ class InstructError(ValueError):
 class InstructOptions:
     """The ``instruct`` section of params.yaml."""
 
-    train_input: str = "data/prune/train.parquet"   # a file, directory or glob of STANDARDIZED samples
+    train_input: str = "data/prune/train.parquet"  # a file, directory or glob of STANDARDIZED samples
     test_samples_dir: str = "data/standardize/samples"  # <dataset>/test.parquet of each evaluation dataset
-    test_datasets: str | list[str] = "demo"         # registry selection: demo | ood_test | paper | all | names
+    test_datasets: str | list[str] = "demo"  # registry selection: demo | ood_test | paper | all | names
     manifest_file: str = "data/ingest/manifest.parquet"  # which datasets were ingested, and their registry roles
     out_dir: str = "data/instruct"
     metrics_file: str = "data/metrics/instruct.json"
-    variant: str = "zero-shot"                      # zero-shot | guidelines | few-shot (figures 9, 10, 11)
-    regularize: bool = True                         # false: none of the three below (baseline, in-domain)
+    variant: str = "zero-shot"  # zero-shot | guidelines | few-shot (figures 9, 10, 11)
+    regularize: bool = True  # false: none of the three below (baseline, in-domain)
     dynamic_label_set: bool = True
     max_labels_in_prompt: int = 20
     label_dropout: float = 0.1
     label_shuffle: bool = True
-    dataset_names_in_prompt: bool = False           # ablation "w/ dataset names" (training prompts only)
-    few_shot_examples: int = 3                      # few-shot variant: solved examples per prompt
-    guidelines_file: str | None = None              # guidelines variant: YAML {label: description}
+    dataset_names_in_prompt: bool = False  # ablation "w/ dataset names" (training prompts only)
+    few_shot_examples: int = 3  # few-shot variant: solved examples per prompt
+    guidelines_file: str | None = None  # guidelines variant: YAML {label: description}
     max_test_samples_per_dataset: int | None = None  # a seeded subset per dataset; null: all
     test_splits: list[str] = field(default_factory=lambda: ["test", "dev"])  # first present is evaluated (CLUENER: dev)
     seed: int = 0
@@ -163,10 +170,16 @@ def build_prompt(
         labels += DATASET_LINE[lang].format(dataset=dataset)
     fields = {"labels": labels, "text": text}
     if variant == "guidelines":
-        items = [GUIDELINE_ITEM[lang].format(label=label, guideline=guidelines[label]) for label in label_set if guidelines and label in guidelines]
+        items = [
+            GUIDELINE_ITEM[lang].format(label=label, guideline=guidelines[label])
+            for label in label_set
+            if guidelines and label in guidelines
+        ]
         fields["guidelines"] = "; ".join(items)
     if variant == "few-shot":
-        fields["examples"] = "".join(EXAMPLE_TEMPLATE[lang].format(text=example_text, answer=answer) for example_text, answer in examples or [])
+        fields["examples"] = "".join(
+            EXAMPLE_TEMPLATE[lang].format(text=example_text, answer=answer) for example_text, answer in examples or []
+        )
     return TEMPLATES[(variant, lang)].format(**fields)
 
 
@@ -224,7 +237,9 @@ def load_guidelines(path: str | Path) -> dict[str, str]:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
         raise InstructError(f"{path}: cannot read guidelines ({error})") from error
-    if not isinstance(raw, dict) or not all(isinstance(key, str) and isinstance(value, str) for key, value in raw.items()):
+    if not isinstance(raw, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in raw.items()
+    ):
         raise InstructError(f"{path}: guidelines must map label names to description strings")
     return raw
 
@@ -234,10 +249,10 @@ class InstructCounts:
     """What building one split kept and dropped, and why."""
 
     samples: int = 0
-    negative_prompts: int = 0             # prompts whose answer is None
+    negative_prompts: int = 0  # prompts whose answer is None
     labels_in_prompts: int = 0
     entities_kept: int = 0
-    entities_dropped_by_cap: int = 0      # own types beyond max_labels_in_prompt (left prompt and answer)
+    entities_dropped_by_cap: int = 0  # own types beyond max_labels_in_prompt (left prompt and answer)
     entities_dropped_by_dropout: int = 0  # types removed by random label dropout (left prompt and answer)
 
     def as_dict(self) -> dict:
@@ -273,19 +288,36 @@ def build_split(
         counts.entities_dropped_by_dropout += len(entities) - len(kept) - cut_by_cap
         examples = None
         if options.variant == "few-shot":
-            pool = [candidate for candidate in (example_pools or {}).get(sample["dataset"], []) if candidate["sample_id"] != sample["sample_id"]]
+            pool = [
+                candidate
+                for candidate in (example_pools or {}).get(sample["dataset"], [])
+                if candidate["sample_id"] != sample["sample_id"]
+            ]
             chosen = rng.sample(pool, min(options.few_shot_examples, len(pool)))
             examples = [(example["text"], _answer_within(example["entities"], label_set)) for example in chosen]
         prompt = build_prompt(
-            sample["text"], label_set, sample["lang"], options.variant, guidelines, examples,
+            sample["text"],
+            label_set,
+            sample["lang"],
+            options.variant,
+            guidelines,
+            examples,
             sample["dataset"] if regularized and options.dataset_names_in_prompt else None,
         )
-        rows.append({
-            "sample_id": sample["sample_id"], "dataset": sample["dataset"], "lang": sample["lang"], "split": sample["split"],
-            "text": sample["text"], "template": options.variant, "prompt": prompt,
-            "answer": format_answer([(entity["label"], entity["mention"]) for entity in kept]),
-            "label_set": label_set, "entities": kept,
-        })
+        rows.append(
+            {
+                "sample_id": sample["sample_id"],
+                "dataset": sample["dataset"],
+                "lang": sample["lang"],
+                "split": sample["split"],
+                "text": sample["text"],
+                "template": options.variant,
+                "prompt": prompt,
+                "answer": format_answer([(entity["label"], entity["mention"]) for entity in kept]),
+                "label_set": label_set,
+                "entities": kept,
+            }
+        )
         counts.samples += 1
         counts.negative_prompts += not kept
         counts.labels_in_prompts += len(label_set)
@@ -308,7 +340,9 @@ def _answer_within(entities: list[dict], label_set: list[str]) -> str:
 def evaluation_datasets(options: InstructOptions) -> list[str]:
     """Names of the ingested evaluation datasets: a selection (``ood_test``, ``demo``, ...) or a list of names."""
     try:
-        return sorted(entry.name for entry in select_datasets(ingested_datasets(options.manifest_file), options.test_datasets))
+        return sorted(
+            entry.name for entry in select_datasets(ingested_datasets(options.manifest_file), options.test_datasets)
+        )
     except RegistryError as error:
         raise InstructError(f"instruct.test_datasets: {error}") from error
 
@@ -357,13 +391,19 @@ def refuse_held_out(train: pl.DataFrame, test: pl.DataFrame, manifest_file: str)
         raise InstructError(f"instruct.manifest_file: {error}") from error
     counts = train.group_by("dataset").len()
     held_out = sorted(
-        f"{name} ({count})" for name, count in counts.iter_rows() if name not in registry or registry[name].role not in TRAINING_ROLES
+        f"{name} ({count})"
+        for name, count in counts.iter_rows()
+        if name not in registry or registry[name].role not in TRAINING_ROLES
     )
     if held_out:
-        raise InstructError(f"the training set holds samples of held-out or unregistered datasets: {', '.join(held_out)}")
+        raise InstructError(
+            f"the training set holds samples of held-out or unregistered datasets: {', '.join(held_out)}"
+        )
     shared = train.join(test, on="sample_id", how="semi")
     if shared.height:
-        raise InstructError(f"{shared.height} training samples are also evaluation samples, e.g. {shared['sample_id'][0]}")
+        raise InstructError(
+            f"{shared.height} training samples are also evaluation samples, e.g. {shared['sample_id'][0]}"
+        )
 
 
 def build_instruct_data(options: InstructOptions) -> tuple[pa.Table, pa.Table, dict]:
@@ -377,7 +417,8 @@ def build_instruct_data(options: InstructOptions) -> tuple[pa.Table, pa.Table, d
     train, train_counts = build_split(train_samples, train_label_sets, options, True, train_pools, guidelines)
     test, test_counts = build_split(test_samples, test_label_sets, options, False, test_pools, guidelines)
     metrics = {
-        "train": train_counts.as_dict(), "test": test_counts.as_dict(),
+        "train": train_counts.as_dict(),
+        "test": test_counts.as_dict(),
         "train_datasets": dict(sorted(Counter(train_samples["dataset"].to_list()).items())),
         "test_datasets": dict(sorted(Counter(test_samples["dataset"].to_list()).items())),
     }

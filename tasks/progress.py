@@ -41,8 +41,15 @@ class Progress:
     the rate counts only the units done here.
     """
 
-    def __init__(self, total: int | None, desc: str, unit: str = "it", key: str | None = None, initial: int = 0,
-                 interval_s: float = ARTIFACT_INTERVAL_S):
+    def __init__(
+        self,
+        total: int | None,
+        desc: str,
+        unit: str = "it",
+        key: str | None = None,
+        initial: int = 0,
+        interval_s: float = ARTIFACT_INTERVAL_S,
+    ):
         refresh_s = TERMINAL_REFRESH_S if sys.stderr.isatty() else LOG_REFRESH_S
         self.bar = tqdm(total=total, desc=desc, unit=unit, initial=initial, mininterval=refresh_s, file=sys.stderr)
         self.interval_s = interval_s
@@ -135,4 +142,3 @@ def _create_artifact(key: str, percent: float, description: str):
 def progress_line(n: int, total: int, note: str = "") -> str:
     """The line a child process prints to report ``n`` of ``total`` done (``note``: shown after the rate)."""
     return f"[progress] {n}/{total} {note}".rstrip()
-

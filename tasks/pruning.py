@@ -73,8 +73,13 @@ EMBEDDING_STRATEGIES = ("diversity", "threshold")
 NEGATIVES_PER_K = 5  # up to k // 5 samples without entities per dataset
 PRUNED_SCHEMA = STANDARDIZED_SCHEMA.append(pa.field("pools", pa.list_(pa.string()), nullable=False))
 POOL_FILL_SCHEMA = {
-    "dataset": pl.String, "lang": pl.String, "type": pl.String, "available": pl.Int64, "kept": pl.Int64,
-    "full": pl.Boolean, "mean_cosine": pl.Float64,
+    "dataset": pl.String,
+    "lang": pl.String,
+    "type": pl.String,
+    "available": pl.Int64,
+    "kept": pl.Int64,
+    "full": pl.Boolean,
+    "mean_cosine": pl.Float64,
 }
 WINDOW = 65_536  # samples checked at once for a non-full pool
 MIN_BATCH = 16  # fewest candidates embedded together
@@ -94,7 +99,9 @@ class PruneOptions:
     metrics_file: str = "data/metrics/prune.json"
     strategy: str = "diversity"  # diversity | threshold | random_per_type | random
     kept_counts_in: str = "all_types"  # all_types | joined: which pools a kept sample fills (KEPT_COUNTS)
-    pool_label: str = "raw_label"  # raw_label | label: the dataset's own label or the standardized one names a pool (POOL_LABELS)
+    pool_label: str = (
+        "raw_label"  # raw_label | label: the dataset's own label or the standardized one names a pool (POOL_LABELS)
+    )
     k: int = 400  # samples per (dataset, type) pool; the paper's value
     b: float = 0.0  # offset added to 1 - max cosine; the paper's value
     min_distance: float = 0.3  # threshold strategy only: join iff 1 - max cosine >= this
@@ -114,18 +121,33 @@ class PruneOptions:
     def __post_init__(self) -> None:
         checks = {
             "k": (isinstance(self.k, int) and self.k >= 1, "must be an integer >= 1"),
-            "b": (isinstance(self.b, (int, float)) and -1 <= self.b <= 1, "must be in [-1, 1] (p = 1 - max cosine + b)"),
-            "min_distance": (isinstance(self.min_distance, (int, float)) and 0 <= self.min_distance <= 2, "must be in [0, 2]"),
+            "b": (
+                isinstance(self.b, (int, float)) and -1 <= self.b <= 1,
+                "must be in [-1, 1] (p = 1 - max cosine + b)",
+            ),
+            "min_distance": (
+                isinstance(self.min_distance, (int, float)) and 0 <= self.min_distance <= 2,
+                "must be in [0, 2]",
+            ),
             "strategy": (self.strategy in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
             "kept_counts_in": (self.kept_counts_in in KEPT_COUNTS, f"must be one of {', '.join(KEPT_COUNTS)}"),
             "pool_label": (self.pool_label in POOL_LABELS, f"must be one of {', '.join(POOL_LABELS)}"),
             "device": (self.device in DEVICES, f"must be one of {', '.join(DEVICES)}"),
             "precision": (self.precision in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}"),
-            "max_seq_length": (self.max_seq_length is None or (isinstance(self.max_seq_length, int) and self.max_seq_length >= 8), "must be None or >= 8"),
+            "max_seq_length": (
+                self.max_seq_length is None or (isinstance(self.max_seq_length, int) and self.max_seq_length >= 8),
+                "must be None or >= 8",
+            ),
             "embed_batch_size": (isinstance(self.embed_batch_size, int) and self.embed_batch_size >= 1, "must be >= 1"),
             "lookahead": (isinstance(self.lookahead, int) and self.lookahead >= 1, "must be >= 1"),
-            "scaling_ks": (len(self.scaling_ks) > 0 and all(isinstance(k, int) and k >= 1 for k in self.scaling_ks), "must be integers >= 1"),
-            "scaling_strategies": (all(s in STRATEGIES for s in self.scaling_strategies), f"must be among {', '.join(STRATEGIES)}"),
+            "scaling_ks": (
+                len(self.scaling_ks) > 0 and all(isinstance(k, int) and k >= 1 for k in self.scaling_ks),
+                "must be integers >= 1",
+            ),
+            "scaling_strategies": (
+                all(s in STRATEGIES for s in self.scaling_strategies),
+                f"must be among {', '.join(STRATEGIES)}",
+            ),
         }
         bad = [f"{name} {reason}, not {getattr(self, name)!r}" for name, (ok, reason) in checks.items() if not ok]
         if bad:
@@ -148,7 +170,14 @@ class PruneOptions:
 
     def embedder(self) -> Embedder:
         """The :class:`~tasks.embeddings.Embedder` these options describe."""
-        return Embedder(self.model, self.device, self.embed_batch_size, self.max_seq_length, self.cache_dir, precision=self.precision)
+        return Embedder(
+            self.model,
+            self.device,
+            self.embed_batch_size,
+            self.max_seq_length,
+            self.cache_dir,
+            precision=self.precision,
+        )
 
 
 @dataclass
@@ -194,7 +223,10 @@ def dataset_rng(seed: int, dataset: str) -> np.random.Generator:
 def sample_types(samples: pl.DataFrame, pool_label: str) -> pl.DataFrame:
     """One row ``(row, type)`` per distinct entity label (field ``pool_label``) of each sample, sorted."""
     return (
-        samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), pl.col("entities").list.eval(pl.element().struct.field(pool_label)).alias("type"))
+        samples.select(
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
+            pl.col("entities").list.eval(pl.element().struct.field(pool_label)).alias("type"),
+        )
         .explode("type")
         .drop_nulls("type")
         .unique()
@@ -259,7 +291,14 @@ def batch_size(fill: np.ndarray, open_pools: np.ndarray, k: int, types_per_sampl
     return int(np.clip(free_slots / types_per_sample, MIN_BATCH, lookahead))
 
 
-def member_joins(plan: VisitPlan, member: int, pools: dict[int, np.ndarray], fill: np.ndarray, vector: np.ndarray, options: PruneOptions) -> bool:
+def member_joins(
+    plan: VisitPlan,
+    member: int,
+    pools: dict[int, np.ndarray],
+    fill: np.ndarray,
+    vector: np.ndarray,
+    options: PruneOptions,
+) -> bool:
     """Whether the sample of ``member`` passes the draw of that member's pool (an empty pool accepts)."""
     pool = int(plan.member_pool[member])
     if not fill[pool]:
@@ -288,7 +327,9 @@ def diverse_selection(
     types_per_sample = max(len(plan.member_pool) / max(plan.size - len(plan.negatives), 1), 1.0)
     while position < plan.size and open_pools.any():
         visited = position
-        batch, position = next_candidates(plan, open_pools, position, batch_size(fill, open_pools, k, types_per_sample, options.lookahead))
+        batch, position = next_candidates(
+            plan, open_pools, position, batch_size(fill, open_pools, k, types_per_sample, options.lookahead)
+        )
         if not batch.size:
             break
         vectors = embed_rows(plan.order[batch])
@@ -320,7 +361,11 @@ def diverse_selection(
         negatives=plan.negatives[: options.negatives],
         candidates=candidates,
         embedded=embedded,
-        pool_mean_cosine={plan.pool_types[pool]: mean_pairwise_cosine(matrix[: fill[pool]]) for pool, matrix in pools.items() if fill[pool] > 1},
+        pool_mean_cosine={
+            plan.pool_types[pool]: mean_pairwise_cosine(matrix[: fill[pool]])
+            for pool, matrix in pools.items()
+            if fill[pool] > 1
+        },
     )
 
 
@@ -332,7 +377,10 @@ def random_per_type_selection(plan: VisitPlan, options: PruneOptions) -> Selecti
     types = np.asarray(plan.pool_types, dtype=object)
     return Selection(
         dataset=plan.dataset,
-        pools=pl.DataFrame({"row": plan.order[chosen["position"].to_numpy()], "type": types[chosen["pool"].to_numpy()].tolist()}, schema={"row": pl.Int64, "type": pl.String}),
+        pools=pl.DataFrame(
+            {"row": plan.order[chosen["position"].to_numpy()], "type": types[chosen["pool"].to_numpy()].tolist()},
+            schema={"row": pl.Int64, "type": pl.String},
+        ),
         negatives=plan.negatives[: options.negatives],
     )
 
@@ -344,8 +392,13 @@ def mean_pairwise_cosine(vectors: np.ndarray) -> float:
     return float((total @ total - n) / (n * (n - 1)))
 
 
-def select_dataset(samples: pl.DataFrame, dataset: str, options: PruneOptions, embedder: Embedder | None,
-                   progress: Progress | None = None) -> Selection:
+def select_dataset(
+    samples: pl.DataFrame,
+    dataset: str,
+    options: PruneOptions,
+    embedder: Embedder | None,
+    progress: Progress | None = None,
+) -> Selection:
     """Prune one dataset's samples (row order as given) by a per-type strategy.
 
     ``progress``: see :func:`diverse_selection`.
@@ -396,7 +449,9 @@ def prune(samples: pl.DataFrame, options: PruneOptions, embedder: Embedder | Non
     samples = samples.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
     with Progress(samples.height, f"prune {options.strategy} k={options.k}", "sample", "prune-progress") as progress:
         if options.strategy == "random":
-            kept_rows = random_down_sampling(samples.drop("_row"), options).join(sample_types(samples, options.pool_label), on="row", how="left")
+            kept_rows = random_down_sampling(samples.drop("_row"), options).join(
+                sample_types(samples, options.pool_label), on="row", how="left"
+            )
             pools = kept_rows.group_by("row").agg(pl.col("type").drop_nulls().alias("pools"))
             selections: list[Selection] = []
             progress.update(samples.height)
@@ -409,17 +464,31 @@ def prune(samples: pl.DataFrame, options: PruneOptions, embedder: Embedder | Non
                 progress.reach(done, samples.height)  # with the samples left unvisited once its pools were full
                 log.info(
                     "%s: %d samples, %d pools, %d kept in pools, %d embedded (%.0f s so far)",
-                    dataset, part.height, selection.pools["type"].n_unique(), selection.pools["row"].n_unique(), selection.embedded, time.perf_counter() - started,
+                    dataset,
+                    part.height,
+                    selection.pools["type"].n_unique(),
+                    selection.pools["row"].n_unique(),
+                    selection.embedded,
+                    time.perf_counter() - started,
                 )
                 global_row = part["_row"].to_numpy()
                 pools_per_dataset.append(
-                    pl.concat([
-                        selection.pools.with_columns(pl.Series("row", global_row[selection.pools["row"].to_numpy()], dtype=pl.Int64)),
-                        pl.DataFrame({"row": global_row[selection.negatives], "type": None}, schema={"row": pl.Int64, "type": pl.String}),
-                    ])
+                    pl.concat(
+                        [
+                            selection.pools.with_columns(
+                                pl.Series("row", global_row[selection.pools["row"].to_numpy()], dtype=pl.Int64)
+                            ),
+                            pl.DataFrame(
+                                {"row": global_row[selection.negatives], "type": None},
+                                schema={"row": pl.Int64, "type": pl.String},
+                            ),
+                        ]
+                    )
                 )
-            pools = pl.concat([pl.DataFrame(schema={"row": pl.Int64, "type": pl.String}), *pools_per_dataset]).group_by("row").agg(
-                pl.col("type").drop_nulls().sort().alias("pools")
+            pools = (
+                pl.concat([pl.DataFrame(schema={"row": pl.Int64, "type": pl.String}), *pools_per_dataset])
+                .group_by("row")
+                .agg(pl.col("type").drop_nulls().sort().alias("pools"))
             )
     kept = samples.join(pools, left_on="_row", right_on="row").sort("_row").drop("_row")
     if embedder:
@@ -435,26 +504,45 @@ def prune(samples: pl.DataFrame, options: PruneOptions, embedder: Embedder | Non
         "embeddings_reused": (embedder.reused - embedded_before[1]) if embedder else 0,
         "seconds": round(time.perf_counter() - started, 2),
     }
-    by_dataset = samples.group_by("dataset").len("raw").join(kept.group_by("dataset").len("kept"), on="dataset", how="left")
+    by_dataset = (
+        samples.group_by("dataset").len("raw").join(kept.group_by("dataset").len("kept"), on="dataset", how="left")
+    )
     return PruneResult(
-        kept=kept, pool_fill=pool_fill, stats=statistics_table(samples, kept), counts=counts,
+        kept=kept,
+        pool_fill=pool_fill,
+        stats=statistics_table(samples, kept),
+        counts=counts,
         by_dataset=by_dataset.select("dataset", pl.col("raw", "kept").fill_null(0).cast(pl.Int64)).sort("dataset"),
     )
 
 
-def pool_fill_table(samples: pl.DataFrame, kept: pl.DataFrame, k: int, selections: list[Selection], pool_label: str) -> pl.DataFrame:
+def pool_fill_table(
+    samples: pl.DataFrame, kept: pl.DataFrame, k: int, selections: list[Selection], pool_label: str
+) -> pl.DataFrame:
     """Per (dataset, type): samples available, kept in the pool, whether full, and the pool's mean pairwise cosine."""
+
     def per_pool(frame: pl.DataFrame, count: str) -> pl.DataFrame:
-        typed = frame.select("dataset", "lang", pl.col("entities").list.eval(pl.element().struct.field(pool_label)).list.unique().alias("type"))
+        typed = frame.select(
+            "dataset",
+            "lang",
+            pl.col("entities").list.eval(pl.element().struct.field(pool_label)).list.unique().alias("type"),
+        )
         return typed.explode("type").drop_nulls("type").group_by("dataset", "lang", "type").len(count)
 
     if "pools" in kept.columns:
-        joined = kept.select("dataset", "lang", pl.col("pools").alias("type")).explode("type").drop_nulls("type").group_by("dataset", "lang", "type").len("kept")
+        joined = (
+            kept.select("dataset", "lang", pl.col("pools").alias("type"))
+            .explode("type")
+            .drop_nulls("type")
+            .group_by("dataset", "lang", "type")
+            .len("kept")
+        )
     else:
         joined = per_pool(kept, "kept")
     cosines = pl.DataFrame(
         [(s.dataset, pool, value) for s in selections for pool, value in s.pool_mean_cosine.items()],
-        schema={"dataset": pl.String, "type": pl.String, "mean_cosine": pl.Float64}, orient="row",
+        schema={"dataset": pl.String, "type": pl.String, "mean_cosine": pl.Float64},
+        orient="row",
     )
     return (
         per_pool(samples, "available")
@@ -473,10 +561,19 @@ def statistics_table(samples: pl.DataFrame, kept: pl.DataFrame) -> pl.DataFrame:
     ``types`` counts distinct labels of the kept samples (the same label in two datasets once);
     ``pools`` counts (dataset, type) pairs.
     """
+
     def summary(frame: pl.DataFrame) -> pl.DataFrame:
-        labels = frame.select("lang", "dataset", pl.col("entities").list.eval(pl.element().struct.field("label")).alias("type")).explode("type").drop_nulls("type")
+        labels = (
+            frame.select(
+                "lang", "dataset", pl.col("entities").list.eval(pl.element().struct.field("label")).alias("type")
+            )
+            .explode("type")
+            .drop_nulls("type")
+        )
         counts = frame.group_by("lang").agg(pl.col("dataset").n_unique().alias("datasets"), pl.len().alias("samples"))
-        types = labels.group_by("lang").agg(pl.col("type").n_unique().alias("types"), pl.struct("dataset", "type").n_unique().alias("pools"))
+        types = labels.group_by("lang").agg(
+            pl.col("type").n_unique().alias("types"), pl.struct("dataset", "type").n_unique().alias("pools")
+        )
         return counts.join(types, on="lang", how="left")
 
     def with_total(frame: pl.DataFrame) -> pl.DataFrame:
@@ -485,9 +582,13 @@ def statistics_table(samples: pl.DataFrame, kept: pl.DataFrame) -> pl.DataFrame:
     raw, pruned = with_total(samples), with_total(kept)
     return (
         raw.select("lang", pl.col("samples").alias("raw"))
-        .join(pruned.select("lang", "datasets", "types", "pools", pl.col("samples").alias("kept")), on="lang", how="left")
+        .join(
+            pruned.select("lang", "datasets", "types", "pools", pl.col("samples").alias("kept")), on="lang", how="left"
+        )
         .select("lang", "datasets", "types", "pools", "kept", "raw")
-        .with_columns(pl.col("datasets", "types", "pools", "kept").fill_null(0).cast(pl.Int64), pl.col("raw").cast(pl.Int64))
+        .with_columns(
+            pl.col("datasets", "types", "pools", "kept").fill_null(0).cast(pl.Int64), pl.col("raw").cast(pl.Int64)
+        )
         .sort(pl.col("lang") == "total", "lang")
     )
 
@@ -501,11 +602,15 @@ def training_files(options: PruneOptions) -> tuple[list[Path], list[str]]:
     """
     files = sorted(Path(options.samples_dir).glob(f"*/{options.split}.parquet"))
     if not files:
-        raise FileNotFoundError(f"no {options.split}.parquet under {options.samples_dir}/<dataset>/ (run the standardize stage first)")
+        raise FileNotFoundError(
+            f"no {options.split}.parquet under {options.samples_dir}/<dataset>/ (run the standardize stage first)"
+        )
     registry = ingested_datasets(options.manifest_file)
     unknown = sorted(file.parent.name for file in files if file.parent.name not in registry)
     if unknown:
-        raise FileNotFoundError(f"{options.samples_dir}: datasets {unknown} are not in {options.manifest_file}, so their role is unknown")
+        raise FileNotFoundError(
+            f"{options.samples_dir}: datasets {unknown} are not in {options.manifest_file}, so their role is unknown"
+        )
     training = [file for file in files if registry[file.parent.name].role in TRAINING_ROLES]
     return training, sorted({file.parent.name for file in files} - {file.parent.name for file in training})
 
@@ -543,18 +648,31 @@ def beside_paper(by_dataset: pl.DataFrame, manifest_file: str) -> pl.DataFrame:
     manifest; ``kept_diff_%`` is (kept - paper) / paper in percent, empty where the paper has none.
     """
     manifest = pl.read_parquet(manifest_file)
-    paper = manifest.select("dataset", pl.col("paper_pruned_train") if "paper_pruned_train" in manifest.columns else pl.lit(None, pl.Int64).alias("paper_pruned_train"))
+    paper = manifest.select(
+        "dataset",
+        pl.col("paper_pruned_train")
+        if "paper_pruned_train" in manifest.columns
+        else pl.lit(None, pl.Int64).alias("paper_pruned_train"),
+    )
     return by_dataset.join(paper.unique("dataset"), on="dataset", how="left").with_columns(
-        ((pl.col("kept") - pl.col("paper_pruned_train")) / pl.col("paper_pruned_train") * 100).round(1).alias("kept_diff_%")
+        ((pl.col("kept") - pl.col("paper_pruned_train")) / pl.col("paper_pruned_train") * 100)
+        .round(1)
+        .alias("kept_diff_%")
     )
 
 
 def write_prune_outputs(result: PruneResult, options: PruneOptions, staging: Path) -> dict:
-    """Write ``train.parquet`` (standardized columns + ``pools``), ``stats.parquet``, ``by_dataset.parquet``, ``pool_fill.parquet`` and the metrics."""
+    """Write the stage's outputs into ``staging`` and its metrics; return the metrics.
+
+    Outputs: ``train.parquet`` (standardized columns + ``pools``), ``stats.parquet``, ``by_dataset.parquet``
+    and ``pool_fill.parquet``.
+    """
     with SampleWriter(staging / f"{options.split}.parquet", schema=PRUNED_SCHEMA) as writer:
         writer.write(result.kept)
     result.stats.write_parquet(staging / "stats.parquet", compression="zstd")
-    beside_paper(result.by_dataset, options.manifest_file).write_parquet(staging / "by_dataset.parquet", compression="zstd")
+    beside_paper(result.by_dataset, options.manifest_file).write_parquet(
+        staging / "by_dataset.parquet", compression="zstd"
+    )
     result.pool_fill.write_parquet(staging / "pool_fill.parquet", compression="zstd")
     metrics = prune_metrics(result, options)
     write_metrics(metrics, options.metrics_file)
@@ -562,6 +680,9 @@ def write_prune_outputs(result: PruneResult, options: PruneOptions, staging: Pat
 
 
 def scaling_plot_table(sweep: pl.DataFrame) -> pl.DataFrame:
-    """One row per ``k`` with ``samples_kept_<strategy>`` and, where measured, ``mean_pool_cosine_<strategy>``: one line per strategy for ``dvc plots``."""
+    """One row per ``k``, one column per strategy: a line per strategy for ``dvc plots``.
+
+    Columns: ``samples_kept_<strategy>`` and, where measured, ``mean_pool_cosine_<strategy>``.
+    """
     wide = sweep.pivot(on="strategy", index="k", values=["samples_kept", "mean_pool_cosine"]).sort("k")
     return wide.select(name for name in wide.columns if wide[name].null_count() < wide.height)

@@ -32,9 +32,10 @@ import codecs
 import io
 import json
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 import numpy as np
 import polars as pl
@@ -128,8 +129,10 @@ def read_file(path: Path, spec: FormatSpec, batch_bytes: int = 16 << 20) -> Iter
 
 
 _WIDE_BOMS = (  # UTF-32 first: its little-endian mark begins with UTF-16's
-    (codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
-    (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"),
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
 )
 _COMPRESSED = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"\x28\xb5\x2f\xfd": "zstd", b"\xfd7zXZ\x00": "xz"}
 
@@ -227,7 +230,11 @@ def _check_separator(path: Path, text: str, spec: FormatSpec, sample_lines: int 
     without = sum(separator not in line for line in lines)
     if lines and without > len(lines) / 2:
         name = "TAB" if spec.sep == "tab" else "space"
-        raise UnreadableFileError(path, f"does not look like format 'conll' with sep={spec.sep}: {without} of the first {len(lines)} lines have no {name}")
+        raise UnreadableFileError(
+            path,
+            f"does not look like format 'conll' with sep={spec.sep}: "
+            f"{without} of the first {len(lines)} lines have no {name}",
+        )
 
 
 def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: FormatSpec) -> ParsedBatch:
@@ -237,7 +244,9 @@ def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: For
     plus a same-record mask, cheaper than grouped window expressions.
     """
     raw = pl.Series("raw", [text]).str.split("\n").explode().str.strip_chars_end("\r")
-    lines = pl.DataFrame(raw).with_columns(pl.int_range(first_line, first_line + pl.len(), dtype=pl.Int64).alias("line"))
+    lines = pl.DataFrame(raw).with_columns(
+        pl.int_range(first_line, first_line + pl.len(), dtype=pl.Int64).alias("line")
+    )
     blank = pl.col("raw").str.strip_chars() == ""
     marker = pl.col("raw").str.starts_with("-DOCSTART-")
     lines = lines.with_columns(blank.cum_sum().alias("block"), blank.alias("blank"), marker.alias("marker"))
@@ -347,16 +356,22 @@ def _tag_problems(spec: FormatSpec) -> list[pl.Expr]:
     starts = inside & ~continues
     entity_id = pl.when(inside).then(starts.cum_sum())
 
-    allowed = {"bio": ["B", "I"], "iob1": ["B", "I"], "bioes": ["B", "I", "E", "S"], "bmes": ["B", "M", "E", "S"]}[spec.scheme]
+    allowed = {"bio": ["B", "I"], "iob1": ["B", "I"], "bioes": ["B", "I", "E", "S"], "bmes": ["B", "M", "E", "S"]}[
+        spec.scheme
+    ]
     if spec.scheme == "bio":
         broken = pl.col("prefix").eq("I") & ~continues
     elif spec.scheme == "iob1":
         broken = pl.lit(False)
     else:
         continued_next = (
-            same_as_next & pl.col("prefix").shift(-1).is_in(["I", "M", "E"]) & (pl.col("type").shift(-1) == pl.col("type"))
+            same_as_next
+            & pl.col("prefix").shift(-1).is_in(["I", "M", "E"])
+            & (pl.col("type").shift(-1) == pl.col("type"))
         ).fill_null(False)
-        broken = (pl.col("prefix").is_in(["I", "M", "E"]) & ~continues) | (pl.col("prefix").is_in(["B", "I", "M"]) & ~continued_next)
+        broken = (pl.col("prefix").is_in(["I", "M", "E"]) & ~continues) | (
+            pl.col("prefix").is_in(["B", "I", "M"]) & ~continued_next
+        )
     line_no = pl.col("line").cast(pl.String)
     checks = [
         pl.when(pl.col("tag").is_null()).then(
@@ -371,7 +386,9 @@ def _tag_problems(spec: FormatSpec) -> list[pl.Expr]:
     ]
     if not spec.repair_broken_tags:
         prev_tag = pl.when(same_as_prev).then(pl.col("tag").shift(1)).otherwise(pl.lit("sentence start"))
-        checks.append(pl.when(broken).then(pl.format("line {}: broken tag sequence: '{}' after '{}'", line_no, "tag", prev_tag)))
+        checks.append(
+            pl.when(broken).then(pl.format("line {}: broken tag sequence: '{}' after '{}'", line_no, "tag", prev_tag))
+        )
     return [entity_id.alias("entity"), pl.coalesce(checks).alias("problem")]
 
 
@@ -460,11 +477,16 @@ def _iter_json_array(path: Path, read_chars: int = 1 << 20) -> Iterator[RawRecor
             record += 1
             try:
                 payload, end = decoder.raw_decode(buffer, position)
-                yield RawRecord(record, line, payload, snippet=buffer[position:min(end, position + SNIPPET_CHARS)])
+                yield RawRecord(record, line, payload, snippet=buffer[position : min(end, position + SNIPPET_CHARS)])
             except json.JSONDecodeError as error:
                 match = _NEXT_ELEMENT.search(buffer, error.pos)
                 end = match.end() if match else len(buffer)
-                yield RawRecord(record, line, error=f"invalid JSON: {error.msg}", snippet=buffer[position:min(end, position + SNIPPET_CHARS)])
+                yield RawRecord(
+                    record,
+                    line,
+                    error=f"invalid JSON: {error.msg}",
+                    snippet=buffer[position : min(end, position + SNIPPET_CHARS)],
+                )
                 if not match and exhausted:
                     return
             line += buffer.count("\n", position, end)
@@ -527,10 +549,15 @@ def _read_json_records(
         yield _json_batch(columns, span_columns, rejects, read)
 
 
-_B2NERD_SCHEMA = pa.schema([
-    ("sentence", pa.string()),
-    ("entities", pa.list_(pa.struct([("name", pa.string()), ("type", pa.string()), ("pos", pa.list_(pa.int64()))]))),
-])
+_B2NERD_SCHEMA = pa.schema(
+    [
+        ("sentence", pa.string()),
+        (
+            "entities",
+            pa.list_(pa.struct([("name", pa.string()), ("type", pa.string()), ("pos", pa.list_(pa.int64()))])),
+        ),
+    ]
+)
 _JSON_WHITESPACE = np.zeros(256, dtype=bool)
 _JSON_WHITESPACE[list(b" \t\r\n")] = True
 
@@ -551,16 +578,18 @@ def _read_b2nerd_lines(path: Path, spec: FormatSpec, batch_bytes: int) -> Iterat
         # (rare in JSON lines) need a closer look.
         maybe_blank = (ends == starts) | _JSON_WHITESPACE[data[np.minimum(starts, max(len(data) - 1, 0))]]
         for index in np.flatnonzero(maybe_blank & (ends > starts)):
-            maybe_blank[index] = not chunk[starts[index]:ends[index]].strip()
+            maybe_blank[index] = not chunk[starts[index] : ends[index]].strip()
         filled = np.flatnonzero(~maybe_blank)
         starts, ends = starts[filled], ends[filled]
-        records = pl.DataFrame({
-            "record": np.arange(next_record, next_record + len(filled), dtype=np.int64),
-            "line": filled.astype(np.int64) + first_line,
-        })
+        records = pl.DataFrame(
+            {
+                "record": np.arange(next_record, next_record + len(filled), dtype=np.int64),
+                "line": filled.astype(np.int64) + first_line,
+            }
+        )
 
-        def snippet(index: int) -> str:
-            return chunk[starts[index]:ends[index]].decode("utf-8", errors="replace").rstrip("\r")
+        def snippet(index: int, chunk: bytes = chunk, starts=starts, ends=ends) -> str:
+            return chunk[starts[index] : ends[index]].decode("utf-8", errors="replace").rstrip("\r")
 
         try:
             # A block must hold the longest line; parallel blocks otherwise.
@@ -573,10 +602,15 @@ def _read_b2nerd_lines(path: Path, spec: FormatSpec, batch_bytes: int) -> Iterat
             if table.num_rows != len(filled):
                 raise pa.ArrowInvalid(f"{table.num_rows} objects on {len(filled)} lines")
         except pa.ArrowInvalid:
-            raw = (_decode_line(record, line, snippet(index)) for index, (record, line) in enumerate(records.iter_rows()))
+            raw = (
+                _decode_line(record, line, snippet(index)) for index, (record, line) in enumerate(records.iter_rows())
+            )
             yield from _read_json_records(path, spec, raw, batch_bytes, first_record=next_record)
         else:
-            yield _b2nerd_batch(pl.concat([records, pl.from_arrow(table)], how="horizontal"), lambda record: snippet(record - next_record))
+            yield _b2nerd_batch(
+                pl.concat([records, pl.from_arrow(table)], how="horizontal"),
+                lambda record, first=next_record, show=snippet: show(record - first),
+            )
         next_record += len(filled)
 
 
@@ -586,32 +620,58 @@ def _b2nerd_batch(decoded: pl.DataFrame, snippet: Callable[[int], str]) -> Parse
     ``snippet(record)`` is the raw line of a record, asked only for the rejected ones.
     """
     spans = (
-        decoded.select("record", "entities").explode("entities").drop_nulls("entities").unnest("entities")
-        .with_columns(pl.col("pos").list.get(0, null_on_oob=True).alias("start"), pl.col("pos").list.get(1, null_on_oob=True).alias("end"))
+        decoded.select("record", "entities")
+        .explode("entities")
+        .drop_nulls("entities")
+        .unnest("entities")
+        .with_columns(
+            pl.col("pos").list.get(0, null_on_oob=True).alias("start"),
+            pl.col("pos").list.get(1, null_on_oob=True).alias("end"),
+        )
     )
     span_problem = (
-        pl.when(pl.col("pos").list.len().fill_null(0) != 2).then(pl.format("pos [{}] is not [start, end]", pl.col("pos").cast(pl.List(pl.String)).list.join(", ")))
-        .when(pl.col("name").is_null()).then(pl.lit("missing field 'name'"))
-        .when(pl.col("type").is_null()).then(pl.lit("missing field 'type'"))
+        pl.when(pl.col("pos").list.len().fill_null(0) != 2)
+        .then(pl.format("pos [{}] is not [start, end]", pl.col("pos").cast(pl.List(pl.String)).list.join(", ")))
+        .when(pl.col("name").is_null())
+        .then(pl.lit("missing field 'name'"))
+        .when(pl.col("type").is_null())
+        .then(pl.lit("missing field 'type'"))
     )
-    bad_spans = spans.select("record", span_problem.alias("problem")).drop_nulls("problem").group_by("record").agg(pl.col("problem").first())
+    bad_spans = (
+        spans.select("record", span_problem.alias("problem"))
+        .drop_nulls("problem")
+        .group_by("record")
+        .agg(pl.col("problem").first())
+    )
     problems = decoded.join(bad_spans, on="record", how="left").select(
-        "record", "line", "sentence",
-        pl.when(pl.col("sentence").is_null()).then(pl.lit("missing field 'sentence'"))
-        .when(pl.col("entities").is_null()).then(pl.lit("missing field 'entities'"))
-        .otherwise(pl.col("problem")).alias("reason"),
+        "record",
+        "line",
+        "sentence",
+        pl.when(pl.col("sentence").is_null())
+        .then(pl.lit("missing field 'sentence'"))
+        .when(pl.col("entities").is_null())
+        .then(pl.lit("missing field 'entities'"))
+        .otherwise(pl.col("problem"))
+        .alias("reason"),
     )
     good = problems.filter(pl.col("reason").is_null()).select("record", "line", pl.col("sentence").alias("text"))
     rejects = problems.filter(pl.col("reason").is_not_null()).select("record", "line", "reason")
-    rejects = rejects.with_columns(pl.Series("snippet", [snippet(record)[:SNIPPET_CHARS] for record in rejects["record"]], dtype=pl.String))
-    kept = spans.join(good.select("record"), on="record", how="semi").select("record", "start", "end", pl.col("type").alias("label"), pl.col("name").alias("mention"))
-    return ParsedBatch(samples=_attach_entities(good, kept), rejects=rejects.cast(REJECT_COLUMNS), records_read=decoded.height)
+    rejects = rejects.with_columns(
+        pl.Series("snippet", [snippet(record)[:SNIPPET_CHARS] for record in rejects["record"]], dtype=pl.String)
+    )
+    kept = spans.join(good.select("record"), on="record", how="semi").select(
+        "record", "start", "end", pl.col("type").alias("label"), pl.col("name").alias("mention")
+    )
+    return ParsedBatch(
+        samples=_attach_entities(good, kept), rejects=rejects.cast(REJECT_COLUMNS), records_read=decoded.height
+    )
 
 
 def _json_batch(columns: dict, span_columns: dict, rejects: dict, read: int) -> ParsedBatch:
     texts = pl.DataFrame(columns, schema={"record": pl.Int64, "line": pl.Int64, "text": pl.String})
     spans = pl.DataFrame(
-        span_columns, schema={"record": pl.Int64, "start": pl.Int64, "end": pl.Int64, "label": pl.String, "mention": pl.String}
+        span_columns,
+        schema={"record": pl.Int64, "start": pl.Int64, "end": pl.Int64, "label": pl.String, "mention": pl.String},
     )
     spans = spans.join(texts.select("record", "text"), on="record").with_columns(
         pl.col("mention").fill_null(pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")))
@@ -747,7 +807,10 @@ def _extract_ace(payload: dict, spec: FormatSpec):
             first = _offsets(entity[0], "token offset") - first_token
             last = _offsets(entity[1], "token offset") - first_token
             if not 0 <= first <= last < len(tokens):
-                raise BadRecord(f"entity {entity!r} outside its sentence (document tokens {first_token}..{first_token + len(tokens) - 1})")
+                raise BadRecord(
+                    f"entity {entity!r} outside its sentence "
+                    f"(document tokens {first_token}..{first_token + len(tokens) - 1})"
+                )
             spans.append((starts[first], starts[last] + len(tokens[last]), entity[2], None))
         yield spec.joiner.join(tokens), spans
         first_token += len(tokens)

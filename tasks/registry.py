@@ -7,9 +7,9 @@ folder of entries (``ingest.private_registry_dir``) adds to these.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -152,7 +152,9 @@ def ingested_datasets(manifest_file: str | Path) -> dict[str, IngestedDataset]:
     path = Path(manifest_file)
     if not path.is_file():
         raise RegistryError(f"{path}: missing (run the ingest stage first)")
-    rows = pl.read_parquet(path).filter(pl.col("samples_written") > 0).select("dataset", "role").unique().sort("dataset")
+    rows = (
+        pl.read_parquet(path).filter(pl.col("samples_written") > 0).select("dataset", "role").unique().sort("dataset")
+    )
     return {name: IngestedDataset(name, role) for name, role in rows.iter_rows()}
 
 
@@ -163,7 +165,9 @@ def select_datasets(registry: dict, selection: str | list[str]) -> list:
     """
     if isinstance(selection, str):
         if selection not in SELECTIONS:
-            raise RegistryError(f"unknown dataset selection {selection!r}; use one of {sorted(SELECTIONS)} or a list of names")
+            raise RegistryError(
+                f"unknown dataset selection {selection!r}; use one of {sorted(SELECTIONS)} or a list of names"
+            )
         description, chosen = SELECTIONS[selection]
         entries = [entry for entry in registry.values() if chosen(entry)]
         if not entries:

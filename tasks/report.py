@@ -25,7 +25,9 @@ class ReportOptions:
     metrics_dir: str = "data/metrics"
     out_file: str = "data/report/report.md"
     rows: int = 10  # rows shown per table
-    tables: dict[str, str] = shipped_default("report", "tables")  # title -> Parquet file, shown head-first in this order
+    tables: dict[str, str] = shipped_default(
+        "report", "tables"
+    )  # title -> Parquet file, shown head-first in this order
     paper: dict[str, str] = shipped_default("report", "paper")  # the comparison's input files (PaperInputs fields)
 
     def __post_init__(self) -> None:
@@ -40,6 +42,7 @@ class ReportOptions:
 
 def markdown_table(frame: pl.DataFrame) -> str:
     """``frame`` as a Markdown table; floats to 4 significant decimals, lists joined."""
+
     def cell(value) -> str:
         if isinstance(value, float):
             return f"{value:.4g}"
@@ -59,7 +62,12 @@ def metrics_section(metrics_dir: Path) -> list[str]:
     for path in sorted(metrics_dir.glob("*.json")):
         metrics = json.loads(path.read_text(encoding="utf-8"))
         flat = {key: value for key, value in metrics.items() if not isinstance(value, (dict, list))}
-        lines += [f"### {path.stem}", "", markdown_table(pl.DataFrame({"metric": list(flat), "value": [str(v) for v in flat.values()]})), ""]
+        lines += [
+            f"### {path.stem}",
+            "",
+            markdown_table(pl.DataFrame({"metric": list(flat), "value": [str(v) for v in flat.values()]})),
+            "",
+        ]
     return lines
 
 
@@ -79,7 +87,11 @@ def build_report(options: ReportOptions) -> str:
         lines.append("")
         if Path(path).exists():
             table = pl.read_parquet(path)
-            lines += [f"`{path}`: {table.height} rows; first {min(options.rows, table.height)}:", "", markdown_table(table.head(options.rows))]
+            lines += [
+                f"`{path}`: {table.height} rows; first {min(options.rows, table.height)}:",
+                "",
+                markdown_table(table.head(options.rows)),
+            ]
         else:
             lines.append(f"`{path}` is absent: its stage has not run.")
         lines.append("")

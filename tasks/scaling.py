@@ -32,8 +32,15 @@ from tasks.ablations import PipelineRecord, fetch_pipelines, latest_evaluated
 from tasks.files import write_atomic
 from tasks.tracking import tracking_options
 
-POINT_SCHEMA = {"strategy": pl.String, "k": pl.Int64, "samples_kept": pl.Int64, "f1_avg": pl.Float64, "f1_en_avg": pl.Float64,
-                "f1_zh_avg": pl.Float64, "experiment": pl.String}
+POINT_SCHEMA = {
+    "strategy": pl.String,
+    "k": pl.Int64,
+    "samples_kept": pl.Int64,
+    "f1_avg": pl.Float64,
+    "f1_en_avg": pl.Float64,
+    "f1_zh_avg": pl.Float64,
+    "experiment": pl.String,
+}
 
 
 SWEEP_AXES = ("prune.k", "prune.strategy")
@@ -42,7 +49,9 @@ UNRELATED_PREFIXES = ("prune_scaling.",)
 
 
 def one_sweep(records: list[PipelineRecord]) -> tuple[list[PipelineRecord], dict[str, str]]:
-    """The largest group of ``records`` that agree on every param they all logged, apart from the sweep axes; and why each other record is left out.
+    """The largest group of ``records`` that agree on every param they all logged, apart from the sweep axes.
+
+    Also returns why each other record is left out.
 
     A tie goes to the group with the newest run. Left-out experiments map to the params that set them apart.
     """
@@ -53,10 +62,17 @@ def one_sweep(records: list[PipelineRecord]) -> tuple[list[PipelineRecord], dict
     groups: dict[tuple, list[PipelineRecord]] = {}
     for record in records:
         groups.setdefault(tuple(record.params[key] for key in keys), []).append(record)
-    signature, sweep = max(groups.items(), key=lambda item: (len(item[1]), max(record.start_time for record in item[1])))
+    signature, sweep = max(
+        groups.items(), key=lambda item: (len(item[1]), max(record.start_time for record in item[1]))
+    )
     left_out = {
-        record.experiment: ", ".join(f"{key}={record.params[key]} (sweep: {value})" for key, value in zip(keys, signature) if record.params[key] != value)
-        for record in records if record not in sweep
+        record.experiment: ", ".join(
+            f"{key}={record.params[key]} (sweep: {value})"
+            for key, value in zip(keys, signature)
+            if record.params[key] != value
+        )
+        for record in records
+        if record not in sweep
     }
     return sweep, left_out
 
@@ -69,10 +85,14 @@ def scaling_points(pipelines: Iterable[PipelineRecord]) -> tuple[pl.DataFrame, d
     """
     logged, left_out = [], {}
     for record in latest_evaluated(pipelines)[0]:
-        if "samples_kept" in record.stage_metrics.get("prune", {}) and all(axis in record.params for axis in SWEEP_AXES):
+        if "samples_kept" in record.stage_metrics.get("prune", {}) and all(
+            axis in record.params for axis in SWEEP_AXES
+        ):
             logged.append(record)
         else:
-            left_out[record.experiment] = "no prune stage run logged (DVC restored it from the run cache, or it did not run)"
+            left_out[record.experiment] = (
+                "no prune stage run logged (DVC restored it from the run cache, or it did not run)"
+            )
     sweep, different = one_sweep(logged)
     left_out |= different
     newest: dict[tuple[str, int], PipelineRecord] = {}
@@ -83,8 +103,12 @@ def scaling_points(pipelines: Iterable[PipelineRecord]) -> tuple[pl.DataFrame, d
         newest[point] = record
     rows = [
         {
-            "strategy": strategy, "k": k, "samples_kept": int(record.stage_metrics["prune"]["samples_kept"]),
-            "f1_avg": record.metrics.get("f1/avg"), "f1_en_avg": record.metrics.get("f1/en_avg"), "f1_zh_avg": record.metrics.get("f1/zh_avg"),
+            "strategy": strategy,
+            "k": k,
+            "samples_kept": int(record.stage_metrics["prune"]["samples_kept"]),
+            "f1_avg": record.metrics.get("f1/avg"),
+            "f1_en_avg": record.metrics.get("f1/en_avg"),
+            "f1_zh_avg": record.metrics.get("f1/zh_avg"),
             "experiment": record.experiment,
         }
         for (strategy, k), record in newest.items()
@@ -105,7 +129,11 @@ def plot_points(points: pl.DataFrame, path: Path) -> None:
         for kept, f1, k in zip(group["samples_kept"], group["f1_avg"], group["k"]):
             axis.annotate(f"k={k}", (kept, f1), textcoords="offset points", xytext=(3, 3), fontsize=7)
     axis.set_xscale("log")
-    axis.set(xlabel="training samples after pruning", ylabel="strict micro-F1, average over datasets", title="Data scaling (B2NERD figure 5)")
+    axis.set(
+        xlabel="training samples after pruning",
+        ylabel="strict micro-F1, average over datasets",
+        title="Data scaling (B2NERD figure 5)",
+    )
     axis.legend(title="prune.strategy")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,8 +144,14 @@ def plot_points(points: pl.DataFrame, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     defaults = tracking_options()
     parser = argparse.ArgumentParser(prog="python -m tasks.scaling", description=__doc__.split("\n")[0])
-    parser.add_argument("--tracking-uri", default=defaults.tracking_uri, help=f"default: params.yaml mlflow.tracking_uri ({defaults.tracking_uri})")
-    parser.add_argument("--experiment", default=defaults.experiment, help=f"MLflow experiment (default {defaults.experiment})")
+    parser.add_argument(
+        "--tracking-uri",
+        default=defaults.tracking_uri,
+        help=f"default: params.yaml mlflow.tracking_uri ({defaults.tracking_uri})",
+    )
+    parser.add_argument(
+        "--experiment", default=defaults.experiment, help=f"MLflow experiment (default {defaults.experiment})"
+    )
     parser.add_argument("--plot", type=Path, help="write the figure to this PNG file")
     parser.add_argument("--csv", type=Path, help="write the points to this CSV file")
     args = parser.parse_args(argv)
@@ -131,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     for experiment, reason in sorted(left_out.items()):
         print(f"left out {experiment}: {reason}")
     if points.is_empty():
-        print(f"scaling: no evaluated pipeline run in {args.experiment!r} at {args.tracking_uri} logged its pruning", file=sys.stderr)
+        print(
+            f"scaling: no evaluated pipeline run in {args.experiment!r} at {args.tracking_uri} logged its pruning",
+            file=sys.stderr,
+        )
         return 1
     with pl.Config(tbl_rows=-1, tbl_hide_dataframe_shape=True):
         print(points)

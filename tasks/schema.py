@@ -62,7 +62,11 @@ REJECT_SCHEMA = pa.schema(
     ]
 )
 
-PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_page_checksum": True}  # checksums: a flipped byte fails the read
+PARQUET_OPTIONS = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "write_page_checksum": True,
+}  # checksums: a flipped byte fails the read
 
 
 class InvalidSamplesError(ValueError):
@@ -76,9 +80,7 @@ def sample_problems(samples: pl.DataFrame) -> pl.DataFrame:
     with ``start < end``, ``mention == text[start:end]``, non-empty label.
     """
     rows = samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "text", "entities")
-    empty_text = rows.filter(pl.col("text").str.len_chars() == 0).select(
-        "row", pl.lit("empty text").alias("reason")
-    )
+    empty_text = rows.filter(pl.col("text").str.len_chars() == 0).select("row", pl.lit("empty text").alias("reason"))
     spans = (
         rows.explode("entities")
         .drop_nulls("entities")
@@ -91,7 +93,11 @@ def sample_problems(samples: pl.DataFrame) -> pl.DataFrame:
         pl.when(~in_range)
         .then(pl.format("span out of range: [{}, {}) in text of {} chars", "start", "end", "length"))
         .when(covered != pl.col("mention"))
-        .then(pl.format("mention/offset mismatch: mention '{}' but text[{}:{}] is '{}'", "mention", "start", "end", covered))
+        .then(
+            pl.format(
+                "mention/offset mismatch: mention '{}' but text[{}:{}] is '{}'", "mention", "start", "end", covered
+            )
+        )
         .when(pl.col("label").str.strip_chars() == "")
         .then(pl.lit("empty label"))
     )
@@ -112,23 +118,38 @@ def with_nested_flag(samples: pl.DataFrame) -> pl.DataFrame:
     start, a sample is nested iff two neighbours overlap (if any entity overlaps an earlier
     one, the entity right after that earlier one overlaps it too).
     """
+
     def flat(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "entities").explode("entities").unnest("entities")
+        return (
+            frame.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "entities")
+            .explode("entities")
+            .unnest("entities")
+        )
 
     row = pl.int_range(pl.len(), dtype=pl.Int64)
     same_sample = pl.col("row") == pl.col("row").shift(1)
     earlier = {name: pl.col(name).shift(1) for name in ("start", "end", "label")}
     out_of_order = same_sample & (
         (pl.col("start") < earlier["start"])
-        | ((pl.col("start") == earlier["start"]) & ((pl.col("end") < earlier["end"]) | ((pl.col("end") == earlier["end"]) & (pl.col("label") < earlier["label"]))))
+        | (
+            (pl.col("start") == earlier["start"])
+            & (
+                (pl.col("end") < earlier["end"])
+                | ((pl.col("end") == earlier["end"]) & (pl.col("label") < earlier["label"]))
+            )
+        )
     )
     entities = flat(samples)
     unsorted = entities.filter(out_of_order)["row"].unique()
     if unsorted.len():
         by_position = pl.col("entities").list.eval(
-            pl.element().sort_by(pl.element().struct.field("start"), pl.element().struct.field("end"), pl.element().struct.field("label"))
+            pl.element().sort_by(
+                pl.element().struct.field("start"), pl.element().struct.field("end"), pl.element().struct.field("label")
+            )
         )
-        samples = samples.with_columns(pl.when(row.is_in(unsorted.implode())).then(by_position).otherwise("entities").alias("entities"))
+        samples = samples.with_columns(
+            pl.when(row.is_in(unsorted.implode())).then(by_position).otherwise("entities").alias("entities")
+        )
         entities = flat(samples)
     overlapping = entities.filter(same_sample & (pl.col("start") < earlier["end"]))["row"].unique()
     return samples.with_columns(row.is_in(overlapping.implode()).alias("nested"))
@@ -177,7 +198,7 @@ class SampleWriter:
         self._writer.close()
         self._target.close()
 
-    def __enter__(self) -> "SampleWriter":
+    def __enter__(self) -> SampleWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -218,7 +239,10 @@ def read_samples(path: Path | str, schema: pa.Schema = SAMPLE_SCHEMA) -> pl.Data
 
 
 def first_split(samples_dir: Path, dataset: str, splits: list[str]) -> tuple[str, Path] | None:
-    """The first of ``splits`` whose ``<samples_dir>/<dataset>/<split>.parquet`` exists, with its path; None if none does."""
+    """The first of ``splits`` whose ``<samples_dir>/<dataset>/<split>.parquet`` exists, with its path.
+
+    None if none does.
+    """
     for split in splits:
         path = Path(samples_dir) / dataset / f"{split}.parquet"
         if path.is_file():

@@ -61,7 +61,9 @@ def parse_predictions(samples: pl.DataFrame) -> pl.DataFrame:
     for prediction, label_set, text, lang, starts, ends, labels in columns.iter_rows():
         parsed = parse_answer(prediction, label_set or [], text, lang)
         located = locate_mentions(parsed.pairs, text, lang, zip(starts or [], ends or [], labels or []))
-        preds.append([{"label": label, "mention": mention, "start": start, "end": end} for label, mention, start, end in located])
+        preds.append(
+            [{"label": label, "mention": mention, "start": start, "end": end} for label, mention, start, end in located]
+        )
         for kind in ISSUE_KINDS:
             issues[kind].append(parsed.issues[kind])
     return samples.with_columns(
@@ -71,20 +73,30 @@ def parse_predictions(samples: pl.DataFrame) -> pl.DataFrame:
 
 
 def _units(samples: pl.DataFrame, column: str, mode: str) -> pl.DataFrame:
-    """One row per scoring unit of ``column`` (gold ``entities`` or ``pred``): dataset, sample_id, label, match_label, unit."""
+    """One row per scoring unit of ``column`` (gold ``entities`` or ``pred``).
+
+    Columns: dataset, sample_id, label, match_label, unit.
+    """
     rows = samples.select("dataset", "sample_id", column).explode(column).drop_nulls(column).unnest(column)
     labels = rows["label"].to_list()
     if mode == "string":
         units = [unit_key(mention) for mention in rows["mention"].to_list()]
     else:
         # An unlocated prediction gets a unit no gold span has, so it can only be a false positive.
-        units = [f"{s}:{e}" if s is not None else f"unlocated:{i}" for i, (s, e) in enumerate(zip(rows["start"].to_list(), rows["end"].to_list()))]
+        units = [
+            f"{s}:{e}" if s is not None else f"unlocated:{i}"
+            for i, (s, e) in enumerate(zip(rows["start"].to_list(), rows["end"].to_list()))
+        ]
     frame = rows.select("dataset", "sample_id", "label").with_columns(
         pl.Series("match_label", [unit_key(label) for label in labels], dtype=pl.String),
         pl.Series("unit", units, dtype=pl.String),
     )
     # String mode scores sets: a pair repeated in one sample is one unit.
-    return frame.unique(["sample_id", "match_label", "unit"], keep="first", maintain_order=True) if mode == "string" else frame
+    return (
+        frame.unique(["sample_id", "match_label", "unit"], keep="first", maintain_order=True)
+        if mode == "string"
+        else frame
+    )
 
 
 def count_by_type(samples: pl.DataFrame, mode: str) -> pl.DataFrame:
@@ -99,8 +111,16 @@ def count_by_type(samples: pl.DataFrame, mode: str) -> pl.DataFrame:
         gold.join(pred.select(keys), on=keys, how="anti").group_by("dataset", "label").len("fn"),
         pred.join(gold.select(keys), on=keys, how="anti").group_by("dataset", "label").len("fp"),
     ]
-    counts = pl.concat(parts, how="diagonal").group_by("dataset", "label").agg(pl.col(c).sum().cast(pl.Int64) for c in COUNT_COLUMNS)
-    return counts.with_columns(pl.lit(mode).alias("mode")).select("dataset", "mode", "label", *COUNT_COLUMNS).sort("dataset", "label")
+    counts = (
+        pl.concat(parts, how="diagonal")
+        .group_by("dataset", "label")
+        .agg(pl.col(c).sum().cast(pl.Int64) for c in COUNT_COLUMNS)
+    )
+    return (
+        counts.with_columns(pl.lit(mode).alias("mode"))
+        .select("dataset", "mode", "label", *COUNT_COLUMNS)
+        .sort("dataset", "label")
+    )
 
 
 def with_prf(counts: pl.DataFrame) -> pl.DataFrame:
@@ -133,18 +153,27 @@ def score(samples: pl.DataFrame, modes: tuple[str, ...] = MODES) -> tuple[pl.Dat
         .join(per_dataset, on="dataset")
     )
     order = ["dataset", "lang", "mode", "samples", *COUNT_COLUMNS]
-    by_dataset = with_prf(by_dataset.select(*order, *(f"issue_{kind}" for kind in ISSUE_KINDS))).sort("mode", "lang", "dataset")
+    by_dataset = with_prf(by_dataset.select(*order, *(f"issue_{kind}" for kind in ISSUE_KINDS))).sort(
+        "mode", "lang", "dataset"
+    )
     return by_dataset, with_prf(by_type)
 
 
 def averages(by_dataset: pl.DataFrame) -> pl.DataFrame:
     """Unweighted mean F1 over datasets per (mode, scope) with scope ``en``, ``zh`` and ``all``."""
-    per_lang = by_dataset.group_by("mode", "lang").agg(pl.col("f1").mean(), pl.len().alias("datasets")).rename({"lang": "scope"})
-    overall = by_dataset.group_by("mode").agg(pl.lit("all").alias("scope"), pl.col("f1").mean(), pl.len().alias("datasets"))
+    per_lang = (
+        by_dataset.group_by("mode", "lang")
+        .agg(pl.col("f1").mean(), pl.len().alias("datasets"))
+        .rename({"lang": "scope"})
+    )
+    overall = by_dataset.group_by("mode").agg(
+        pl.lit("all").alias("scope"), pl.col("f1").mean(), pl.len().alias("datasets")
+    )
     return pl.concat([per_lang, overall.select(per_lang.columns)]).sort("mode", "scope")
 
 
 # Summaries of one evaluation: flat DVC/MLflow metrics, plot tables, the markdown report.
+
 
 def flat_metrics(by_dataset: pl.DataFrame, error_totals: dict[str, int], primary_mode: str) -> dict[str, float]:
     """``f1/<dataset>``, ``f1/en_avg``, ``f1/zh_avg``, ``f1/avg`` of the primary mode (``f1_<mode>/...``
@@ -153,7 +182,9 @@ def flat_metrics(by_dataset: pl.DataFrame, error_totals: dict[str, int], primary
     for mode in by_dataset["mode"].unique().sort().to_list():
         prefix = "f1" if mode == primary_mode else f"f1_{mode}"
         rows = by_dataset.filter(pl.col("mode") == mode)
-        metrics.update({f"{prefix}/{dataset}": round(f1, 4) for dataset, f1 in rows.select("dataset", "f1").iter_rows()})
+        metrics.update(
+            {f"{prefix}/{dataset}": round(f1, 4) for dataset, f1 in rows.select("dataset", "f1").iter_rows()}
+        )
         for scope, f1 in averages(rows).select("scope", "f1").iter_rows():
             metrics[f"{prefix}/{'avg' if scope == 'all' else scope + '_avg'}"] = round(f1, 4)
     metrics.update({f"errta/{error_type}": count for error_type, count in error_totals.items()})
@@ -163,31 +194,60 @@ def flat_metrics(by_dataset: pl.DataFrame, error_totals: dict[str, int], primary
     return metrics
 
 
-def plot_tables(by_dataset: pl.DataFrame, error_totals: dict[str, int], primary_mode: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def plot_tables(
+    by_dataset: pl.DataFrame, error_totals: dict[str, int], primary_mode: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Bar-chart data for ``dvc plots``: F1 per dataset (primary mode) and the count per ERRTA error type."""
-    f1 = by_dataset.filter(pl.col("mode") == primary_mode).select("dataset", "lang", pl.col("f1").round(2)).sort("lang", "dataset")
-    errors = pl.DataFrame({"error_type": list(error_totals), "count": list(error_totals.values())}, schema={"error_type": pl.String, "count": pl.Int64})
+    f1 = (
+        by_dataset.filter(pl.col("mode") == primary_mode)
+        .select("dataset", "lang", pl.col("f1").round(2))
+        .sort("lang", "dataset")
+    )
+    errors = pl.DataFrame(
+        {"error_type": list(error_totals), "count": list(error_totals.values())},
+        schema={"error_type": pl.String, "count": pl.Int64},
+    )
     return f1, errors
 
 
 def _markdown_table(frame: pl.DataFrame) -> str:
     header = "| " + " | ".join(frame.columns) + " |\n| " + " | ".join("---" for _ in frame.columns) + " |\n"
-    cells = (("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v).replace("|", "\\|").replace("\n", " ") for v in row) + " |") for row in frame.iter_rows())
+    cells = (
+        (
+            "| "
+            + " | ".join(
+                f"{v:.2f}" if isinstance(v, float) else str(v).replace("|", "\\|").replace("\n", " ") for v in row
+            )
+            + " |"
+        )
+        for row in frame.iter_rows()
+    )
     return header + "\n".join(cells) + "\n"
 
 
-def report_markdown(by_dataset: pl.DataFrame, error_totals: dict[str, int], counts: pl.DataFrame, examples: pl.DataFrame, primary_mode: str) -> str:
+def report_markdown(
+    by_dataset: pl.DataFrame,
+    error_totals: dict[str, int],
+    counts: pl.DataFrame,
+    examples: pl.DataFrame,
+    primary_mode: str,
+) -> str:
     """The evaluation report: F1 per dataset and mode, averages, parse issues, ERRTA counts, distribution, examples."""
     f1_wide = by_dataset.pivot("mode", index=["dataset", "lang", "samples"], values="f1").sort("lang", "dataset")
-    issues = by_dataset.filter(pl.col("mode") == primary_mode).select("dataset", *(f"issue_{kind}" for kind in ISSUE_KINDS))
+    issues = by_dataset.filter(pl.col("mode") == primary_mode).select(
+        "dataset", *(f"issue_{kind}" for kind in ISSUE_KINDS)
+    )
     top_categories = (
-        counts.group_by("error_type", "category").agg(pl.col("count").sum())
+        counts.group_by("error_type", "category")
+        .agg(pl.col("count").sum())
         .sort(["error_type", "count", "category"], descending=[False, True, False])
-        .group_by("error_type", maintain_order=True).head(5)
+        .group_by("error_type", maintain_order=True)
+        .head(5)
     )
     sections = [
         "# Evaluation report\n",
-        f"Strict micro-F1 (percent). Primary mode: `{primary_mode}`. `string`: per sample the set of `label: mention` pairs "
+        f"Strict micro-F1 (percent). Primary mode: `{primary_mode}`. "
+        "`string`: per sample the set of `label: mention` pairs "
         "(the paper's evaluator); `span`: mentions located at character offsets, repeated mentions counted.\n",
         _markdown_table(f1_wide),
         "## Averages (unweighted over datasets)\n",
@@ -201,6 +261,10 @@ def report_markdown(by_dataset: pl.DataFrame, error_totals: dict[str, int], coun
         "## Error distribution: most affected categories per type\n",
         _markdown_table(top_categories),
         "## Typical examples\n",
-        _markdown_table(examples.select("error_type", "category", "sample_id", "gold", "predicted", pl.col("text").str.slice(0, 120))),
+        _markdown_table(
+            examples.select(
+                "error_type", "category", "sample_id", "gold", "predicted", pl.col("text").str.slice(0, 120)
+            )
+        ),
     ]
     return "\n".join(sections)

@@ -45,10 +45,18 @@ _SPACED_WORD_CHAR = np.array([chr(code).isalnum() for code in range(0x3000)] + [
 PAIR_LABEL = ["source", "target", "label_key"]
 OUTCOME_GROUP = ["mention_id", "label_key", "outcome", "target_label"]
 # Occurrences counted per (pair, label, mention, outcome, target label), with the first few as example sentences.
-GROUPED_SCHEMA = pl.Schema({
-    "source": pl.String, "target": pl.String, "label_key": pl.String, "mention_id": pl.Int64, "outcome": pl.String,
-    "target_label": pl.String, "count": pl.UInt32, "examples": pl.List(pl.String),
-})
+GROUPED_SCHEMA = pl.Schema(
+    {
+        "source": pl.String,
+        "target": pl.String,
+        "label_key": pl.String,
+        "mention_id": pl.Int64,
+        "outcome": pl.String,
+        "target_label": pl.String,
+        "count": pl.UInt32,
+        "examples": pl.List(pl.String),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,9 @@ def labelled_entities(samples: pl.DataFrame, synonyms: dict[str, str]) -> pl.Dat
 
 def shared_label_pairs(entities: pl.DataFrame) -> pl.DataFrame:
     """Ordered dataset pairs sharing a label key: ``(source, target, label_key, source_labels, target_labels)``."""
-    labels = entities.group_by("dataset", "label_key").agg(pl.col("label").unique().sort().str.join(", ").alias("labels"))
+    labels = entities.group_by("dataset", "label_key").agg(
+        pl.col("label").unique().sort().str.join(", ").alias("labels")
+    )
     return (
         labels.join(labels, on="label_key", suffix="_target")
         .filter(pl.col("dataset") != pl.col("dataset_target"))
@@ -136,7 +146,10 @@ def screened_mentions(entities: pl.DataFrame, pairs: pl.DataFrame, min_chars: in
     shared = pairs.select(pl.col("source").alias("dataset"), "label_key").unique()
     by_source = (
         entities.join(shared, on=["dataset", "label_key"], how="semi")
-        .filter((pl.col("mention").str.len_chars() >= min_chars) & ~pl.col("mention").str.contains(TEXT_SEPARATOR, literal=True))
+        .filter(
+            (pl.col("mention").str.len_chars() >= min_chars)
+            & ~pl.col("mention").str.contains(TEXT_SEPARATOR, literal=True)
+        )
         .select("mention", pl.col("dataset").alias("source"), "label_key")
         .unique()
     )
@@ -160,7 +173,9 @@ def text_offsets(texts: pl.DataFrame) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths)])
 
 
-def find_occurrences(texts: pl.DataFrame, automaton: ahocorasick.Automaton, mention_chars: np.ndarray, wanted: np.ndarray) -> pl.DataFrame:
+def find_occurrences(
+    texts: pl.DataFrame, automaton: ahocorasick.Automaton, mention_chars: np.ndarray, wanted: np.ndarray
+) -> pl.DataFrame:
     """Every whole-word occurrence of a wanted mention in ``texts(row, text)``: ``(row, start, end, mention_id)``.
 
     ``mention_chars[id]`` is the length of mention ``id``; ``wanted[id]`` says whether to keep it.
@@ -174,7 +189,9 @@ def find_occurrences(texts: pl.DataFrame, automaton: ahocorasick.Automaton, ment
     start = last_char + 1 - mention_chars[mention_id]
     end = last_char + 1
     code_points = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
-    word_char = np.append(_SPACED_WORD_CHAR[np.minimum(code_points, len(_SPACED_WORD_CHAR) - 1)], False)  # [-1] past either end
+    word_char = np.append(
+        _SPACED_WORD_CHAR[np.minimum(code_points, len(_SPACED_WORD_CHAR) - 1)], False
+    )  # [-1] past either end
     whole_word = ~(word_char[start] & word_char[start - 1]) & ~(word_char[end - 1] & word_char[end])
     start, end, mention_id = start[whole_word], end[whole_word], mention_id[whole_word]
     text_starts = text_offsets(texts)
@@ -204,7 +221,9 @@ def touching_entity(occurrences: pl.DataFrame, entities: pl.DataFrame, texts: pl
         return base + frame["start"].to_numpy(), base + frame["end"].to_numpy()
 
     entity_start, entity_end = laid_out(entities)
-    depth = np.cumsum(np.bincount(entity_start, minlength=offsets[-1] + 1) - np.bincount(entity_end, minlength=offsets[-1] + 1))
+    depth = np.cumsum(
+        np.bincount(entity_start, minlength=offsets[-1] + 1) - np.bincount(entity_end, minlength=offsets[-1] + 1)
+    )
     covered_before = np.concatenate([[0], np.cumsum(depth > 0)])
     start, end = laid_out(occurrences)
     return covered_before[end] > covered_before[start]
@@ -217,16 +236,29 @@ def classify(occurrences: pl.DataFrame, entities: pl.DataFrame) -> pl.DataFrame:
     of its sample, in the order of :data:`OUTCOMES`; ``target_label`` is that entity's label.
     """
     keyed = occurrences.with_row_index("occurrence")
-    touching = keyed.select("occurrence", "row", "start", "end", "label_key").join(
-        entities.select("row", pl.col("start").alias("e_start"), pl.col("end").alias("e_end"), "label", pl.col("label_key").alias("e_key")),
-        on="row",
-    ).filter((pl.col("e_start") < pl.col("end")) & (pl.col("e_end") > pl.col("start")))
+    touching = (
+        keyed.select("occurrence", "row", "start", "end", "label_key")
+        .join(
+            entities.select(
+                "row",
+                pl.col("start").alias("e_start"),
+                pl.col("end").alias("e_end"),
+                "label",
+                pl.col("label_key").alias("e_key"),
+            ),
+            on="row",
+        )
+        .filter((pl.col("e_start") < pl.col("end")) & (pl.col("e_end") > pl.col("start")))
+    )
     exact = (pl.col("e_start") == pl.col("start")) & (pl.col("e_end") == pl.col("end"))
     covering = (pl.col("e_start") <= pl.col("start")) & (pl.col("e_end") >= pl.col("end"))
     relation = (
-        pl.when(exact & (pl.col("e_key") == pl.col("label_key"))).then(CONSISTENT)
-        .when(exact).then(WRONG_CATEGORY)
-        .when(covering).then(INSIDE_LARGER)
+        pl.when(exact & (pl.col("e_key") == pl.col("label_key")))
+        .then(CONSISTENT)
+        .when(exact)
+        .then(WRONG_CATEGORY)
+        .when(covering)
+        .then(INSIDE_LARGER)
         .otherwise(PARTIALLY_EXTRACTED)
     )
     strongest = (
@@ -237,7 +269,10 @@ def classify(occurrences: pl.DataFrame, entities: pl.DataFrame) -> pl.DataFrame:
     return (
         keyed.join(strongest, on="occurrence", how="left")
         .with_columns(
-            pl.col("code").fill_null(NOT_EXTRACTED).replace_strict(list(range(len(OUTCOMES))), OUTCOMES).alias("outcome"),
+            pl.col("code")
+            .fill_null(NOT_EXTRACTED)
+            .replace_strict(list(range(len(OUTCOMES))), OUTCOMES)
+            .alias("outcome"),
             pl.col("label").alias("target_label"),
         )
         .drop("occurrence", "code", "label")
@@ -258,8 +293,10 @@ def with_examples(grouped: pl.DataFrame, texts: pl.DataFrame) -> pl.DataFrame:
         .join(texts.select("row", "text"), on="row")
     )
     bracketed = pl.concat_str(
-        pl.col("text").str.slice(0, pl.col("start")), pl.lit("[["),
-        pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")), pl.lit("]]"),
+        pl.col("text").str.slice(0, pl.col("start")),
+        pl.lit("[["),
+        pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")),
+        pl.lit("]]"),
         pl.col("text").str.slice(pl.col("end")),
     )
     examples = shown.group_by("group").agg(bracketed.alias("examples"))
@@ -296,11 +333,17 @@ def screen_target(
     def count(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
         return frame.group_by(by).agg(pl.len().alias("count"), pl.col("row", "start", "end").head(examples))
 
-    untouched = count(occurrences.filter(~touched), ["mention_id"]).join(mention_keys, on="mention_id").with_columns(
-        pl.lit("not_extracted").alias("outcome"), pl.lit(None, dtype=pl.String).alias("target_label")
+    untouched = (
+        count(occurrences.filter(~touched), ["mention_id"])
+        .join(mention_keys, on="mention_id")
+        .with_columns(pl.lit("not_extracted").alias("outcome"), pl.lit(None, dtype=pl.String).alias("target_label"))
     )
-    classified = classify(occurrences.filter(touched).join(mention_keys, on="mention_id"), target_entities).filter(pl.col("outcome") != "inside_larger")
-    grouped = pl.concat([count(classified, OUTCOME_GROUP), untouched.select(*OUTCOME_GROUP, "count", "row", "start", "end")])
+    classified = classify(occurrences.filter(touched).join(mention_keys, on="mention_id"), target_entities).filter(
+        pl.col("outcome") != "inside_larger"
+    )
+    grouped = pl.concat(
+        [count(classified, OUTCOME_GROUP), untouched.select(*OUTCOME_GROUP, "count", "row", "start", "end")]
+    )
     fanned_out = (
         with_examples(grouped, target_texts)
         .join(keys, on=["mention_id", "label_key"])
@@ -317,7 +360,9 @@ def conflict_table(grouped: pl.DataFrame, names: pl.Series) -> pl.DataFrame:
     Sorted by pair and label, then largest count; ``mention_id`` order is the mentions' order.
     """
     inconsistent = grouped.filter(pl.col("outcome").is_in(INCONSISTENT)).sort(
-        PAIR_LABEL + ["count", "mention_id", "outcome", "target_label"], descending=[False, False, False, True, False, False, False], nulls_last=True
+        PAIR_LABEL + ["count", "mention_id", "outcome", "target_label"],
+        descending=[False, False, False, True, False, False, False],
+        nulls_last=True,
     )
     return inconsistent.with_columns(names.gather(inconsistent["mention_id"]).alias("mention")).select(
         PAIR_LABEL + ["mention", "outcome", "target_label", "count", "examples"]
@@ -333,7 +378,11 @@ def wilson_lower_bound(successes: pl.Expr, trials: pl.Expr, z: float = 1.96) -> 
 
 
 def summary_table(
-    grouped: pl.DataFrame, pairs: pl.DataFrame, conflicts: pl.DataFrame, min_support: int, relabel_min_share: float = 0.5
+    grouped: pl.DataFrame,
+    pairs: pl.DataFrame,
+    conflicts: pl.DataFrame,
+    min_support: int,
+    relabel_min_share: float = 0.5,
 ) -> pl.DataFrame:
     """Outcome counts and inconsistency per ``(source, target, label_key)``, ranked two ways.
 
@@ -349,19 +398,29 @@ def summary_table(
         .agg(
             pl.col("mention_id").n_unique().alias("mentions_found"),
             pl.col("count").sum().cast(pl.Int64).alias("occurrences"),
-            *(pl.col("count").filter(pl.col("outcome") == outcome).sum().cast(pl.Int64).alias(outcome) for outcome in ("consistent", *INCONSISTENT)),
+            *(
+                pl.col("count").filter(pl.col("outcome") == outcome).sum().cast(pl.Int64).alias(outcome)
+                for outcome in ("consistent", *INCONSISTENT)
+            ),
         )
         .with_columns(
             (1 - pl.col("consistent") / pl.col("occurrences")).alias("inconsistency"),
-            wilson_lower_bound(pl.col("occurrences") - pl.col("consistent"), pl.col("occurrences")).alias("inconsistency_lower"),
+            wilson_lower_bound(pl.col("occurrences") - pl.col("consistent"), pl.col("occurrences")).alias(
+                "inconsistency_lower"
+            ),
             (pl.col("wrong_category") / pl.col("occurrences")).alias("wrong_category_share"),
         )
     )
-    top_conflict = conflicts.group_by(PAIR_LABEL + ["outcome", "target_label"]).agg(pl.col("count").sum()).sort(
-        "count", "outcome", "target_label", descending=[True, False, False], nulls_last=True
-    ).group_by(PAIR_LABEL, maintain_order=True).first().select(
-        *PAIR_LABEL,
-        pl.format("{} as {} ({})", "outcome", pl.col("target_label").fill_null("-"), "count").alias("top_conflict"),
+    top_conflict = (
+        conflicts.group_by(PAIR_LABEL + ["outcome", "target_label"])
+        .agg(pl.col("count").sum())
+        .sort("count", "outcome", "target_label", descending=[True, False, False], nulls_last=True)
+        .group_by(PAIR_LABEL, maintain_order=True)
+        .first()
+        .select(
+            *PAIR_LABEL,
+            pl.format("{} as {} ({})", "outcome", pl.col("target_label").fill_null("-"), "count").alias("top_conflict"),
+        )
     )
     supported = pl.col("occurrences") >= min_support
     relabel = supported & (pl.col("wrong_category_share") >= relabel_min_share)
@@ -386,22 +445,36 @@ def screen(samples: pl.DataFrame, synonyms: dict[str, str], options: ScreenOptio
     names, mentions = screened_mentions(entities, pairs, options.min_mention_chars)
     automaton = build_automaton(names)
     mention_chars = names.str.len_chars().cast(pl.Int64).to_numpy()
-    texts = samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "dataset", "text").partition_by("dataset", as_dict=True)
+    texts = samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "dataset", "text").partition_by(
+        "dataset", as_dict=True
+    )
     entities_of = entities.partition_by("dataset", as_dict=True)
     # Who annotates each mention with each key, gathered once per key: a target searches the
     # mentions of its keys that some other dataset annotates.
     keys = (
         mentions.group_by("mention_id", "label_key")
         .agg(pl.col("source").alias("sources"))
-        .with_columns(pl.when(pl.col("sources").list.len() == 1).then(pl.col("sources").list.first()).alias("sole_source"))
+        .with_columns(
+            pl.when(pl.col("sources").list.len() == 1).then(pl.col("sources").list.first()).alias("sole_source")
+        )
     )
     keys_of = keys.partition_by("label_key", as_dict=True)
+
     def screen_one(target: str) -> pl.DataFrame:
         target_entities = entities_of[(target,)]
-        target_keys = pl.concat(
-            [keys.clear(), *(keys_of[(key,)] for key in target_entities["label_key"].unique().sort() if (key,) in keys_of)]
-        ).filter(pl.col("sole_source").ne_missing(target)).drop("sole_source")
-        return screen_target(texts[(target,)], target_entities, target_keys, automaton, mention_chars, options.examples_per_conflict)
+        target_keys = (
+            pl.concat(
+                [
+                    keys.clear(),
+                    *(keys_of[(key,)] for key in target_entities["label_key"].unique().sort() if (key,) in keys_of),
+                ]
+            )
+            .filter(pl.col("sole_source").ne_missing(target))
+            .drop("sole_source")
+        )
+        return screen_target(
+            texts[(target,)], target_entities, target_keys, automaton, mention_chars, options.examples_per_conflict
+        )
 
     # Two targets at a time: the automaton scan holds the GIL, the polars and numpy work of
     # the other target does not, so the two overlap on two cores.
@@ -409,7 +482,10 @@ def screen(samples: pl.DataFrame, synonyms: dict[str, str], options: ScreenOptio
         per_target = list(pool.map(screen_one, pairs["target"].unique().sort().to_list()))
     grouped = pl.concat([pl.DataFrame(schema=GROUPED_SCHEMA), *per_target])
     conflicts = conflict_table(grouped, names)
-    return ScreenResult(conflicts=conflicts, summary=summary_table(grouped, pairs, conflicts, options.min_support, options.relabel_min_share))
+    return ScreenResult(
+        conflicts=conflicts,
+        summary=summary_table(grouped, pairs, conflicts, options.min_support, options.relabel_min_share),
+    )
 
 
 def write_screen_outputs(result: ScreenResult, staging: Path, metrics_file: Path) -> dict:
@@ -439,12 +515,14 @@ def report_markdown(result: ScreenResult, options: ScreenOptions, detailed_rows:
         "# Conflict screening",
         f"Pairs and labels with at least {options.min_support} occurrences, most inconsistent first.",
         "",
-        "| rank | source → target | label (source / target) | occurrences | consistent | wrong category | partial | not extracted | inconsistency | top conflict |",
+        "| rank | source → target | label (source / target) | occurrences | consistent | wrong category | partial "
+        "| not extracted | inconsistency | top conflict |",
         "|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in ranked.iter_rows(named=True):
         lines.append(
-            f"| {row['rank']} | {row['source']} → {row['target']} | {row['label_key']} ({row['source_labels']} / {row['target_labels']}) "
+            f"| {row['rank']} | {row['source']} → {row['target']} "
+            f"| {row['label_key']} ({row['source_labels']} / {row['target_labels']}) "
             f"| {row['occurrences']} | {row['consistent']} | {row['wrong_category']} | {row['partially_extracted']} "
             f"| {row['not_extracted']} | {row['inconsistency']:.0%} | {row['top_conflict'] or '-'} |"
         )
@@ -452,23 +530,31 @@ def report_markdown(result: ScreenResult, options: ScreenOptions, detailed_rows:
     lines += [
         "",
         "## Relabel conflicts",
-        f"The target gives at least {options.relabel_min_share:.0%} of the found spans another label; most occurrences first.",
+        f"The target gives at least {options.relabel_min_share:.0%} of the found spans another label; "
+        "most occurrences first.",
         "",
-        "| relabel rank | source → target | label (source / target) | occurrences | wrong category | share | top conflict |",
+        "| relabel rank | source → target | label (source / target) | occurrences | wrong category | share "
+        "| top conflict |",
         "|---:|---|---|---:|---:|---:|---|",
     ]
     for row in relabel.iter_rows(named=True):
         lines.append(
-            f"| {row['relabel_rank']} | {row['source']} → {row['target']} | {row['label_key']} ({row['source_labels']} / {row['target_labels']}) "
-            f"| {row['occurrences']} | {row['wrong_category']} | {row['wrong_category_share']:.0%} | {row['top_conflict'] or '-'} |"
+            f"| {row['relabel_rank']} | {row['source']} → {row['target']} "
+            f"| {row['label_key']} ({row['source_labels']} / {row['target_labels']}) "
+            f"| {row['occurrences']} | {row['wrong_category']} | {row['wrong_category_share']:.0%} "
+            f"| {row['top_conflict'] or '-'} |"
         )
-    top_groups = result.conflicts.join(ranked.head(detailed_rows).select(*PAIR_LABEL, "rank"), on=PAIR_LABEL).sort(
-        "rank", pl.col("count"), descending=[False, True]
-    ).group_by("rank", maintain_order=True).head(3)
+    top_groups = (
+        result.conflicts.join(ranked.head(detailed_rows).select(*PAIR_LABEL, "rank"), on=PAIR_LABEL)
+        .sort("rank", pl.col("count"), descending=[False, True])
+        .group_by("rank", maintain_order=True)
+        .head(3)
+    )
     lines += ["", "## Largest conflicts of the top pairs", ""]
     for row in top_groups.iter_rows(named=True):
         lines.append(
             f"- #{row['rank']} {row['source']} → {row['target']}: '{row['mention']}' {row['outcome']}"
-            f"{' as ' + row['target_label'] if row['target_label'] else ''} ×{row['count']}, e.g. \"{row['examples'][0]}\""
+            f"{' as ' + row['target_label'] if row['target_label'] else ''} ×{row['count']}, "
+            f'e.g. "{row["examples"][0]}"'
         )
     return "\n".join(lines) + "\n"

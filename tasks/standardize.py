@@ -27,15 +27,76 @@ from tasks.schema import STANDARDIZED_ENTITY_DTYPE, STANDARDIZED_SCHEMA, SampleW
 from tasks.taxonomy import describe_unmapped
 
 ON_UNMAPPED = ("error", "keep", "drop")
-MAPPING_COUNT_SCHEMA = {"dataset": pl.String, "raw_label": pl.String, "label": pl.String, "status": pl.String, "count": pl.Int64}
+MAPPING_COUNT_SCHEMA = {
+    "dataset": pl.String,
+    "raw_label": pl.String,
+    "label": pl.String,
+    "status": pl.String,
+    "count": pl.Int64,
+}
 # Lower-cased mentions that are pronouns, whatever the dataset's language.
 PRONOUNS = [
-    "i", "me", "my", "mine", "myself", "you", "your", "yours", "yourself", "yourselves", "he", "him", "his",
-    "himself", "she", "her", "hers", "herself", "it", "its", "itself", "we", "us", "our", "ours", "ourselves",
-    "they", "them", "their", "theirs", "themselves", "who", "whom", "whose", "someone", "somebody", "anyone",
-    "anybody", "everyone", "everybody", "nobody",
-    "我", "你", "您", "他", "她", "它", "我们", "你们", "您们", "他们", "她们", "它们", "咱", "咱们", "自己",
-    "大家", "本人", "人家", "别人", "谁",
+    "i",
+    "me",
+    "my",
+    "mine",
+    "myself",
+    "you",
+    "your",
+    "yours",
+    "yourself",
+    "yourselves",
+    "he",
+    "him",
+    "his",
+    "himself",
+    "she",
+    "her",
+    "hers",
+    "herself",
+    "it",
+    "its",
+    "itself",
+    "we",
+    "us",
+    "our",
+    "ours",
+    "ourselves",
+    "they",
+    "them",
+    "their",
+    "theirs",
+    "themselves",
+    "who",
+    "whom",
+    "whose",
+    "someone",
+    "somebody",
+    "anyone",
+    "anybody",
+    "everyone",
+    "everybody",
+    "nobody",
+    "我",
+    "你",
+    "您",
+    "他",
+    "她",
+    "它",
+    "我们",
+    "你们",
+    "您们",
+    "他们",
+    "她们",
+    "它们",
+    "咱",
+    "咱们",
+    "自己",
+    "大家",
+    "本人",
+    "人家",
+    "别人",
+    "谁",
 ]
 # A leading determiner does not make a mention nominal by itself: "the Pentagon" is named.
 LEADING_DETERMINER = r"^(?i:the|a|an|this|that|these|those|some|any|each|every|my|your|his|her|its|our|their)\s+"
@@ -73,9 +134,12 @@ def mention_kind() -> pl.Expr:
     head = pl.col("mention").str.replace(LEADING_DETERMINER, "")
     english = pl.col("lang") == "en"
     return (
-        pl.when(pl.col("mention").str.to_lowercase().is_in(PRONOUNS)).then(pl.lit("pronoun"))
-        .when(english & head.str.contains(r"^\p{Ll}")).then(pl.lit("nominal"))
-        .when(english & head.str.contains(r"^\p{Lu}")).then(pl.lit("named"))
+        pl.when(pl.col("mention").str.to_lowercase().is_in(PRONOUNS))
+        .then(pl.lit("pronoun"))
+        .when(english & head.str.contains(r"^\p{Ll}"))
+        .then(pl.lit("nominal"))
+        .when(english & head.str.contains(r"^\p{Lu}"))
+        .then(pl.lit("named"))
     )
 
 
@@ -83,9 +147,12 @@ def universal_type_id() -> pl.Expr:
     """The type id of each entity joined with its map: the mention kind's type of a split map, else the default."""
     kind = pl.col("mention_kind")
     by_kind = (
-        pl.when(kind == "named").then("type_named")
-        .when(kind == "nominal").then("type_nominal")
-        .when(kind == "pronoun").then("type_pronoun")
+        pl.when(kind == "named")
+        .then("type_named")
+        .when(kind == "nominal")
+        .then("type_nominal")
+        .when(kind == "pronoun")
+        .then("type_pronoun")
     )
     return pl.coalesce(by_kind, "type_default")
 
@@ -110,11 +177,14 @@ def label_entities(
         )
         drop = options.on_unmapped == "drop"
         labelled = mapped.with_columns(
-            pl.when(pl.col("type_id").is_null()).then(pl.lit(None, pl.String) if drop else pl.col("raw_label"))
-            .when(pl.col("lang") == "zh").then(pl.col("zh"))
+            pl.when(pl.col("type_id").is_null())
+            .then(pl.lit(None, pl.String) if drop else pl.col("raw_label"))
+            .when(pl.col("lang") == "zh")
+            .then(pl.col("zh"))
             .otherwise(pl.col("en"))
             .alias("label"),
-            pl.when(pl.col("type_id").is_not_null()).then(pl.lit("mapped"))
+            pl.when(pl.col("type_id").is_not_null())
+            .then(pl.lit("mapped"))
             .otherwise(pl.lit("dropped" if drop else "unmapped"))
             .alias("status"),
         ).select(*entities.columns, "label", "status")
@@ -140,7 +210,9 @@ def standardize_samples(
         .rename({"label": "raw_label"})
     )
     labelled = label_entities(entities, label_maps, type_names, options)
-    mapping_counts = labelled.group_by("dataset", "raw_label", "label", "status").len("count").cast(MAPPING_COUNT_SCHEMA)
+    mapping_counts = (
+        labelled.group_by("dataset", "raw_label", "label", "status").len("count").cast(MAPPING_COUNT_SCHEMA)
+    )
     kept = (
         labelled.filter(pl.col("status") != "dropped")
         .group_by("_row")
@@ -182,7 +254,9 @@ def raise_on_unmapped(mapping_counts: pl.DataFrame, on_unmapped: str) -> None:
     """With ``on_unmapped: error``, raise one :class:`UnmappedLabelsError` naming every unmapped label and its count."""
     if on_unmapped != "error":
         return
-    unmapped = mapping_counts.filter(pl.col("status") == "unmapped").select("dataset", pl.col("raw_label").alias("label"), "count")
+    unmapped = mapping_counts.filter(pl.col("status") == "unmapped").select(
+        "dataset", pl.col("raw_label").alias("label"), "count"
+    )
     if unmapped.height:
         raise UnmappedLabelsError(
             f"{unmapped.height} raw labels have no map in label_maps.yaml (add them, or set standardize.on_unmapped "
@@ -196,7 +270,10 @@ def write_standardize_metrics(mapping_counts: pl.DataFrame, metrics_file: Path) 
     metrics = {
         "datasets": mapping_counts["dataset"].n_unique(),
         "entities": int(mapping_counts["count"].sum()),
-        **{f"entities_{status}": int(by_status.get(status, 0)) for status in ("mapped", "passthrough", "unmapped", "dropped")},
+        **{
+            f"entities_{status}": int(by_status.get(status, 0))
+            for status in ("mapped", "passthrough", "unmapped", "dropped")
+        },
         "raw_labels": mapping_counts.select("dataset", "raw_label").n_unique(),
         "labels": mapping_counts["label"].drop_nulls().n_unique(),
     }

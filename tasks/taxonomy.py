@@ -22,7 +22,9 @@ import yaml
 TAXONOMY_DIR = Path(__file__).parent / "catalog" / "taxonomy"
 MENTION_KINDS = ("named", "nominal", "pronoun")
 LABEL_MAP_COLUMNS = {
-    "dataset": pl.String, "raw_label": pl.String, "type_default": pl.String,
+    "dataset": pl.String,
+    "raw_label": pl.String,
+    "type_default": pl.String,
     **{f"type_{kind}": pl.String for kind in MENTION_KINDS},
 }
 
@@ -185,7 +187,9 @@ def label_map_table(taxonomy: Taxonomy) -> pl.DataFrame:
     """One row per (dataset, raw_label): the default type id and, for split maps, one per mention kind."""
     rows = [
         {
-            "dataset": m.dataset, "raw_label": m.raw_label, "type_default": m.default,
+            "dataset": m.dataset,
+            "raw_label": m.raw_label,
+            "type_default": m.default,
             **{f"type_{kind}": m.by_mention_kind.get(kind) for kind in MENTION_KINDS},
         }
         for m in taxonomy.label_maps
@@ -248,7 +252,8 @@ def check_taxonomy(taxonomy: Taxonomy, label_counts: pl.DataFrame | None = None)
             groups_by_spelling.setdefault(normalize_label_name(spelling), set()).add(key)
     report.errors += [
         f"synonym spelling {spelling!r} is in groups {sorted(groups)}"
-        for spelling, groups in groups_by_spelling.items() if len(groups) > 1
+        for spelling, groups in groups_by_spelling.items()
+        if len(groups) > 1
     ]
     if label_counts is not None:
         report.errors += describe_unmapped(unmapped_labels(taxonomy, label_counts))
@@ -257,7 +262,8 @@ def check_taxonomy(taxonomy: Taxonomy, label_counts: pl.DataFrame | None = None)
     report.warnings += [f"type {t.id!r} is used by no map" for t in taxonomy.types if t.id not in used]
     report.warnings += [
         f"raw label {m.dataset} {m.raw_label!r} is in no synonyms group"
-        for m in taxonomy.label_maps if normalize_label_name(m.raw_label) not in groups_by_spelling
+        for m in taxonomy.label_maps
+        if normalize_label_name(m.raw_label) not in groups_by_spelling
     ]
     return report
 
@@ -267,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tasks.taxonomy", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="check the taxonomy; exit 1 on errors")
-    check.add_argument("--label-counts", type=Path, help="ingest's label_counts.parquet: also require a map for every raw label in it")
+    check.add_argument(
+        "--label-counts", type=Path, help="ingest's label_counts.parquet: also require a map for every raw label in it"
+    )
     check.add_argument("--taxonomy-dir", type=Path, default=TAXONOMY_DIR)
     args = parser.parse_args(argv)
     try:

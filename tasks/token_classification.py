@@ -130,7 +130,9 @@ class ExtendedEmbedding(nn.Module):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         size = self.base.num_embeddings
         is_added = (input_ids >= size).unsqueeze(-1)
-        return torch.where(is_added, self.added((input_ids - size).clamp(min=0)), self.base(input_ids.clamp(max=size - 1)))
+        return torch.where(
+            is_added, self.added((input_ids - size).clamp(min=0)), self.base(input_ids.clamp(max=size - 1))
+        )
 
 
 def tag_names(keys: list[str]) -> list[str]:
@@ -150,7 +152,9 @@ def flat_spans(spans: list[tuple[int, int, str]]) -> tuple[list[tuple[int, int, 
     return kept, len(spans) - len(kept)
 
 
-def token_tags(offsets: list[tuple[int, int]], spans: list[tuple[int, int, str]], tag_index: dict[str, int]) -> tuple[list[int], int]:
+def token_tags(
+    offsets: list[tuple[int, int]], spans: list[tuple[int, int, str]], tag_index: dict[str, int]
+) -> tuple[list[int], int]:
     """BIO tag ids of one tokenized text and the number of spans no token falls inside.
 
     A token belongs to a span when its characters lie inside it; special tokens (empty offsets)
@@ -159,7 +163,9 @@ def token_tags(offsets: list[tuple[int, int]], spans: list[tuple[int, int, str]]
     tags = [IGNORED if start == end else 0 for start, end in offsets]
     lost = 0
     for span_start, span_end, key in spans:
-        inside = [i for i, (start, end) in enumerate(offsets) if start < end and span_start <= start and end <= span_end]
+        inside = [
+            i for i, (start, end) in enumerate(offsets) if start < end and span_start <= start and end <= span_end
+        ]
         if not inside:
             lost += 1
             continue
@@ -175,7 +181,10 @@ def word_tags(tag_ids: list[int], words: list[int | None], names: list[str]) -> 
     A tagger predicts per sub-token, and a change of tag inside a word ('Cut|##titta') would cut
     the word; a word is in a span whole or not at all, as in the word-level datasets.
     """
-    inside = {tag_id: names.index(f"I-{names[tag_id][2:]}") if names[tag_id].startswith("B-") else tag_id for tag_id in set(tag_ids)}
+    inside = {
+        tag_id: names.index(f"I-{names[tag_id][2:]}") if names[tag_id].startswith("B-") else tag_id
+        for tag_id in set(tag_ids)
+    }
     tags, previous = [], None
     for tag_id, word in zip(tag_ids, words):
         if word is None or word != previous:
@@ -244,7 +253,9 @@ class LinearChainCRF(nn.Module):
             step_best, step_pointer = candidates.max(dim=1)
             keep = mask[:, i].unsqueeze(1).bool()
             best = torch.where(keep, step_best + emissions[:, i], best)
-            pointers.append(torch.where(keep, step_pointer, torch.arange(best.shape[1], device=best.device).expand_as(step_pointer)))
+            pointers.append(
+                torch.where(keep, step_pointer, torch.arange(best.shape[1], device=best.device).expand_as(step_pointer))
+            )
         best = best + self.end
         paths = []
         for row, length in enumerate(mask.sum(1).long().tolist()):
@@ -286,7 +297,9 @@ class Tagger(nn.Module):
         hidden = self.encoder(inputs_embeds=embeddings, attention_mask=attention_mask).last_hidden_state
         return self.classifier(self.dropout(hidden))
 
-    def loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cases: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cases: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
         scores = self.emissions(input_ids, attention_mask, cases)
         if self.crf is None:
             return nn.functional.cross_entropy(scores.flatten(0, 1), labels.flatten(), ignore_index=IGNORED)
@@ -337,10 +350,16 @@ def _padded(rows: list[list[int]], value: int, device: str) -> torch.Tensor:
     return torch.tensor([row + [value] * (width - len(row)) for row in rows], device=device)
 
 
-def _batch(encoded: Encoded, chosen: list[int], pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _batch(
+    encoded: Encoded, chosen: list[int], pad_id: int, device: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Token ids, attention mask and case classes of the ``chosen`` texts, padded to the longest."""
     ids = [encoded.ids[i] for i in chosen]
-    return _padded(ids, pad_id, device), _padded([[1] * len(row) for row in ids], 0, device), _padded([encoded.cases[i] for i in chosen], 0, device)
+    return (
+        _padded(ids, pad_id, device),
+        _padded([[1] * len(row) for row in ids], 0, device),
+        _padded([encoded.cases[i] for i in chosen], 0, device),
+    )
 
 
 def training_steps(texts: int, config: TrainingConfig) -> int:
@@ -354,7 +373,11 @@ def prediction_batches(texts: int, config: TrainingConfig) -> int:
 
 
 def train_tagger(
-    texts: list[str], spans: list[list[tuple[int, int, str]]], keys: list[str], config: TrainingConfig, device: str = "cpu",
+    texts: list[str],
+    spans: list[list[tuple[int, int, str]]],
+    keys: list[str],
+    config: TrainingConfig,
+    device: str = "cpu",
     progress: Progress | None = None,
 ) -> TrainedTagger:
     """Fine-tune encoder and head on ``texts`` with gold ``spans`` ``(start, end, key)`` per text.
@@ -385,7 +408,11 @@ def train_tagger(
         if weight.requires_grad:
             groups["added" if ".added." in name else "case" if name.startswith("case.") else "encoder"].append(weight)
     optimizer = torch.optim.AdamW(
-        [{"params": weights, "lr": config.learning_rate * FRESH_LR_SCALE.get(group, 1.0)} for group, weights in groups.items() if weights],
+        [
+            {"params": weights, "lr": config.learning_rate * FRESH_LR_SCALE.get(group, 1.0)}
+            for group, weights in groups.items()
+            if weights
+        ],
         lr=config.learning_rate,
     )
     batches_per_epoch = -(-len(texts) // config.batch_size)
@@ -411,8 +438,14 @@ def train_tagger(
                 progress.update()
     model.eval()
     stats = {
-        "train_samples": len(texts), "train_spans": kept, "train_spans_nested_dropped": dropped, "train_spans_truncated": lost, "vocabulary_added": added,
-        "steps": training_steps(len(texts), config), "final_loss": epoch_loss / max(len(texts), 1), "train_seconds": time.perf_counter() - started,
+        "train_samples": len(texts),
+        "train_spans": kept,
+        "train_spans_nested_dropped": dropped,
+        "train_spans_truncated": lost,
+        "vocabulary_added": added,
+        "steps": training_steps(len(texts), config),
+        "final_loss": epoch_loss / max(len(texts), 1),
+        "train_seconds": time.perf_counter() - started,
     }
     return TrainedTagger(model, tokenizer, names, config, device, stats)
 
@@ -431,7 +464,10 @@ def predict_spans(
     for first in range(0, len(texts), size):
         chunk = list(range(first, min(first + size, len(texts))))
         tag_ids = tagger.model.predict(*_batch(encoded, chunk, tagger.tokenizer.pad_token_id, tagger.device))
-        predicted += [decode_spans(word_tags(row, encoded.words[i], tagger.names), encoded.offsets[i], tagger.names) for row, i in zip(tag_ids, chunk)]
+        predicted += [
+            decode_spans(word_tags(row, encoded.words[i], tagger.names), encoded.offsets[i], tagger.names)
+            for row, i in zip(tag_ids, chunk)
+        ]
         if progress:
             progress.update()
     return predicted
@@ -446,4 +482,3 @@ def encoder_available(name: str) -> None:
         AutoConfig.from_pretrained(encoder_path(name), local_files_only=True)
     except (OSError, ValueError) as error:
         raise ValueError(f"encoder '{name}' has no loadable config ({error})") from error
-

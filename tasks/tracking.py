@@ -32,7 +32,7 @@ class TrackingOptions:
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = "ner-pipeline"
     enabled: bool = True
-    system_metrics: bool = False   # CPU/GPU/memory curves per run (a sampling thread)
+    system_metrics: bool = False  # CPU/GPU/memory curves per run (a sampling thread)
 
 
 def resolved_tracking_uri(uri: str) -> str:
@@ -59,7 +59,9 @@ def git_commit() -> str:
     """The checked-out commit, with ``-dirty`` when tracked files differ; ``unknown`` outside git."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty.strip() else "")
@@ -72,7 +74,9 @@ def experiment_name() -> str:
 
 def pipeline_key(params_file: Path = PARAMS_FILE) -> str:
     """What identifies one pipeline execution across the stage processes."""
-    params_hash = hashlib.sha256(Path(params_file).read_bytes()).hexdigest()[:12] if Path(params_file).exists() else "noparams"
+    params_hash = (
+        hashlib.sha256(Path(params_file).read_bytes()).hexdigest()[:12] if Path(params_file).exists() else "noparams"
+    )
     return f"{experiment_name()}@{git_commit()[:12]}:{params_hash}"
 
 
@@ -87,13 +91,20 @@ def _pipeline_run_id(options: TrackingOptions, key: str) -> str:
     run = client.create_run(
         experiment_id,
         run_name=f"pipeline {experiment_name()}",
-        tags={PIPELINE_KEY_TAG: key, "git_commit": git_commit(), "dvc_experiment": experiment_name(), "kind": "pipeline"},
+        tags={
+            PIPELINE_KEY_TAG: key,
+            "git_commit": git_commit(),
+            "dvc_experiment": experiment_name(),
+            "kind": "pipeline",
+        },
     )
     return run.info.run_id
 
 
 @contextmanager
-def stage_run(stage: str, params: dict | None = None, options: TrackingOptions | None = None) -> Iterator[mlflow.ActiveRun | None]:
+def stage_run(
+    stage: str, params: dict | None = None, options: TrackingOptions | None = None
+) -> Iterator[mlflow.ActiveRun | None]:
     """Open an MLflow run for ``stage`` nested under this pipeline's run; yields None when disabled.
 
     ``params`` (the stage's params section) are logged flat, e.g. ``prune.k``.

@@ -72,7 +72,7 @@ def training_arguments(options: TrainOptions, hyper: Hyperparameters, on_gpu: bo
         per_device_train_batch_size=hyper.per_device_batch_size,
         gradient_accumulation_steps=hyper.gradient_accumulation_steps,
         learning_rate=hyper.learning_rate,
-        warmup_steps=hyper.warmup_ratio,           # a float below 1 is a ratio of the total steps
+        warmup_steps=hyper.warmup_ratio,  # a float below 1 is a ratio of the total steps
         lr_scheduler_type=hyper.scheduler,
         num_train_epochs=hyper.epochs,
         max_steps=options.max_steps or -1,
@@ -136,7 +136,7 @@ def train(spec: JobSpec, rank: int, world: int) -> None:
     rows, counts = build_rows(options, hyper, tokenizer)
     model = load_base_model(hyper.base_model, options.trust_remote_code, options.seed, on_gpu)
     if on_gpu:
-        model.enable_input_require_grads()   # gradient checkpointing with a frozen embedding
+        model.enable_input_require_grads()  # gradient checkpointing with a frozen embedding
     model = apply_lora(model, hyper)
     collator = PaddingCollator(tokenizer.pad_token_id)
     throughput = throughput_callback(collator)
@@ -149,8 +149,19 @@ def train(spec: JobSpec, rank: int, world: int) -> None:
         tracking = stage_run("train", spec.params_section, TrackingOptions(**spec.tracking))
         callbacks.append(mlflow_callback())
     with tracking as mlflow_run:
-        trainer = Trainer(model=model, args=args, train_dataset=ListDataset(rows), data_collator=collator, callbacks=callbacks, processing_class=tokenizer)
-        last = get_last_checkpoint(options.checkpoint_dir) if options.resume and Path(options.checkpoint_dir).is_dir() else None
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=ListDataset(rows),
+            data_collator=collator,
+            callbacks=callbacks,
+            processing_class=tokenizer,
+        )
+        last = (
+            get_last_checkpoint(options.checkpoint_dir)
+            if options.resume and Path(options.checkpoint_dir).is_dir()
+            else None
+        )
         if last:
             print(f"[rank {rank}] resuming from {last}", flush=True)
         result = trainer.train(resume_from_checkpoint=last)
@@ -167,18 +178,26 @@ def train(spec: JobSpec, rank: int, world: int) -> None:
             metrics = {
                 **counts,
                 "train_loss": round(result.training_loss, 4) if trained_now else None,
-                "first_logged_loss": next((entry["loss"] for entry in trainer.state.log_history if "loss" in entry), None),
-                "last_logged_loss": next((entry["loss"] for entry in reversed(trainer.state.log_history) if "loss" in entry), None),
+                "first_logged_loss": next(
+                    (entry["loss"] for entry in trainer.state.log_history if "loss" in entry), None
+                ),
+                "last_logged_loss": next(
+                    (entry["loss"] for entry in reversed(trainer.state.log_history) if "loss" in entry), None
+                ),
                 "global_step": trainer.state.global_step,
                 "resumed_from_step": resumed_from,
                 "train_runtime_s": round(runtime, 2) if trained_now else None,
                 "tokens_per_second": round(session_tokens / max(runtime, 1e-9), 1) if trained_now else None,
                 "padding_fraction": round(padding / max(real + padding, 1.0), 4) if trained_now else None,
-                "trainable_parameters": sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad),
+                "trainable_parameters": sum(
+                    parameter.numel() for parameter in model.parameters() if parameter.requires_grad
+                ),
                 "total_parameters": sum(parameter.numel() for parameter in model.parameters()),
                 "world_size": world,
                 "launcher": options.launcher,
-                "deepspeed_zero_stage": trainer.model_wrapped.zero_optimization_stage() if trainer.is_deepspeed_enabled else None,
+                "deepspeed_zero_stage": trainer.model_wrapped.zero_optimization_stage()
+                if trainer.is_deepspeed_enabled
+                else None,
             }
             write_outputs(staging, options, hyper, tokenizer, metrics)
             if mlflow_run is not None:
@@ -220,12 +239,24 @@ def log_to_mlflow(staging: Path, options: TrainOptions, hyper: Hyperparameters, 
 
     run = json.loads((staging / "run.json").read_text(encoding="utf-8"))
     mlflow.log_params({f"resolved.{name}": str(value)[:500] for name, value in asdict(hyper).items()})
-    mlflow.log_metrics({f"final.{name}": float(value) for name, value in metrics.items() if isinstance(value, (int, float)) and value is not None})
-    mlflow.set_tags({
-        "train_data": run["train_data"], "train_data_sha256": run["train_data_sha256"], "profile": options.profile,
-        "launcher": options.launcher, "world_size": str(metrics["world_size"]),
-        **dvc_lock_hashes("instruct"), **dvc_lock_hashes("train"),
-    })
+    mlflow.log_metrics(
+        {
+            f"final.{name}": float(value)
+            for name, value in metrics.items()
+            if isinstance(value, (int, float)) and value is not None
+        }
+    )
+    mlflow.set_tags(
+        {
+            "train_data": run["train_data"],
+            "train_data_sha256": run["train_data_sha256"],
+            "profile": options.profile,
+            "launcher": options.launcher,
+            "world_size": str(metrics["world_size"]),
+            **dvc_lock_hashes("instruct"),
+            **dvc_lock_hashes("train"),
+        }
+    )
     mlflow.log_artifacts(str(staging / "adapter"), artifact_path="adapter")
     mlflow.log_artifact(str(staging / "run.json"))
 
@@ -242,7 +273,9 @@ def report_failure(job_dir: Path, rank: int, error: BaseException) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--job", required=True, help="job.json written by flows/train.py")
-    parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # the DeepSpeed launcher passes it
+    parser.add_argument(
+        "--local_rank", type=int, default=None, help=argparse.SUPPRESS
+    )  # the DeepSpeed launcher passes it
     arguments = parser.parse_args(argv)
     spec = JobSpec.load(Path(arguments.job))
     rank, world = rank_and_world()

@@ -42,7 +42,7 @@ from tasks.files import write_atomic
 from tasks.progress import progress_line
 
 DEMO_MODEL_DIR = Path("infra/models/demo_lm")
-DEMO_BASE_MODEL = "demo"          # base_model value meaning "build from DEMO_MODEL_DIR"
+DEMO_BASE_MODEL = "demo"  # base_model value meaning "build from DEMO_MODEL_DIR"
 LAUNCHERS = ("torchrun", "deepspeed")
 PROFILES = ("demo", "real")
 IGNORE_INDEX = -100
@@ -71,8 +71,8 @@ class Hyperparameters:
     lora_r: int
     lora_alpha: int
     lora_dropout: float
-    lora_targets: list[str] | str          # "auto": LORA_TARGETS of the model's architecture
-    modules_to_save: list[str]             # trained in full beside the adapter
+    lora_targets: list[str] | str  # "auto": LORA_TARGETS of the model's architecture
+    modules_to_save: list[str]  # trained in full beside the adapter
     learning_rate: float
     warmup_ratio: float
     scheduler: str
@@ -84,14 +84,34 @@ class Hyperparameters:
 
 PROFILE_DEFAULTS = {
     "real": Hyperparameters(
-        base_model="internlm/internlm2-7b", lora_r=32, lora_alpha=64, lora_dropout=0.05, lora_targets="auto",
-        modules_to_save=[], learning_rate=3e-4, warmup_ratio=0.02, scheduler="cosine", epochs=5,
-        per_device_batch_size=4, gradient_accumulation_steps=4, max_length=4096,
+        base_model="internlm/internlm2-7b",
+        lora_r=32,
+        lora_alpha=64,
+        lora_dropout=0.05,
+        lora_targets="auto",
+        modules_to_save=[],
+        learning_rate=3e-4,
+        warmup_ratio=0.02,
+        scheduler="cosine",
+        epochs=5,
+        per_device_batch_size=4,
+        gradient_accumulation_steps=4,
+        max_length=4096,
     ),
     "demo": Hyperparameters(
-        base_model=DEMO_BASE_MODEL, lora_r=32, lora_alpha=64, lora_dropout=0.05, lora_targets=ALL_LINEAR,
-        modules_to_save=["embed_tokens", "lm_head"], learning_rate=3e-3, warmup_ratio=0.02, scheduler="cosine", epochs=12,
-        per_device_batch_size=16, gradient_accumulation_steps=1, max_length=256,
+        base_model=DEMO_BASE_MODEL,
+        lora_r=32,
+        lora_alpha=64,
+        lora_dropout=0.05,
+        lora_targets=ALL_LINEAR,
+        modules_to_save=["embed_tokens", "lm_head"],
+        learning_rate=3e-3,
+        warmup_ratio=0.02,
+        scheduler="cosine",
+        epochs=12,
+        per_device_batch_size=16,
+        gradient_accumulation_steps=1,
+        max_length=256,
     ),
 }
 
@@ -100,31 +120,31 @@ PROFILE_DEFAULTS = {
 class TrainOptions:
     """The ``train`` section of params.yaml. ``null`` hyperparameters take the profile's value."""
 
-    profile: str = "demo"                       # demo | real (see the module docstring)
-    instruct_dir: str = "data/instruct"         # train.parquet from the instruct stage
-    out_dir: str = "data/train"                 # adapter/, base_model/ (demo), run.json
+    profile: str = "demo"  # demo | real (see the module docstring)
+    instruct_dir: str = "data/instruct"  # train.parquet from the instruct stage
+    out_dir: str = "data/train"  # adapter/, base_model/ (demo), run.json
     checkpoint_dir: str = "data/checkpoints/train"  # outside out_dir: DVC clears outputs before a run
     metrics_file: str = "data/metrics/train.json"
-    trust_remote_code: bool = False             # only for models whose code is not in transformers
-    launcher: str = "torchrun"                  # torchrun | deepspeed
+    trust_remote_code: bool = False  # only for models whose code is not in transformers
+    launcher: str = "torchrun"  # torchrun | deepspeed
     deepspeed_config: str = "infra/deepspeed/zero2.json"
-    num_processes: int | None = None            # per node; null: the visible GPUs (1 on CPU)
+    num_processes: int | None = None  # per node; null: the visible GPUs (1 on CPU)
     num_nodes: int = 1
-    hostfile: str | None = None                 # deepspeed multi-node: "host slots=N" lines
-    node_rank: int = 0                          # torchrun multi-node: this node's rank
+    hostfile: str | None = None  # deepspeed multi-node: "host slots=N" lines
+    node_rank: int = 0  # torchrun multi-node: this node's rank
     master_addr: str = "127.0.0.1"
     master_port: int = 29500
-    resume: bool = True                         # continue from the last checkpoint of checkpoint_dir
-    packing: bool = False                       # true: packed rows; false: padded batches
-    length_grouped: bool = False                # padded batches of similar length (less padding); false: uniform random batches
-    max_steps: int | None = None                # null: epochs decide
-    max_train_samples: int | None = None        # a seeded subset; null: all
+    resume: bool = True  # continue from the last checkpoint of checkpoint_dir
+    packing: bool = False  # true: packed rows; false: padded batches
+    length_grouped: bool = False  # padded batches of similar length (less padding); false: uniform random batches
+    max_steps: int | None = None  # null: epochs decide
+    max_train_samples: int | None = None  # a seeded subset; null: all
     logging_steps: int = 10
     save_steps: int = 200
     save_total_limit: int = 2
     seed: int = 0
-    torch_threads: int = 0                      # CPU threads per rank; 0: torch's default
-    system_metrics: bool = True                 # CPU/GPU/memory curves in the MLflow run
+    torch_threads: int = 0  # CPU threads per rank; 0: torch's default
+    system_metrics: bool = True  # CPU/GPU/memory curves in the MLflow run
     base_model: str | None = None
     lora_r: int | None = None
     lora_alpha: int | None = None
@@ -144,7 +164,15 @@ class TrainOptions:
             raise ValueError(f"profile must be one of {PROFILES}, not {self.profile!r}")
         if self.launcher not in LAUNCHERS:
             raise ValueError(f"launcher must be one of {LAUNCHERS}, not {self.launcher!r}")
-        for name in ("num_processes", "max_steps", "max_train_samples", "per_device_batch_size", "gradient_accumulation_steps", "max_length", "lora_r"):
+        for name in (
+            "num_processes",
+            "max_steps",
+            "max_train_samples",
+            "per_device_batch_size",
+            "gradient_accumulation_steps",
+            "max_length",
+            "lora_r",
+        ):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or null, not {value}")
@@ -155,7 +183,11 @@ class TrainOptions:
 
     def hyperparameters(self) -> Hyperparameters:
         """The profile's values with this section's non-null overrides."""
-        overrides = {item.name: getattr(self, item.name) for item in fields(Hyperparameters) if getattr(self, item.name) is not None}
+        overrides = {
+            item.name: getattr(self, item.name)
+            for item in fields(Hyperparameters)
+            if getattr(self, item.name) is not None
+        }
         return replace(PROFILE_DEFAULTS[self.profile], **overrides)
 
 
@@ -163,12 +195,19 @@ class TrainOptions:
 # Demo base model and tokenizer
 # ---------------------------------------------------------------------------
 
+
 def tokenizer_training_texts(samples_dir: Path) -> list[str]:
     """What the demo tokenizer learns from: every demo train text, label and template, in a fixed order."""
     from tasks.instruct import DATASET_LINE, EXAMPLE_TEMPLATE, GUIDELINE_ITEM, TEMPLATES
 
     samples = pl.concat([pl.read_parquet(path) for path in sorted(Path(samples_dir).glob("demo_*/train.parquet"))])
-    labels = samples.select(pl.col("entities").list.eval(pl.element().struct.field("label"))).explode("entities").drop_nulls().unique().sort("entities")
+    labels = (
+        samples.select(pl.col("entities").list.eval(pl.element().struct.field("label")))
+        .explode("entities")
+        .drop_nulls()
+        .unique()
+        .sort("entities")
+    )
     fixed = [*TEMPLATES.values(), *EXAMPLE_TEMPLATE.values(), *GUIDELINE_ITEM.values(), *DATASET_LINE.values(), "None"]
     # The templates recur in every prompt, so they are repeated to become whole merges.
     return samples["text"].to_list() + labels["entities"].to_list() * 20 + fixed * 200
@@ -183,13 +222,17 @@ def train_demo_tokenizer(texts: list[str], vocab_size: int):
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS.values()), show_progress=False,
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS.values()),
+        show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
     bos = SPECIAL_TOKENS["bos_token"]
     # Prompts start with <s> like Llama's; answers are tokenized without special tokens.
-    tokenizer.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, tokenizer.token_to_id(bos))])
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", special_tokens=[(bos, tokenizer.token_to_id(bos))]
+    )
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **SPECIAL_TOKENS)
 
 
@@ -210,7 +253,9 @@ def load_tokenizer(base_model: str, trust_remote_code: bool):
     """The base model's tokenizer, with a padding token (the end-of-sequence token when it has none)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(DEMO_MODEL_DIR if base_model == DEMO_BASE_MODEL else base_model, trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(
+        DEMO_MODEL_DIR if base_model == DEMO_BASE_MODEL else base_model, trust_remote_code=trust_remote_code
+    )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -224,7 +269,9 @@ def load_base_model(base_model: str, trust_remote_code: bool, seed: int, on_gpu:
     if base_model == DEMO_BASE_MODEL:
         model = build_demo_model(DEMO_MODEL_DIR, seed)
     else:
-        model = AutoModelForCausalLM.from_pretrained(base_model, trust_remote_code=trust_remote_code, dtype=torch.bfloat16 if on_gpu else torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            base_model, trust_remote_code=trust_remote_code, dtype=torch.bfloat16 if on_gpu else torch.float32
+        )
     # With a key-value cache transformers skips the per-sample masks of packed rows; training needs no cache.
     model.config.use_cache = False
     return model
@@ -234,12 +281,16 @@ def load_base_model(base_model: str, trust_remote_code: bool, seed: int, on_gpu:
 # LoRA
 # ---------------------------------------------------------------------------
 
+
 def lora_targets(model_type: str, configured: list[str] | str) -> list[str]:
     """The modules LoRA adapts: the configured list, or the architecture's attention projections."""
     if configured != "auto":
         return list(configured)
     if model_type not in LORA_TARGETS:
-        raise TrainError(f"no LoRA targets known for architecture {model_type!r}; set train.lora_targets (known: {sorted(LORA_TARGETS)})")
+        raise TrainError(
+            f"no LoRA targets known for architecture {model_type!r}; "
+            f"set train.lora_targets (known: {sorted(LORA_TARGETS)})"
+        )
     return LORA_TARGETS[model_type]
 
 
@@ -248,7 +299,10 @@ def apply_lora(model, hyper: Hyperparameters):
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
-        r=hyper.lora_r, lora_alpha=hyper.lora_alpha, lora_dropout=hyper.lora_dropout, task_type="CAUSAL_LM",
+        r=hyper.lora_r,
+        lora_alpha=hyper.lora_alpha,
+        lora_dropout=hyper.lora_dropout,
+        task_type="CAUSAL_LM",
         target_modules=lora_targets(model.config.model_type, hyper.lora_targets),
         modules_to_save=list(hyper.modules_to_save) or None,
     )
@@ -264,12 +318,13 @@ def trainable_parameter_names(model) -> list[str]:
 # Data: tokenization, packing, collation
 # ---------------------------------------------------------------------------
 
+
 @dataclass
 class TokenizedSet:
     """Tokenized training rows and what was dropped, with the reason."""
 
     rows: list[dict]
-    dropped_too_long: int = 0       # prompt + answer longer than max_length: dropped, never cut
+    dropped_too_long: int = 0  # prompt + answer longer than max_length: dropped, never cut
 
 
 def tokenize_examples(prompts: list[str], answers: list[str], tokenizer, max_length: int) -> TokenizedSet:
@@ -396,13 +451,16 @@ def dvc_lock_hashes(stage: str, lock_file: Path = Path("dvc.lock")) -> dict[str,
     tags = {f"dvc.{stage}.out.{out['path']}": str(out.get("md5", "")) for out in entry.get("outs", [])}
     params = entry.get("params", {})
     if params:
-        tags[f"dvc.{stage}.params_sha256"] = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+        tags[f"dvc.{stage}.params_sha256"] = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[
+            :16
+        ]
     return tags
 
 
 # ---------------------------------------------------------------------------
 # Callbacks
 # ---------------------------------------------------------------------------
+
 
 def throughput_callback(collator: PaddingCollator):
     """A Trainer callback adding tokens per second and the padding fraction to every log line.
@@ -417,7 +475,7 @@ def throughput_callback(collator: PaddingCollator):
         def __init__(self):
             self.last_time = None
             self.last_tokens = 0
-            self.session_start_tokens = 0   # a resumed run starts from the checkpoint's count
+            self.session_start_tokens = 0  # a resumed run starts from the checkpoint's count
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.last_time, self.last_tokens = time.perf_counter(), state.num_input_tokens_seen
@@ -427,7 +485,9 @@ def throughput_callback(collator: PaddingCollator):
             if logs is None or self.last_time is None or "loss" not in logs:
                 return
             now = time.perf_counter()
-            logs["tokens_per_second"] = round((state.num_input_tokens_seen - self.last_tokens) / max(now - self.last_time, 1e-9), 1)
+            logs["tokens_per_second"] = round(
+                (state.num_input_tokens_seen - self.last_tokens) / max(now - self.last_time, 1e-9), 1
+            )
             logs["padding_fraction"] = round(collator.padding_fraction, 4)
             self.last_time, self.last_tokens = now, state.num_input_tokens_seen
 
@@ -479,21 +539,22 @@ def mlflow_callback():
 # The worker's description, written by the flow
 # ---------------------------------------------------------------------------
 
+
 @dataclass
 class JobSpec:
     """Everything a rank needs, serialized to JSON by the flow and read by every rank."""
 
     options: dict
     hyperparameters: dict
-    params_section: dict = field(default_factory=dict)   # logged to MLflow as train.*
-    tracking: dict | None = None                          # TrackingOptions fields; None: MLflow off
-    job_dir: str = ""                                     # errors/, staging/ of this job
+    params_section: dict = field(default_factory=dict)  # logged to MLflow as train.*
+    tracking: dict | None = None  # TrackingOptions fields; None: MLflow off
+    job_dir: str = ""  # errors/, staging/ of this job
 
     def save(self, path: Path) -> None:
         write_atomic(asdict(self), path)
 
     @classmethod
-    def load(cls, path: Path) -> "JobSpec":
+    def load(cls, path: Path) -> JobSpec:
         return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
 
@@ -507,9 +568,13 @@ def write_demo_tokenizer(samples_dir: Path, out_dir: Path = DEMO_MODEL_DIR, voca
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(description="Rebuild the demo tokenizer in infra/models/demo_lm from the standardized demo corpus")
+    parser = argparse.ArgumentParser(
+        description="Rebuild the demo tokenizer in infra/models/demo_lm from the standardized demo corpus"
+    )
     parser.add_argument("--samples", default="data/standardize/samples")
     parser.add_argument("--out", default=str(DEMO_MODEL_DIR))
     parser.add_argument("--vocab-size", type=int, default=4096)
     arguments = parser.parse_args()
-    print(f"vocabulary: {write_demo_tokenizer(Path(arguments.samples), Path(arguments.out), arguments.vocab_size)} tokens")
+    print(
+        f"vocabulary: {write_demo_tokenizer(Path(arguments.samples), Path(arguments.out), arguments.vocab_size)} tokens"
+    )

@@ -75,12 +75,18 @@ def _stop(server: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="session")
 def prefect_api_url(tmp_path_factory) -> Iterator[str]:
-    """A real ``prefect server`` on 127.0.0.1 for the whole session; yields its API URL (the UI is at the same host and port)."""
+    """A real ``prefect server`` on 127.0.0.1 for the whole session; yields its API URL
+    (the UI is at the same host and port)."""
     home = tmp_path_factory.mktemp("prefect-session-server")
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     # PREFECT_UI_API_URL: the UI otherwise calls the default port 4200, not this one.
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": url}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_API_URL": url,
+    }
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     server = _serve(command, f"{url}/health", env, home / "server.log")
     yield url
@@ -94,8 +100,20 @@ def mlflow_server_url(tmp_path_factory) -> Iterator[str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
-        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}", "--artifacts-destination", str(store / "artifacts"),
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{store / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(store / "artifacts"),
     ]
     server = _serve(command, f"{url}/health", dict(os.environ), store / "server.log")
     yield url

@@ -23,7 +23,11 @@ def issues(parsed, **expected):
         # label case and spacing, full-width punctuation, trailing separator
         ("Person ：John Smith；LOCATION:New York；", [("person", "John Smith"), ("location", "New York")], {}),
         # a newline separates like ';'; spacing inside a mention follows the text
-        ("person: John  Smith\nlocation: new york", [("person", "John Smith"), ("location", "New York")], {"surface_fixed": 2}),
+        (
+            "person: John  Smith\nlocation: new york",
+            [("person", "John Smith"), ("location", "New York")],
+            {"surface_fixed": 2},
+        ),
         # several mentions after one label
         ("person: John Smith, Mary Jones", [("person", "John Smith"), ("person", "Mary Jones")], {"split_mentions": 1}),
         # a label outside the label set is kept and counted
@@ -38,7 +42,11 @@ def issues(parsed, **expected):
         # quotes around a mention
         ('location: "Paris"', [("location", "Paris")], {}),
         # a repeated pair is kept (it may mean a second occurrence) and counted
-        ("person: Mary Jones; person: Mary Jones", [("person", "Mary Jones"), ("person", "Mary Jones")], {"duplicate_pair": 1}),
+        (
+            "person: Mary Jones; person: Mary Jones",
+            [("person", "Mary Jones"), ("person", "Mary Jones")],
+            {"duplicate_pair": 1},
+        ),
         ("None", [], {}),
         ("none.", [], {}),
         ("", [], {}),
@@ -55,7 +63,11 @@ def test_english_answers(answer, pairs, counted):
     "answer, pairs, counted",
     [
         ("人名: 张三; 地址: 北京大学", [("人名", "张三"), ("地址", "北京大学")], {}),
-        ("人名：张三；地址：上海，北京大学", [("人名", "张三"), ("地址", "上海"), ("地址", "北京大学")], {"split_mentions": 1}),
+        (
+            "人名：张三；地址：上海，北京大学",
+            [("人名", "张三"), ("地址", "上海"), ("地址", "北京大学")],
+            {"split_mentions": 1},
+        ),
         ("地址：上海、北京大学", [("地址", "上海"), ("地址", "北京大学")], {"split_mentions": 1}),
         # spaced-out Chinese characters map back to the text
         ("人名：张 三", [("人名", "张三")], {"surface_fixed": 1}),
@@ -90,32 +102,57 @@ def test_commas_inside_a_real_mention_are_kept():
 def test_located_mentions_count_repeats_and_prefer_whole_tokens():
     text = "Jordan met Jordan in Jordanian New York near York"
     located = locate_mentions(
-        [("person", "Jordan"), ("location", "New York"), ("location", "York"), ("person", "Jordan"), ("person", "Jordan")], text, "en"
+        [
+            ("person", "Jordan"),
+            ("location", "New York"),
+            ("location", "York"),
+            ("person", "Jordan"),
+            ("person", "Jordan"),
+        ],
+        text,
+        "en",
     )
     assert located == [
         ("person", "Jordan", 0, 6),
         ("location", "New York", 31, 39),
-        ("location", "York", 45, 49),      # not the York inside the predicted New York
-        ("person", "Jordan", 11, 17),      # the second occurrence
-        ("person", "Jordan", 21, 27),      # only a sub-token occurrence is left: taken, not dropped
+        ("location", "York", 45, 49),  # not the York inside the predicted New York
+        ("person", "Jordan", 11, 17),  # the second occurrence
+        ("person", "Jordan", 21, 27),  # only a sub-token occurrence is left: taken, not dropped
     ]
-    assert locate_mentions([("person", "Jordan")] * 4, "Jordan Jordan", "en")[2:] == [("person", "Jordan", None, None)] * 2
+    assert (
+        locate_mentions([("person", "Jordan")] * 4, "Jordan Jordan", "en")[2:] == [("person", "Jordan", None, None)] * 2
+    )
 
 
 def test_placement_does_not_depend_on_answer_order():
     text = "Jordan met Jordan in Jordanian New York near York"
-    pairs = [("person", "Jordan"), ("location", "New York"), ("location", "York"), ("person", "Jordan"),
-             ("location", "Jordan")]
+    pairs = [
+        ("person", "Jordan"),
+        ("location", "New York"),
+        ("location", "York"),
+        ("person", "Jordan"),
+        ("location", "Jordan"),
+    ]
 
     def placements(gold):
         return {tuple(sorted(locate_mentions(list(answer), text, "en", gold))) for answer in permutations(pairs)}
 
     new_york = [("location", "New York", 31, 39), ("location", "York", 45, 49)]
-    assert placements([]) == {tuple(sorted([("location", "Jordan", 0, 6), ("person", "Jordan", 11, 17),
-                                            ("person", "Jordan", 21, 27), *new_york]))}
+    assert placements([]) == {
+        tuple(
+            sorted(
+                [("location", "Jordan", 0, 6), ("person", "Jordan", 11, 17), ("person", "Jordan", 21, 27), *new_york]
+            )
+        )
+    }
     gold = [(0, 6, "person"), (11, 17, "location"), (31, 39, "location"), (45, 49, "person")]
-    assert placements(gold) == {tuple(sorted([("location", "Jordan", 11, 17), ("person", "Jordan", 0, 6),
-                                              ("person", "Jordan", 21, 27), *new_york]))}
+    assert placements(gold) == {
+        tuple(
+            sorted(
+                [("location", "Jordan", 11, 17), ("person", "Jordan", 0, 6), ("person", "Jordan", 21, 27), *new_york]
+            )
+        )
+    }
 
 
 def test_mentions_are_matched_to_gold_by_content_and_position():
@@ -126,7 +163,9 @@ def test_mentions_are_matched_to_gold_by_content_and_position():
     assert sorted(locate_mentions([("location", "Georgia"), ("person", "Georgia")], text, "en", gold)) == right
     # a wrong type still takes a gold span of its mention (a classification error, not a miss plus a false positive)
     assert locate_mentions([("person", "Georgia")] * 2, text, "en", gold) == [
-        ("person", "Georgia", 0, 7), ("person", "Georgia", 17, 24)]
+        ("person", "Georgia", 0, 7),
+        ("person", "Georgia", 17, 24),
+    ]
     # a span annotated with two types: the type matches are maximised, not taken greedily
     two_types = [(0, 7, "person"), (0, 7, "location"), (17, 24, "location")]
     assert sorted(locate_mentions([("location", "Georgia"), ("person", "Georgia")], text, "en", two_types)) == right
@@ -137,4 +176,7 @@ def test_a_none_word_that_is_in_the_text_is_a_mention():
 
 
 def test_chinese_mentions_located_by_character():
-    assert locate_mentions([("地址", "北京"), ("地址", "北京")], "北京人在北京", "zh") == [("地址", "北京", 0, 2), ("地址", "北京", 4, 6)]
+    assert locate_mentions([("地址", "北京"), ("地址", "北京")], "北京人在北京", "zh") == [
+        ("地址", "北京", 0, 2),
+        ("地址", "北京", 4, 6),
+    ]

@@ -20,8 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def entry(name, fmt, lang="en", files=None, **format_options) -> DatasetEntry:
     return DatasetEntry(
-        name=name, title=name, lang=lang, domain="test", role="demo", local_dir=name, format=fmt,
-        files=files or {"train": "train.txt"}, format_options=format_options,
+        name=name,
+        title=name,
+        lang=lang,
+        domain="test",
+        role="demo",
+        local_dir=name,
+        format=fmt,
+        files=files or {"train": "train.txt"},
+        format_options=format_options,
     )
 
 
@@ -45,14 +52,25 @@ GOOD_CLUENER = json.dumps({"text": "张三在北京", "label": {"name": {"张三
     "bad_line, reason",
     [
         ('{"text": "李四", "label": {', "invalid JSON: Expecting"),
-        (json.dumps({"text": "李四", "label": {"name": {"李四": [[0, 9]]}}}, ensure_ascii=False), "span out of range: [0, 10) in text of 2 chars"),
-        (json.dumps({"text": "李四", "label": {"name": {"王五": [[0, 1]]}}}, ensure_ascii=False), "mention/offset mismatch: mention '王五' but text[0:2] is '李四'"),
+        (
+            json.dumps({"text": "李四", "label": {"name": {"李四": [[0, 9]]}}}, ensure_ascii=False),
+            "span out of range: [0, 10) in text of 2 chars",
+        ),
+        (
+            json.dumps({"text": "李四", "label": {"name": {"王五": [[0, 1]]}}}, ensure_ascii=False),
+            "mention/offset mismatch: mention '王五' but text[0:2] is '李四'",
+        ),
         (json.dumps({"text": "", "label": {}}), "empty text"),
         (json.dumps({"label": {}}), "missing field 'text'"),
     ],
 )
 def test_bad_json_line_is_rejected_and_the_rest_kept(tmp_path, bad_line, reason):
-    report = ingest_one(tmp_path, entry("clue", "cluener", "zh", {"train": "train.json"}), f"{GOOD_CLUENER}\n{bad_line}\n{GOOD_CLUENER}\n", "train.json")
+    report = ingest_one(
+        tmp_path,
+        entry("clue", "cluener", "zh", {"train": "train.json"}),
+        f"{GOOD_CLUENER}\n{bad_line}\n{GOOD_CLUENER}\n",
+        "train.json",
+    )
     (reject,) = reconcile(report)
     assert report.manifest[0]["samples_written"] == 2
     assert reject["reason"].startswith(reason) and reject["record"] == 2 and reject["line"] == 2
@@ -100,7 +118,13 @@ def test_omniner_mention_not_found_is_rejected(tmp_path):
 
 def test_broken_element_of_a_json_array_is_one_reject(tmp_path):
     good = {"text": "头痛", "entities": [{"start_idx": 0, "end_idx": 1, "type": "sym", "entity": "头痛"}]}
-    content = "[\n" + json.dumps(good, ensure_ascii=False) + ",\n{\"text\": \"坏\", \"entities\": [}\n,\n" + json.dumps(good, ensure_ascii=False) + "\n]"
+    content = (
+        "[\n"
+        + json.dumps(good, ensure_ascii=False)
+        + ',\n{"text": "坏", "entities": [}\n,\n'
+        + json.dumps(good, ensure_ascii=False)
+        + "\n]"
+    )
     report = ingest_one(tmp_path, entry("med", "cmeee", "zh", {"train": "train.json"}), content, "train.json")
     (reject,) = reconcile(report)
     assert reject["reason"].startswith("invalid JSON") and reject["line"] == 3
@@ -111,7 +135,10 @@ def test_broken_element_of_a_json_array_is_one_reject(tmp_path):
     "content, reason",
     [
         (b"John\tB-PER\n\xff\xfe\tO\n\n", "not valid UTF-8 at byte 11"),
-        ("\n".join(json.dumps({"text": f"t{i}", "label": {}}) for i in range(6)) + "\n", "does not look like format 'conll'"),
+        (
+            "\n".join(json.dumps({"text": f"t{i}", "label": {}}) for i in range(6)) + "\n",
+            "does not look like format 'conll'",
+        ),
     ],
 )
 def test_unreadable_file_fails_the_dataset_with_one_clear_line(tmp_path, content, reason):
@@ -150,13 +177,21 @@ def run_ingest_flow(tmp_path, **overrides) -> subprocess.CompletedProcess:
         if content is not None:
             (raw / name).mkdir(parents=True, exist_ok=True)
             (raw / name / "train.txt").write_bytes(content if isinstance(content, bytes) else content.encode())
-    params = {"ingest": {
-        "raw_dir": str(raw), "private_registry_dir": str(registry), "datasets": [name for name, _ in datasets],
-        "out_dir": str(tmp_path / "out"), "metrics_file": str(tmp_path / "metrics.json"), **overrides,
-    }}
+    params = {
+        "ingest": {
+            "raw_dir": str(raw),
+            "private_registry_dir": str(registry),
+            "datasets": [name for name, _ in datasets],
+            "out_dir": str(tmp_path / "out"),
+            "metrics_file": str(tmp_path / "metrics.json"),
+            **overrides,
+        }
+    }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "flows.ingest"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "flows.ingest"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_flow_ingests_the_others_then_exits_non_zero(tmp_path):
@@ -169,7 +204,11 @@ def test_flow_ingests_the_others_then_exits_non_zero(tmp_path):
     assert "warning: empty/train: no records: the file is empty or blank" in output
     manifest = pl.read_parquet(tmp_path / "out" / "manifest.parquet")
     assert dict(manifest.select("dataset", "status").iter_rows()) == {
-        "good": "ok", "undecodable": "failed", "absent": "missing", "empty": "ok", "demo_news_en": "ok",
+        "good": "ok",
+        "undecodable": "failed",
+        "absent": "missing",
+        "empty": "ok",
+        "demo_news_en": "ok",
     }
     empty = manifest.filter(pl.col("dataset") == "empty")
     assert empty["warning"].to_list() == ["no records: the file is empty or blank"]
@@ -189,14 +228,25 @@ B2NERD_GOOD = json.dumps({"sentence": "Ann met Bob", "entities": [{"name": "Ann"
     "bad_line, reason",
     [
         ('{"sentence": "x", "entities": [', "invalid JSON"),  # Arrow cannot decode the chunk: record-by-record path
-        (json.dumps({"sentence": "Ann", "entities": [{"name": "Ann", "type": "person", "pos": [0]}]}), "pos [0] is not [start, end]"),
-        (json.dumps({"sentence": "Ann", "entities": [{"name": "Bob", "type": "person", "pos": [0, 3]}]}), "mention/offset mismatch"),
+        (
+            json.dumps({"sentence": "Ann", "entities": [{"name": "Ann", "type": "person", "pos": [0]}]}),
+            "pos [0] is not [start, end]",
+        ),
+        (
+            json.dumps({"sentence": "Ann", "entities": [{"name": "Bob", "type": "person", "pos": [0, 3]}]}),
+            "mention/offset mismatch",
+        ),
         (json.dumps({"entities": []}), "missing field 'sentence'"),
         (json.dumps({"sentence": "", "entities": []}), "empty text"),
     ],
 )
 def test_bad_b2nerd_line_is_rejected_on_both_paths(tmp_path, bad_line, reason):
-    report = ingest_one(tmp_path, entry("b2", "b2nerd", files={"train": "train.json"}), f"{B2NERD_GOOD}\n\n{bad_line}\n{B2NERD_GOOD}\n", "train.json")
+    report = ingest_one(
+        tmp_path,
+        entry("b2", "b2nerd", files={"train": "train.json"}),
+        f"{B2NERD_GOOD}\n\n{bad_line}\n{B2NERD_GOOD}\n",
+        "train.json",
+    )
     (reject,) = reconcile(report)
     assert reject["reason"].startswith(reason), reject["reason"]
     assert (reject["record"], reject["line"]) == (2, 3)
@@ -279,8 +329,11 @@ def test_empty_or_blank_file_gives_no_samples_and_a_warning(tmp_path, fmt, conte
         ({}, "John\tB-PER\nlives\n\nBob\tB-PER\n\n", "line 2: no TAB between token and tag"),
         ({"sep": "space"}, "John B-PER\nlives\n\nBob B-PER\n\n", "line 2: no space between token and tag"),
         ({"segment_digit": True}, "张0\tB-PER\n三1\n\n李0\tB-PER\n\n", "line 2: no TAB between token and tag"),
-        ({"segment_digit": True}, "张0\tB-PER\n三\tI-PER\n\n李0\tB-PER\n\n",
-         "line 2: the token lacks its segment digit"),
+        (
+            {"segment_digit": True},
+            "张0\tB-PER\n三\tI-PER\n\n李0\tB-PER\n\n",
+            "line 2: the token lacks its segment digit",
+        ),
     ],
 )
 def test_line_without_its_tag_column_rejects_its_sentence(tmp_path, options, content, reason):
@@ -379,8 +432,10 @@ TO_UTF8 = "not UTF-8: convert it to UTF-8"
         (b"\xfe\xff" + "Ann\tB-PER\n\n".encode("utf-16-be"), f"is UTF-16 text (byte-order mark FE FF), {TO_UTF8}"),
         ("Ann\tB-PER\n\n".encode("utf-32"), f"is UTF-32 text (byte-order mark FF FE 00 00), {TO_UTF8}"),
         (gzip.compress(b"Ann\tB-PER\n\n"), "is gzip-compressed, not text: decompress it first"),
-        (b"caf\xe9\tO\n\n", "not valid UTF-8 at byte 3 "
-         "(Latin-1, GBK or another legacy encoding?): convert it to UTF-8"),
+        (
+            b"caf\xe9\tO\n\n",
+            "not valid UTF-8 at byte 3 (Latin-1, GBK or another legacy encoding?): convert it to UTF-8",
+        ),
         (b"Ann\tB-PER\rmet\tO\r\rBob\tO\r", "has CR-only line endings (classic Mac OS): convert them to LF"),
     ],
     ids=["utf-16-le", "utf-16-be", "utf-32", "gzip", "latin-1", "cr-only"],

@@ -51,14 +51,22 @@ torch.set_num_threads(1)
 
 
 def ingest(names: list[str], raw_dir, out_dir) -> pl.DataFrame:
-    """Ingest registry datasets into ``out_dir/samples``, writing ``label_counts.parquet`` and ``manifest.parquet``; return the counts."""
+    """Ingest registry datasets into ``out_dir/samples``, writing ``label_counts.parquet`` and
+    ``manifest.parquet``; return the counts."""
     registry = load_registry()
-    reports = [ingest_dataset(registry[name], IngestOptions(raw_dir=str(raw_dir)), out_dir / "samples") for name in names]
+    reports = [
+        ingest_dataset(registry[name], IngestOptions(raw_dir=str(raw_dir)), out_dir / "samples") for name in names
+    ]
     assert all(report.status == "ok" for report in reports), [report.error for report in reports]
     counts = pl.concat([report.label_counts for report in reports])
     counts.write_parquet(out_dir / "label_counts.parquet")
-    pl.DataFrame([{"dataset": row["dataset"], "split": row["split"], "lang": row["lang"]} for report in reports for row in report.manifest]).write_parquet(
-        out_dir / "manifest.parquet")
+    pl.DataFrame(
+        [
+            {"dataset": row["dataset"], "split": row["split"], "lang": row["lang"]}
+            for report in reports
+            for row in report.manifest
+        ]
+    ).write_parquet(out_dir / "manifest.parquet")
     return counts
 
 
@@ -72,8 +80,12 @@ def demo(tmp_path_factory):
 
 def demo_options(demo, out, **overrides) -> CrossvalOptions:
     return CrossvalOptions(
-        samples_dir=str(demo / "samples"), label_counts_file=str(demo / "label_counts.parquet"), manifest_file=str(demo / "manifest.parquet"),
-        out_dir=str(out / "crossval"), metrics_file=str(out / "crossval.json"), **{**TRAINING, **overrides},
+        samples_dir=str(demo / "samples"),
+        label_counts_file=str(demo / "label_counts.parquet"),
+        manifest_file=str(demo / "manifest.parquet"),
+        out_dir=str(out / "crossval"),
+        metrics_file=str(out / "crossval.json"),
+        **{**TRAINING, **overrides},
     )
 
 
@@ -85,20 +97,40 @@ def test_datasets_are_grouped_by_normalised_label(demo):
     counts, manifest = pl.read_parquet(demo / "label_counts.parquet"), pl.read_parquet(demo / "manifest.parquet")
     labels = with_label_groups(dataset_labels(counts, manifest, SYNONYMS, "all"), None)
     groups = label_groups(labels)
-    members = {group: set(frame["dataset"]) for (group,), frame in groups.partition_by("label_group", as_dict=True, include_key=False).items()}
-    assert members["person (en)"] == members["organization (en)"] == members["location (en)"] == {"demo_news_en", "demo_wiki_en", "demo_social_en"}
+    members = {
+        group: set(frame["dataset"])
+        for (group,), frame in groups.partition_by("label_group", as_dict=True, include_key=False).items()
+    }
+    assert (
+        members["person (en)"]
+        == members["organization (en)"]
+        == members["location (en)"]
+        == {"demo_news_en", "demo_wiki_en", "demo_social_en"}
+    )
     assert members["person (zh)"] == members["organization (zh)"] == {"demo_news_zh", "demo_weibo_zh", "demo_resume_zh"}
     assert members["location (zh)"] == {"demo_news_zh", "demo_weibo_zh"}
     assert not {"demo_bio_en", "demo_med_zh"} & set(groups["dataset"]), "their labels are shared with nobody"
-    across = label_groups(with_label_groups(dataset_labels(counts, manifest, SYNONYMS, "all"), None, cross_language=True))
-    assert set(across.filter(pl.col("label_group") == "person")["dataset"]) == members["person (en)"] | members["person (zh)"]
-    weibo_person = groups.filter((pl.col("label_group") == "person (zh)") & (pl.col("dataset") == "demo_weibo_zh"))["labels"].item()
+    across = label_groups(
+        with_label_groups(dataset_labels(counts, manifest, SYNONYMS, "all"), None, cross_language=True)
+    )
+    assert (
+        set(across.filter(pl.col("label_group") == "person")["dataset"])
+        == members["person (en)"] | members["person (zh)"]
+    )
+    weibo_person = groups.filter((pl.col("label_group") == "person (zh)") & (pl.col("dataset") == "demo_weibo_zh"))[
+        "labels"
+    ].item()
     assert weibo_person == "PER.NAM, PER.NOM"
 
     specs = {spec.train_dataset: spec for spec in plan_jobs(labels, groups, demo_options(demo, demo))}
     assert len(specs) == 6, "one training per grouped dataset, not one per pair"
     news = specs["demo_news_en"]
-    assert news.label_map == {"LOC": "location (en)", "MISC": "miscellaneous (en)", "ORG": "organization (en)", "PER": "person (en)"}
+    assert news.label_map == {
+        "LOC": "location (en)",
+        "MISC": "miscellaneous (en)",
+        "ORG": "organization (en)",
+        "PER": "person (en)",
+    }
     assert {peer.dataset for peer in news.peers} == {"demo_wiki_en", "demo_social_en"}
     with pytest.raises(CrossvalInputError, match="no_such_dataset"):
         dataset_labels(counts, manifest, SYNONYMS, ["demo_news_en", "no_such_dataset"])
@@ -108,16 +140,31 @@ def test_datasets_are_grouped_by_normalised_label(demo):
 
 def test_label_keys_merge_by_embedding_similarity():
     vectors = np.array([[1.0, 0.0], [0.96, 0.28], [0.0, 1.0]])
-    assert merged_keys(["gpe", "location", "person"], vectors, 0.9) == {"gpe": "gpe|location", "location": "gpe|location", "person": "person"}
-    labels = pl.DataFrame({"dataset": ["a", "b", "b"], "lang": "en", "label": ["people", "person", "gpe"], "label_key": ["people", "person", "gpe"], "count": 1})
+    assert merged_keys(["gpe", "location", "person"], vectors, 0.9) == {
+        "gpe": "gpe|location",
+        "location": "gpe|location",
+        "person": "person",
+    }
+    labels = pl.DataFrame(
+        {
+            "dataset": ["a", "b", "b"],
+            "lang": "en",
+            "label": ["people", "person", "gpe"],
+            "label_key": ["people", "person", "gpe"],
+            "count": 1,
+        }
+    )
     grouped = label_groups(with_label_groups(labels, 0.6))  # the packaged MiniLM: people~person 0.62, gpe~person 0.14
     assert grouped.rows() == [("people|person (en)", "a", "people"), ("people|person (en)", "b", "person")]
 
 
-@pytest.mark.parametrize("lang,text,spans", [
-    ("en", "Mr. John Smith visited New York .", [(4, 14, "person"), (23, 31, "location")]),
-    ("zh", "我在北京大学工作", [(2, 6, "organization")]),
-])
+@pytest.mark.parametrize(
+    "lang,text,spans",
+    [
+        ("en", "Mr. John Smith visited New York .", [(4, 14, "person"), (23, 31, "location")]),
+        ("zh", "我在北京大学工作", [(2, 6, "organization")]),
+    ],
+)
 def test_character_spans_survive_sub_word_tags(lang, text, spans):
     tokenizer = load_tokenizer(PACKAGED_ENCODER)
     names = tag_names(["location", "organization", "person"])
@@ -145,29 +192,57 @@ def test_a_word_is_tagged_whole_by_its_first_sub_token():
 def test_characters_the_encoder_lacks_become_tokens_of_their_own():
     tokenizer = load_tokenizer(PACKAGED_ENCODER)
     text = "张三在上海市人民医院工作。café"
-    assert tokenizer(text)["input_ids"].count(tokenizer.unk_token_id) == 7, "MiniLM's vocabulary lacks most Chinese characters"
-    assert add_unknown_characters(tokenizer, [text, "北京"]) == 7, "known characters (北, 京, 上, é read as e) are not added"
+    assert tokenizer(text)["input_ids"].count(tokenizer.unk_token_id) == 7, (
+        "MiniLM's vocabulary lacks most Chinese characters"
+    )
+    assert add_unknown_characters(tokenizer, [text, "北京"]) == 7, (
+        "known characters (北, 京, 上, é read as e) are not added"
+    )
     encoded = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
     assert tokenizer.unk_token_id not in encoded["input_ids"]
-    assert [tuple(pair) for pair in encoded["offset_mapping"]][:12] == [(i, i + 1) for i in range(12)], "one token per character, offsets intact"
+    assert [tuple(pair) for pair in encoded["offset_mapping"]][:12] == [(i, i + 1) for i in range(12)], (
+        "one token per character, offsets intact"
+    )
     assert add_unknown_characters(tokenizer, [text]) == 0, "a second call adds nothing"
 
 
 def test_each_token_gets_its_case_for_the_uncased_encoder():
     pieces = ["", "2024", "john", "John", "JOHN", "I", "McDonald", "iPhone", "北京", "U.S."]
     assert [CASES[token_case(piece)] for piece in pieces] == [
-        "special", "none", "lower", "title", "upper", "title", "title", "lower", "none", "upper"]
+        "special",
+        "none",
+        "lower",
+        "title",
+        "upper",
+        "title",
+        "title",
+        "lower",
+        "none",
+        "upper",
+    ]
     tokenizer = load_tokenizer(PACKAGED_ENCODER)
-    assert tokenizer("John")["input_ids"] == tokenizer("john")["input_ids"], "MiniLM reads both alike: the case must come from elsewhere"
+    assert tokenizer("John")["input_ids"] == tokenizer("john")["input_ids"], (
+        "MiniLM reads both alike: the case must come from elsewhere"
+    )
 
 
 def test_chinese_pairs_score_like_their_definitions(demo, tmp_path):
-    """With its missing characters added, MiniLM learns Chinese: the consistent person pair transfers, the location scope conflict does not."""
-    options = demo_options(demo, tmp_path, datasets=["demo_news_zh", "demo_resume_zh", "demo_weibo_zh"], runner="sequential", max_train_samples=300)
+    """With its missing characters added, MiniLM learns Chinese: the consistent person pair transfers,
+    the location scope conflict does not."""
+    options = demo_options(
+        demo,
+        tmp_path,
+        datasets=["demo_news_zh", "demo_resume_zh", "demo_weibo_zh"],
+        runner="sequential",
+        max_train_samples=300,
+    )
     crossval_flow(options, tracking(tmp_path))
     results = pl.read_parquet(tmp_path / "crossval" / "results.parquet")
     print(results.select("label_group", "train_dataset", "test_dataset", "precision", "recall", "f1", "support"))
-    f1 = {(row["label_group"], row["train_dataset"], row["test_dataset"]): row["f1"] for row in results.iter_rows(named=True)}
+    f1 = {
+        (row["label_group"], row["train_dataset"], row["test_dataset"]): row["f1"]
+        for row in results.iter_rows(named=True)
+    }
     person = [value for (group, *_), value in f1.items() if group == "person (zh)"]
     location = [value for (group, *_), value in f1.items() if group == "location (zh)"]
     # Without the added characters every pair scored 0.00-0.16. Measured here: person 0.29-0.69, location 0.15-0.24
@@ -181,41 +256,92 @@ def test_chinese_pairs_score_like_their_definitions(demo, tmp_path):
 def test_span_scores_are_strict():
     gold = [[(0, 5, "person"), (10, 15, "person")], [(0, 3, "location")]]
     predicted = [[(0, 5, "person"), (10, 14, "person")], [(0, 3, "person")]]
-    assert span_scores(predicted, gold, "person") == {"precision": 1 / 3, "recall": 0.5, "f1": 0.4, "support": 2, "predicted": 3, "correct": 1}
+    assert span_scores(predicted, gold, "person") == {
+        "precision": 1 / 3,
+        "recall": 0.5,
+        "f1": 0.4,
+        "support": 2,
+        "predicted": 3,
+        "correct": 1,
+    }
 
 
 def test_demo_conflicts_score_low_on_a_dask_cluster(demo, tmp_path):
     """Two jobs on a real Dask cluster, each asking for a 'GPU' slot the workers offer."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, resources={"GPU": 1}, dashboard_address=":0") as cluster:
-        options = demo_options(demo, tmp_path, datasets=["demo_news_en", "demo_wiki_en"], runner="dask", address=cluster.scheduler_address, job_resources={"GPU": 1})
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, resources={"GPU": 1}, dashboard_address=":0"
+    ) as cluster:
+        options = demo_options(
+            demo,
+            tmp_path,
+            datasets=["demo_news_en", "demo_wiki_en"],
+            runner="dask",
+            address=cluster.scheduler_address,
+            job_resources={"GPU": 1},
+        )
         metrics = crossval_flow(options, tracking(tmp_path))
     results = pl.read_parquet(tmp_path / "crossval" / "results.parquet")
-    f1 = {(row["label_group"], row["train_dataset"], row["test_dataset"]): row["f1"] for row in results.iter_rows(named=True)}
+    f1 = {
+        (row["label_group"], row["train_dataset"], row["test_dataset"]): row["f1"]
+        for row in results.iter_rows(named=True)
+    }
     print(results.select("label_group", "train_dataset", "test_dataset", "precision", "recall", "f1", "support"))
     # Consistent definitions: named persons and organizations transfer both ways.
-    assert f1[("person (en)", "demo_news_en", "demo_wiki_en")] > 0.8 and f1[("person (en)", "demo_wiki_en", "demo_news_en")] > 0.8
+    assert (
+        f1[("person (en)", "demo_news_en", "demo_wiki_en")] > 0.8
+        and f1[("person (en)", "demo_wiki_en", "demo_news_en")] > 0.8
+    )
     # Scope conflict: news LOC includes cities, which wiki tags GPE, so its 'location' spans are mostly wrong there.
-    location = results.filter((pl.col("label_group") == "location (en)") & (pl.col("train_dataset") == "demo_news_en")).row(0, named=True)
+    location = results.filter(
+        (pl.col("label_group") == "location (en)") & (pl.col("train_dataset") == "demo_news_en")
+    ).row(0, named=True)
     assert location["f1"] < 0.4 and location["precision"] < 0.3
     assert f1[("person (en)", "demo_news_en", "demo_wiki_en")] - location["f1"] > 0.5
 
-    assert metrics == json.loads((tmp_path / "crossval.json").read_text()) and metrics["jobs"] == 2 and metrics["jobs_failed"] == 0
+    assert (
+        metrics == json.loads((tmp_path / "crossval.json").read_text())
+        and metrics["jobs"] == 2
+        and metrics["jobs_failed"] == 0
+    )
     jobs = [Artifact.get(f"crossval-job-{name}") for name in ("demo-news-en", "demo-wiki-en")]
-    assert [job.data for job in jobs] == [100, 100] and all(job.task_run_id for job in jobs), "each job's own, from its worker"
+    assert [job.data for job in jobs] == [100, 100] and all(job.task_run_id for job in jobs), (
+        "each job's own, from its worker"
+    )
     assert Artifact.get("crossval-progress").data == 100
-    assert {path.name for path in (tmp_path / "crossval" / "heatmaps").iterdir()} == {"location_en.png", "organization_en.png", "person_en.png"}
+    assert {path.name for path in (tmp_path / "crossval" / "heatmaps").iterdir()} == {
+        "location_en.png",
+        "organization_en.png",
+        "person_en.png",
+    }
     assert pl.read_csv(tmp_path / "crossval" / "f1_pairs.csv").height == results.height == 6
-    assert set(pl.read_parquet(tmp_path / "crossval" / "groups.parquet")["label_group"]) == {"location (en)", "organization (en)", "person (en)"}
+    assert set(pl.read_parquet(tmp_path / "crossval" / "groups.parquet")["label_group"]) == {
+        "location (en)",
+        "organization (en)",
+        "person (en)",
+    }
     mlflow.set_tracking_uri(tracking(tmp_path).tracking_uri)
-    run = mlflow.search_runs(experiment_names=["ner-pipeline"], filter_string="tags.stage = 'crossval'", output_format="list")[0]
+    run = mlflow.search_runs(
+        experiment_names=["ner-pipeline"], filter_string="tags.stage = 'crossval'", output_format="list"
+    )[0]
     assert run.data.metrics["f1/location_en/demo_news_en/demo_wiki_en"] == pytest.approx(location["f1"])
     assert {artifact.path for artifact in mlflow.MlflowClient().list_artifacts(run.info.run_id, "heatmaps")} == {
-        "heatmaps/location_en.png", "heatmaps/organization_en.png", "heatmaps/person_en.png"}
+        "heatmaps/location_en.png",
+        "heatmaps/organization_en.png",
+        "heatmaps/person_en.png",
+    }
 
 
 def test_failed_job_is_retried_and_reported_and_a_rerun_redoes_only_it(demo, tmp_path):
-    options = demo_options(demo, tmp_path, datasets=["demo_news_en", "demo_social_en"], runner="sequential",
-                           max_train_samples=32, epochs=1, max_test_samples=32, retries=1)
+    options = demo_options(
+        demo,
+        tmp_path,
+        datasets=["demo_news_en", "demo_social_en"],
+        runner="sequential",
+        max_train_samples=32,
+        epochs=1,
+        max_test_samples=32,
+        retries=1,
+    )
     train_file = demo / "samples" / "demo_news_en" / "train.parquet"
     intact = train_file.read_bytes()
     train_file.write_bytes(intact[: len(intact) // 2])  # a torn file, as a crash mid-copy leaves
@@ -247,14 +373,25 @@ def test_real_conll_and_ontonotes_reproduce_table_9(shared_data, tmp_path):
     LOC mentions (16 in 1,000 sentences), hence the larger test sample."""
     counts = ingest(["conll2003", "ontonotes5"], shared_data, tmp_path)
     options = CrossvalOptions(
-        samples_dir=str(tmp_path / "samples"), manifest_file=str(tmp_path / "manifest.parquet"), out_dir=str(tmp_path / "crossval"),
-        max_train_samples=400, max_test_samples=1500, epochs=2, torch_threads=1,
+        samples_dir=str(tmp_path / "samples"),
+        manifest_file=str(tmp_path / "manifest.parquet"),
+        out_dir=str(tmp_path / "crossval"),
+        max_train_samples=400,
+        max_test_samples=1500,
+        epochs=2,
+        torch_threads=1,
     )
-    labels = with_label_groups(dataset_labels(counts, pl.read_parquet(tmp_path / "manifest.parquet"), SYNONYMS, "all"), None)
+    labels = with_label_groups(
+        dataset_labels(counts, pl.read_parquet(tmp_path / "manifest.parquet"), SYNONYMS, "all"), None
+    )
     specs = {spec.train_dataset: spec for spec in plan_jobs(labels, label_groups(labels), options)}
     assert specs["ontonotes5"].train_split == "dev", "OntoNotes has no train split: the configured fallback"
     results = pl.concat([run_job(specs[name], options) for name in ("conll2003", "ontonotes5")])
-    print(results.select("label_group", "train_dataset", "test_labels", "precision", "recall", "f1", "support", "predicted"))
+    print(
+        results.select(
+            "label_group", "train_dataset", "test_labels", "precision", "recall", "f1", "support", "predicted"
+        )
+    )
     cell = {(row["label_group"], row["train_dataset"]): row for row in results.iter_rows(named=True)}
     conll_on_ontonotes, ontonotes_on_conll = cell[("location (en)", "conll2003")], cell[("location (en)", "ontonotes5")]
     assert (conll_on_ontonotes["train_labels"], conll_on_ontonotes["test_labels"]) == ("LOC", "LOC")

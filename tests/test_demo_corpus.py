@@ -18,8 +18,19 @@ from tasks.demo_corpus import DATASETS, main, split_size, write_demo_corpus
 
 CATALOG_DIR = Path(__file__).resolve().parents[1] / "tasks" / "catalog" / "datasets"
 CATALOG_KEYS = [
-    "name", "title", "citation", "lang", "domain", "role", "paper", "local_dir",
-    "format", "format_options", "files", "obtain", "notes",
+    "name",
+    "title",
+    "citation",
+    "lang",
+    "domain",
+    "role",
+    "paper",
+    "local_dir",
+    "format",
+    "format_options",
+    "files",
+    "obtain",
+    "notes",
 ]
 PAPER_KEYS = ["types", "pruned_train", "raw_train", "test", "has_train_split", "has_test_split"]
 DOCSTART = "-DOCSTART- -X- -X- O"
@@ -106,9 +117,7 @@ def read_conll(path: Path, options: dict, lang: str) -> list[tuple[str, list[tup
     return records
 
 
-def build_record(
-    units: list[str], tags: list[str], scheme: str, lang: str
-) -> tuple[str, list[tuple[str, int, int]]]:
+def build_record(units: list[str], tags: list[str], scheme: str, lang: str) -> tuple[str, list[tuple[str, int, int]]]:
     """Turn one tagged sentence into text and character spans (English tokens joined by spaces)."""
     joiner = " " if lang == "en" else ""
     starts, position = [], 0
@@ -117,8 +126,7 @@ def build_record(
         position += len(unit) + len(joiner)
     text = joiner.join(units)
     spans = [
-        (label, starts[start], starts[end - 1] + len(units[end - 1]))
-        for start, end, label in decode_tags(tags, scheme)
+        (label, starts[start], starts[end - 1] + len(units[end - 1])) for start, end, label in decode_tags(tags, scheme)
     ]
     return text, spans
 
@@ -137,7 +145,7 @@ def read_cluener(path: Path) -> list[tuple[str, list[tuple[str, int, int]]]]:
         for label, mentions in record["label"].items():
             for mention, positions in mentions.items():
                 for start, end_inclusive in positions:
-                    assert text[start:end_inclusive + 1] == mention, (record, mention)
+                    assert text[start : end_inclusive + 1] == mention, (record, mention)
                     spans.append((label, start, end_inclusive + 1))
         records.append((text, spans))
     return records
@@ -166,7 +174,7 @@ def read_cmeee(path: Path) -> list[tuple[str, list[tuple[str, int, int]]]]:
         spans = []
         for entity in record["entities"]:
             start, end_inclusive = entity["start_idx"], entity["end_idx"]
-            assert text[start:end_inclusive + 1] == entity["entity"], entity
+            assert text[start : end_inclusive + 1] == entity["entity"], entity
             spans.append((entity["type"], start, end_inclusive + 1))
         records.append((text, spans))
     return records
@@ -320,8 +328,10 @@ def test_nested_entities_exist_where_the_format_allows(parsed):
         nested = [
             (text, outer, inner)
             for text, spans in all_records(parsed, name)
-            for outer in spans if outer[0] == outer_label
-            for inner in spans if inner[0] == inner_label and outer[1] <= inner[1] and inner[2] <= outer[2]
+            for outer in spans
+            if outer[0] == outer_label
+            for inner in spans
+            if inner[0] == inner_label and outer[1] <= inner[1] and inner[2] <= outer[2]
         ]
         assert nested, f"{name} has no {inner_label} nested in {outer_label}"
 

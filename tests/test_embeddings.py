@@ -40,7 +40,9 @@ def test_bundled_model_gives_unit_vectors_that_rank_meaning(tmp_path):
 def test_a_vector_does_not_depend_on_the_texts_batched_with_it(precision):
     """Lazy pruning embeds small batches, eager pruning everything at once: both must see the same vector of a text."""
     alone = [Embedder(cache_dir=None, precision=precision).embed([text])[0] for text in TEXTS]
-    together = Embedder(cache_dir=None, precision=precision, batch_size=2).embed(TEXTS[::-1] + ["A much longer sentence that would pad every other text of its batch if batches were padded ."])
+    together = Embedder(cache_dir=None, precision=precision, batch_size=2).embed(
+        TEXTS[::-1] + ["A much longer sentence that would pad every other text of its batch if batches were padded ."]
+    )
     assert all(np.array_equal(vector, together[len(TEXTS) - 1 - i]) for i, vector in enumerate(alone)), "bit for bit"
 
 

@@ -38,14 +38,22 @@ def row(sample_id, text, gold, prediction, lang="en", labels=None):
             start = text.index(mention, start + 1)
         used.add((start, mention))
         entities.append({"start": start, "end": start + len(mention), "label": label, "mention": mention})
-    return {"sample_id": sample_id, "dataset": f"demo_{lang}", "lang": lang, "text": text, "label_set": list(labels),
-            "entities": entities, "prediction": prediction}
+    return {
+        "sample_id": sample_id,
+        "dataset": f"demo_{lang}",
+        "lang": lang,
+        "text": text,
+        "label_set": list(labels),
+        "entities": entities,
+        "prediction": prediction,
+    }
 
 
 def totals(*rows):
     parsed = parse_predictions(pl.DataFrame(list(rows), schema_overrides={"entities": ENTITY}))
     found = errta_totals(errta_errors(parsed))
     return {error_type: count for error_type, count in found.items() if count}
+
 
 CASES = [
     # classification: right span, wrong label
@@ -66,7 +74,13 @@ CASES = [
     ("en", "The 2024 Olympics start", [("2024 Olympics", "event")], "time: 2024; event: Olympics", {"split": 1}),
     ("zh", "期待2024奥运会开幕", [("2024奥运会", "事件")], "时间：2024；事件：奥运会", {"split": 1}),
     # merge: one prediction holding two gold units
-    ("en", "Visit New York Paris tour", [("New York", "location"), ("Paris", "location")], "location: New York Paris", {"merge": 1}),
+    (
+        "en",
+        "Visit New York Paris tour",
+        [("New York", "location"), ("Paris", "location")],
+        "location: New York Paris",
+        {"merge": 1},
+    ),
     ("zh", "张三李四来了", [("张三", "人名"), ("李四", "人名")], "人名：张三李四", {"merge": 1}),
     # exact matches are no errors; a repeated mention is two units
     ("en", "Paris and Paris", [("Paris", "location"), ("Paris", "location")], "location: Paris", {"missing": 1}),
@@ -86,8 +100,11 @@ GEORGIA = {  # one mention string at two positions with two types: only content 
 
 
 @pytest.mark.parametrize("lang", GEORGIA)
-@pytest.mark.parametrize("order, expected", [((0, 1), {}), ((1, 0), {}), ((0, 0), {"classification": 1})],
-                         ids=["text-order", "reversed", "both-first-type"])
+@pytest.mark.parametrize(
+    "order, expected",
+    [((0, 1), {}), ((1, 0), {}), ((0, 0), {"classification": 1})],
+    ids=["text-order", "reversed", "both-first-type"],
+)
 def test_repeated_mention_with_two_types_is_matched_by_content_not_answer_order(lang, order, expected):
     text, gold = GEORGIA[lang]
     answer = "; ".join(f"{gold[i][1]}: {gold[i][0]}" for i in order)
@@ -109,11 +126,22 @@ def test_split_and_merge_pieces_are_placed_by_content_not_answer_order(reverse):
 
 def test_mixed_sample_counts_every_type_once():
     text = "Chanel sells Gentle Shampoo in New York Paris at the 2024 Olympics with Anna"
-    gold = [("Chanel", "brand"), ("Gentle Shampoo", "product"), ("New York", "location"), ("Paris", "location"),
-            ("2024 Olympics", "event"), ("Anna", "person")]
+    gold = [
+        ("Chanel", "brand"),
+        ("Gentle Shampoo", "product"),
+        ("New York", "location"),
+        ("Paris", "location"),
+        ("2024 Olympics", "event"),
+        ("Anna", "person"),
+    ]
     answer = "product: Chanel; product: Shampoo; location: New York Paris; time: 2024; event: Olympics; person: sells"
     assert totals(row("m", text, gold, answer)) == {
-        "classification": 1, "boundary": 1, "merge": 1, "split": 1, "missing": 1, "redundant": 1,
+        "classification": 1,
+        "boundary": 1,
+        "merge": 1,
+        "split": 1,
+        "missing": 1,
+        "redundant": 1,
     }
 
 
@@ -122,14 +150,22 @@ def test_distribution_examples_and_guided_prompt():
     parsed = parse_predictions(pl.DataFrame(rows, schema_overrides={"entities": ENTITY}))
     errors = errta_errors(parsed)
     counts = errta_counts(errors)
-    assert counts.filter(pl.col("error_type") == "classification").select("dataset", "category", "count").sort("dataset").rows() == [
-        ("demo_en", "brand", 1), ("demo_zh", "品牌", 1)]
+    assert counts.filter(pl.col("error_type") == "classification").select("dataset", "category", "count").sort(
+        "dataset"
+    ).rows() == [("demo_en", "brand", 1), ("demo_zh", "品牌", 1)]
     examples = typical_examples(errors, per_type=1)
     assert sorted(examples["error_type"].to_list()) == sorted(ERROR_TYPES)
     split = examples.filter(pl.col("error_type") == "split").row(0, named=True)
-    assert split["gold"] == "event: 2024 Olympics [4,17)" and split["predicted"] == "time: 2024 [4,8); event: Olympics [9,17)"
+    assert (
+        split["gold"] == "event: 2024 Olympics [4,17)"
+        and split["predicted"] == "time: 2024 [4,8); event: Olympics [9,17)"
+    )
     prompt = with_errta_guidance("Label Set: 人名, 地址\nText: 张三\nAnswer:", ["人名", "地址"], "zh")
-    assert prompt.startswith(ERRTA_GUIDANCE["zh"].split("{")[0]) and "命名实体包括人名、地址。" in prompt and prompt.endswith("Answer:")
+    assert (
+        prompt.startswith(ERRTA_GUIDANCE["zh"].split("{")[0])
+        and "命名实体包括人名、地址。" in prompt
+        and prompt.endswith("Answer:")
+    )
     assert "Splitting/Merging Error (SME)" in with_errta_guidance("x", ["person"], "en")
 
 
@@ -141,7 +177,8 @@ from tasks.errta import errta_errors, errta_totals
 from tasks.scoring import parse_predictions
 frame = pl.read_parquet(sys.argv[2])
 errors = errta_errors(parse_predictions(frame))
-print(json.dumps({"totals": errta_totals(errors), "rows": errors.select("sample_id", "error_type", "gold", "predicted").rows()}))
+print(json.dumps({"totals": errta_totals(errors), \
+"rows": errors.select("sample_id", "error_type", "gold", "predicted").rows()}))
 """
 
 
@@ -154,15 +191,25 @@ def test_same_counts_under_different_hash_seeds(tmp_path):
         lang = "zh" if i % 2 else "en"
         words = text.split() if lang == "en" else list(text)
         gold = [(words[j], "location" if (i + j) % 3 else "person") for j in range(0, len(words) - 1, 2)]
-        preds = "; ".join(f"{'person' if (i * j) % 2 else 'location'}: {' '.join(words[j:j + 2]) if lang == 'en' else ''.join(words[j:j + 2])}"
-                          for j in range(i % 3, len(words) - 1, 2))
+        preds = "; ".join(
+            f"{'person' if (i * j) % 2 else 'location'}: "
+            f"{' '.join(words[j : j + 2]) if lang == 'en' else ''.join(words[j : j + 2])}"
+            for j in range(i % 3, len(words) - 1, 2)
+        )
         rows.append(row(f"h{i:02d}", text, gold, preds, lang, ("person", "location")))
     path = tmp_path / "samples.parquet"
     pl.DataFrame(rows, schema_overrides={"entities": ENTITY}).write_parquet(path)
     outputs = set()
     for seed in ("0", "1", "12345"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        result = subprocess.run([sys.executable, "-c", DETERMINISM_SCRIPT, str(ROOT), str(path)], env=env, capture_output=True, text=True, timeout=120, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", DETERMINISM_SCRIPT, str(ROOT), str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         outputs.add(result.stdout)
     assert len(outputs) == 1
     assert sum(json.loads(outputs.pop())["totals"].values()) > 40

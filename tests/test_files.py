@@ -35,8 +35,11 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_partial(tmp_path):
 def test_each_kind_of_content_is_written_as_its_format(tmp_path, name, content, read):
     path = write_atomic(content, tmp_path / name)
     expected = {
-        "t.parquet": {"a": [1, None]}, "t.csv": "a\n1\n2\n", "t.arrow.parquet": {"a": [3]},
-        "m.json": '{\n  "kept": 3,\n  "label": "人名"\n}\n', "r.md": "# report\n",
+        "t.parquet": {"a": [1, None]},
+        "t.csv": "a\n1\n2\n",
+        "t.arrow.parquet": {"a": [3]},
+        "m.json": '{\n  "kept": 3,\n  "label": "人名"\n}\n',
+        "r.md": "# report\n",
     }[name]
     assert read(path) == expected
 

@@ -51,7 +51,9 @@ def stage_env(prefect_home: Path, **extra: str) -> dict:
 def run_stage(stage: str, cwd: Path, env: dict) -> float:
     """Run one stage as the main job does; return its wall time, failing with its output."""
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", f"flows.{stage}"], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", f"flows.{stage}"], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, f"flows.{stage} exited {done.returncode}: {done.stdout[-2000:]}{done.stderr[-3000:]}"
     return time.monotonic() - started
 
@@ -78,13 +80,17 @@ def test_a_stage_runs_on_a_brand_new_prefect_home(tmp_path):
 
 
 def flow_run_names(api_url: str) -> list[str]:
-    request = urllib.request.Request(f"{api_url}/flow_runs/filter", data=b"{}", headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{api_url}/flow_runs/filter", data=b"{}", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return sorted(run["state_type"] + " " + run["name"] for run in json.load(response))
 
 
 def flow_names(api_url: str) -> list[str]:
-    request = urllib.request.Request(f"{api_url}/flows/filter", data=b"{}", headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{api_url}/flows/filter", data=b"{}", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return sorted(flow["name"] for flow in json.load(response))
 
@@ -94,7 +100,9 @@ def test_every_stage_reports_to_the_one_local_server(tmp_path):
     work, home = workspace(tmp_path), tmp_path / "prefect-home"
     port = str(free_port())
     env = stage_env(home, PREFECT_SERVER_API_PORT=port)
-    started = subprocess.run([sys.executable, "-m", "flows.server"], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    started = subprocess.run(
+        [sys.executable, "-m", "flows.server"], cwd=work, env=env, capture_output=True, text=True, timeout=300
+    )
     try:
         assert started.returncode == 0, started.stderr
         api_url = started.stdout.strip()
@@ -104,7 +112,9 @@ def test_every_stage_reports_to_the_one_local_server(tmp_path):
         assert [name.split()[0] for name in flow_run_names(api_url)] == ["COMPLETED", "COMPLETED"]
         # A temporary server costs about 20 s a stage; the shared one only the client's imports and calls.
         assert max(seconds.values()) < 20, seconds
-        again = subprocess.run([sys.executable, "-m", "flows.server"], cwd=work, env=env, capture_output=True, text=True, timeout=60)
+        again = subprocess.run(
+            [sys.executable, "-m", "flows.server"], cwd=work, env=env, capture_output=True, text=True, timeout=60
+        )
         assert again.stdout.strip() == api_url and "starting" not in again.stderr, "a second call reuses the server"
     finally:
         subprocess.run([sys.executable, "-m", "flows.server", "--stop"], cwd=work, env=env, timeout=60)

@@ -35,15 +35,27 @@ def tiny_run(tmp_path_factory) -> Path:
     tokenizer.eos_token = "[SEP]"
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=4, max_position_embeddings=512, initializer_range=0.5,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.cls_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=512,
+        initializer_range=0.5,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.cls_token_id,
     )
     model = LlamaForCausalLM(config)
     model.save_pretrained(root / "base")
     tokenizer.save_pretrained(root / "base")
-    get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)).save_pretrained(root / "adapter")
-    (root / "run.json").write_text(json.dumps({"base_model": str(root / "base"), "adapter_dir": str(root / "adapter"), "trust_remote_code": False}))
+    get_peft_model(
+        model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    ).save_pretrained(root / "adapter")
+    (root / "run.json").write_text(
+        json.dumps({"base_model": str(root / "base"), "adapter_dir": str(root / "adapter"), "trust_remote_code": False})
+    )
     return root / "run.json"
 
 
@@ -53,15 +65,26 @@ def loaded(tiny_run):
     return run, load_hf_model(run)
 
 
-PROMPTS = pl.DataFrame({
-    "sample_id": [f"d:test:{i}" for i in range(10)],
-    "prompt": [("Label Set: person, location\n" * (1 + i % 4)) + f"Text: sample {i} about Paris\nAnswer:" for i in range(10)],
-})
+PROMPTS = pl.DataFrame(
+    {
+        "sample_id": [f"d:test:{i}" for i in range(10)],
+        "prompt": [
+            ("Label Set: person, location\n" * (1 + i % 4)) + f"Text: sample {i} about Paris\nAnswer:"
+            for i in range(10)
+        ],
+    }
+)
 
 
 def generate(loaded, out, **options):
     run, model_and_tokenizer = loaded
-    return generate_predictions(PROMPTS, run, GenerationOptions(**{"max_new_tokens": 6, **options}), out, model_and_tokenizer=model_and_tokenizer)
+    return generate_predictions(
+        PROMPTS,
+        run,
+        GenerationOptions(**{"max_new_tokens": 6, **options}),
+        out,
+        model_and_tokenizer=model_and_tokenizer,
+    )
 
 
 def test_batches_sorted_longest_first():
@@ -76,7 +99,7 @@ def test_left_padded_batches_give_the_one_by_one_answers(loaded, tmp_path):
     assert batched["sample_id"].to_list() == sorted(PROMPTS["sample_id"].to_list())
     assert batched["prediction"].to_list() == single["prediction"].to_list()
     assert batched["prompt_tokens"].n_unique() == 4  # prompts of 4 lengths: padding was really exercised
-    assert batched["prediction"].n_unique() > 1      # the random model's answers depend on the prompt
+    assert batched["prediction"].n_unique() > 1  # the random model's answers depend on the prompt
     assert (batched["new_tokens"] == 6).all() and stats["samples_generated"] == 10 and stats["new_tokens_per_s"] > 0
     assert len(list((tmp_path / "batched").glob("part-*.parquet"))) == 3
 
@@ -91,7 +114,14 @@ def test_a_killed_run_resumes_skipping_finished_samples(loaded, tmp_path):
     run, model_and_tokenizer = loaded
     options = GenerationOptions(batch_size=2, max_new_tokens=6, chunk_size=4)
     with pytest.raises(Killed):
-        generate_predictions(PROMPTS, run, options, tmp_path / "pred", model_and_tokenizer=model_and_tokenizer, on_part=kill_after_first_part)
+        generate_predictions(
+            PROMPTS,
+            run,
+            options,
+            tmp_path / "pred",
+            model_and_tokenizer=model_and_tokenizer,
+            on_part=kill_after_first_part,
+        )
     (tmp_path / "pred" / "part-00001.parquet.partial").write_bytes(b"half-written")  # what a kill mid-write leaves
     assert read_predictions(tmp_path / "pred").height == 4
     stats = generate_predictions(PROMPTS, run, options, tmp_path / "pred", model_and_tokenizer=model_and_tokenizer)
@@ -100,8 +130,13 @@ def test_a_killed_run_resumes_skipping_finished_samples(loaded, tmp_path):
     resumed, fresh = (read_predictions(tmp_path / name).sort("sample_id") for name in ("pred", "fresh"))
     assert resumed.equals(fresh)
     # Another decoding cap is another fingerprint: the old parts are cleared, not mixed in.
-    stats = generate_predictions(PROMPTS, run, GenerationOptions(batch_size=2, max_new_tokens=3, chunk_size=4), tmp_path / "pred",
-                                 model_and_tokenizer=model_and_tokenizer)
+    stats = generate_predictions(
+        PROMPTS,
+        run,
+        GenerationOptions(batch_size=2, max_new_tokens=3, chunk_size=4),
+        tmp_path / "pred",
+        model_and_tokenizer=model_and_tokenizer,
+    )
     assert (stats["samples_skipped"], stats["samples_generated"]) == (0, 10)
     assert (read_predictions(tmp_path / "pred")["new_tokens"] == 3).all()
 
@@ -109,15 +144,18 @@ def test_a_killed_run_resumes_skipping_finished_samples(loaded, tmp_path):
 def test_generation_stops_at_end_of_sequence(loaded, tmp_path):
     run, (model, tokenizer) = loaded
     one = PROMPTS.head(1)
-    generate_predictions(one, run, GenerationOptions(max_new_tokens=6), tmp_path / "free", model_and_tokenizer=(model, tokenizer))
+    generate_predictions(
+        one, run, GenerationOptions(max_new_tokens=6), tmp_path / "free", model_and_tokenizer=(model, tokenizer)
+    )
     inputs = tokenizer(one["prompt"].to_list(), return_tensors="pt", return_token_type_ids=False)
-    tokens = model.generate(**inputs, max_new_tokens=6, do_sample=False)[0, inputs["input_ids"].shape[1]:].tolist()
+    tokens = model.generate(**inputs, max_new_tokens=6, do_sample=False)[0, inputs["input_ids"].shape[1] :].tolist()
     stop_token = tokens[2]
     original = model.generation_config.eos_token_id
     model.generation_config.eos_token_id = stop_token
     try:
-        generate_predictions(one, run, GenerationOptions(max_new_tokens=6),
-                             tmp_path / "stopped", model_and_tokenizer=(model, tokenizer))
+        generate_predictions(
+            one, run, GenerationOptions(max_new_tokens=6), tmp_path / "stopped", model_and_tokenizer=(model, tokenizer)
+        )
     finally:
         model.generation_config.eos_token_id = original
     stopped = read_predictions(tmp_path / "stopped").row(0, named=True)
@@ -143,37 +181,88 @@ def test_evaluate_flow_end_to_end(tiny_run, tmp_path, monkeypatch):
     for i in range(6):
         en = i < 3
         text = f"Anna lives in Paris {i}" if en else f"张三住在北京{i}"
-        entities = [{"start": 0, "end": 4, "label": "person", "mention": "Anna"}] if en else [{"start": 0, "end": 2, "label": "人名", "mention": "张三"}]
+        entities = (
+            [{"start": 0, "end": 4, "label": "person", "mention": "Anna"}]
+            if en
+            else [{"start": 0, "end": 2, "label": "人名", "mention": "张三"}]
+        )
         labels = ["person", "location"] if en else ["人名", "地址"]
-        rows.append({"sample_id": f"{'en' if en else 'zh'}:test:{i}", "dataset": "demo_en" if en else "demo_zh", "lang": "en" if en else "zh",
-                     "split": "test", "text": text, "template": "plain", "prompt": f"Label Set: {', '.join(labels)}\nText: {text}\nAnswer:",
-                     "answer": "", "label_set": labels, "entities": entities})
+        rows.append(
+            {
+                "sample_id": f"{'en' if en else 'zh'}:test:{i}",
+                "dataset": "demo_en" if en else "demo_zh",
+                "lang": "en" if en else "zh",
+                "split": "test",
+                "text": text,
+                "template": "plain",
+                "prompt": f"Label Set: {', '.join(labels)}\nText: {text}\nAnswer:",
+                "answer": "",
+                "label_set": labels,
+                "entities": entities,
+            }
+        )
     pl.DataFrame(rows, schema_overrides={"entities": entity}).write_parquet(tmp_path / "test.parquet")
     options = EvaluateOptions(
-        test_file=str(tmp_path / "test.parquet"), run_file=str(tiny_run), out_dir=str(tmp_path / "evaluate"),
-        predictions_dir=str(tmp_path / "evaluate" / "predictions"), metrics_file=str(tmp_path / "metrics.json"),
-        plots_dir=str(tmp_path / "plots"), batch_size=4, max_new_tokens=4, chunk_size=2, backend="hf", torch_threads=1,
+        test_file=str(tmp_path / "test.parquet"),
+        run_file=str(tiny_run),
+        out_dir=str(tmp_path / "evaluate"),
+        predictions_dir=str(tmp_path / "evaluate" / "predictions"),
+        metrics_file=str(tmp_path / "metrics.json"),
+        plots_dir=str(tmp_path / "plots"),
+        batch_size=4,
+        max_new_tokens=4,
+        chunk_size=2,
+        backend="hf",
+        torch_threads=1,
     )
     metrics = evaluate_flow(options)
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     progress = Artifact.get("generation-progress")
     assert progress.data == 100 and progress.description.startswith("generate: 6/6 sample [")
-    for key in ("f1/demo_en", "f1/demo_zh", "f1/en_avg", "f1/zh_avg", "f1/avg", "f1_span/avg", "errta/missing", "errta/split_merge",
-                "parse/unknown_label", "generation/samples_per_s"):
+    for key in (
+        "f1/demo_en",
+        "f1/demo_zh",
+        "f1/en_avg",
+        "f1/zh_avg",
+        "f1/avg",
+        "f1_span/avg",
+        "errta/missing",
+        "errta/split_merge",
+        "parse/unknown_label",
+        "generation/samples_per_s",
+    ):
         assert key in metrics, key
     out = tmp_path / "evaluate"
-    for name in ("predictions.parquet", "scores_by_dataset.parquet", "scores_by_type.parquet", "errta_counts.parquet", "errta_examples.parquet", "report.md"):
+    for name in (
+        "predictions.parquet",
+        "scores_by_dataset.parquet",
+        "scores_by_type.parquet",
+        "errta_counts.parquet",
+        "errta_examples.parquet",
+        "report.md",
+    ):
         assert (out / name).is_file(), name
     assert pl.read_parquet(out / "predictions.parquet").height == 6
     assert pl.read_csv(tmp_path / "plots" / "f1_by_dataset.csv").columns == ["dataset", "lang", "f1"]
-    assert pl.read_csv(tmp_path / "plots" / "errta.csv")["error_type"].to_list() == ["classification", "boundary", "missing", "redundant", "split", "merge"]
+    assert pl.read_csv(tmp_path / "plots" / "errta.csv")["error_type"].to_list() == [
+        "classification",
+        "boundary",
+        "missing",
+        "redundant",
+        "split",
+        "merge",
+    ]
     assert "# Evaluation report" in (out / "report.md").read_text()
     # Scoring again without generating reuses the parts; the ERRTA variant is another fingerprint.
     again = evaluate_flow(EvaluateOptions(**{**options.__dict__, "generate": False}))
-    assert {k: v for k, v in again.items() if not k.startswith("generation/")} == {k: v for k, v in metrics.items() if not k.startswith("generation/")}
+    assert {k: v for k, v in again.items() if not k.startswith("generation/")} == {
+        k: v for k, v in metrics.items() if not k.startswith("generation/")
+    }
     # The ERRTA-guided variant: Figure 2's guidance before each prompt, and another fingerprint (fresh parts).
     guided = load_test_samples(EvaluateOptions(**{**options.__dict__, "prompt_variant": "errta"}))
-    assert guided["prompt"][0].startswith("You are an advanced AI model") and guided["prompt"][0].endswith(rows[0]["prompt"])
+    assert guided["prompt"][0].startswith("You are an advanced AI model") and guided["prompt"][0].endswith(
+        rows[0]["prompt"]
+    )
     assert "命名实体包括人名、地址" in guided["prompt"][5]
     run = load_run_spec(tiny_run)
     assert fingerprint(run, options.generation(), "errta") != fingerprint(run, options.generation(), "dataset")

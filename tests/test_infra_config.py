@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
 COMPOSE = yaml.safe_load((INFRA / "docker-compose.yml").read_text())
 ENV_EXAMPLE = dict(
-    line.split("=", 1) for line in (INFRA / "env.example").read_text().splitlines() if line.strip() and not line.startswith("#")
+    line.split("=", 1)
+    for line in (INFRA / "env.example").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
 )
 PLACEHOLDER = "CHANGE_ME"
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)([^}]*)\}")  # $${X} is the container shell's, not compose's
@@ -49,7 +51,11 @@ def secret_findings(text: str, is_python: bool) -> list[str]:
         for match in pattern.finditer(text):
             value = match.group("value")
             quoted = text[match.start("value") - 1] in "\"'"
-            if value.startswith(("$", "<")) or PLACEHOLDER in value or (kind == "assignment" and is_python and not quoted):
+            if (
+                value.startswith(("$", "<"))
+                or PLACEHOLDER in value
+                or (kind == "assignment" and is_python and not quoted)
+            ):
                 continue
             findings.append(f"{kind}: {match.group(0)[:80]!r}")
     return findings
@@ -58,7 +64,10 @@ def secret_findings(text: str, is_python: bool) -> list[str]:
 def repository_text_files() -> list[Path]:
     """Tracked files plus untracked ones git does not ignore: what a commit could carry."""
     listing = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, text=True
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     if listing.returncode != 0:
         pytest.skip(f"not a git checkout, cannot tell which files the repository holds: {listing.stderr.strip()}")
@@ -104,7 +113,11 @@ def test_compose_wires_prefect_and_mlflow_to_postgres_and_minio():
     assert services["prefect"]["image"] == "prefecthq/prefect:3-python3.11"
     assert services["prefect"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"].endswith("@postgres:5432/prefect")
     mlflow = " ".join(services["mlflow"]["command"])
-    assert "@postgres:5432/mlflow" in mlflow and "--artifacts-destination=s3://mlflow" in mlflow and "--serve-artifacts" in mlflow
+    assert (
+        "@postgres:5432/mlflow" in mlflow
+        and "--artifacts-destination=s3://mlflow" in mlflow
+        and "--serve-artifacts" in mlflow
+    )
     assert services["mlflow"]["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
     assert "local/mlflow local/dvc" in services["buckets"]["entrypoint"][-1]
     init_sql = (INFRA / "postgres" / "init-databases.sql").read_text()
@@ -211,17 +224,26 @@ def test_documented_dask_cluster_runs_prefect_tasks_with_the_crossval_params(pre
         return [str(Path(sys.executable).parent / "dask"), *command.split()[1:]]
 
     documented = cluster["params"]["crossval"]
-    assert documented["address"] == "tcp://127.0.0.1:8786" and cluster["scheduler"].startswith("dask scheduler --host 127.0.0.1 ")
+    assert documented["address"] == "tcp://127.0.0.1:8786" and cluster["scheduler"].startswith(
+        "dask scheduler --host 127.0.0.1 "
+    )
     options = to_options(CrossvalOptions, {**documented, "address": address}, "infra/dask-cluster.yaml crossval")
     processes = []
     try:
         for role in ("scheduler", "worker"):
             with (tmp_path / f"{role}.log").open("w") as log:
-                processes.append(subprocess.Popen(on_free_ports(cluster[role]), stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+                processes.append(
+                    subprocess.Popen(
+                        on_free_ports(cluster[role]), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+                )
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": prefect_api_url}
         result = subprocess.run(
             [sys.executable, "-c", DASK_FLOW, options.address, json.dumps(options.job_resources)],
-            env=env, capture_output=True, text=True, timeout=240,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
         )
         assert result.returncode == 0, result.stderr[-3000:] + (tmp_path / "worker.log").read_text()[-2000:]
         [line] = [line for line in result.stdout.splitlines() if line.startswith("worker resources:")]

@@ -31,9 +31,19 @@ def _sample(dataset: str, lang: str, split: str, record: int, words: list[tuple[
         start = len(text) + (len(separator) if text else 0)
         text = f"{text}{separator}{word}" if text else word
         if label:
-            entities.append({"start": start, "end": start + len(word), "label": label, "mention": word, "raw_label": label.upper()})
-    return {"dataset": dataset, "lang": lang, "split": split, "sample_id": f"{dataset}:{split}:{record}", "record": record,
-            "text": text, "entities": entities, "nested": False}
+            entities.append(
+                {"start": start, "end": start + len(word), "label": label, "mention": word, "raw_label": label.upper()}
+            )
+    return {
+        "dataset": dataset,
+        "lang": lang,
+        "split": split,
+        "sample_id": f"{dataset}:{split}:{record}",
+        "record": record,
+        "text": text,
+        "entities": entities,
+        "nested": False,
+    }
 
 
 def synthetic_samples(count: int = 120, seed: int = 7) -> pl.DataFrame:
@@ -42,12 +52,27 @@ def synthetic_samples(count: int = 120, seed: int = 7) -> pl.DataFrame:
     rows = []
     for record in range(1, count + 1):
         types = rng.sample(EN_TYPES, rng.randint(0, 6))
-        words = [("Then", None)] + [(f"{label[:3].title()}{record}x{position}", label) for position, label in enumerate(types)] + [("said", None)]
+        words = (
+            [("Then", None)]
+            + [(f"{label[:3].title()}{record}x{position}", label) for position, label in enumerate(types)]
+            + [("said", None)]
+        )
         rows.append(_sample("demo_news_en" if record % 2 else "demo_wiki_en", "en", "train", record, words))
     for record in range(1, count // 2 + 1):
-        words = [("张三", "人名"), ("在", None), ("北京", "地址"), ("工作", None)] if record % 3 else [("今天", None), ("下雨", None)]
+        words = (
+            [("张三", "人名"), ("在", None), ("北京", "地址"), ("工作", None)]
+            if record % 3
+            else [("今天", None), ("下雨", None)]
+        )
         rows.append(_sample("demo_news_zh", "zh", "train", record, words))
-    return pl.from_arrow(to_arrow(pl.DataFrame(rows, schema_overrides={"entities": pl.from_arrow(STANDARDIZED_SCHEMA.empty_table()).schema["entities"]}), STANDARDIZED_SCHEMA))
+    return pl.from_arrow(
+        to_arrow(
+            pl.DataFrame(
+                rows, schema_overrides={"entities": pl.from_arrow(STANDARDIZED_SCHEMA.empty_table()).schema["entities"]}
+            ),
+            STANDARDIZED_SCHEMA,
+        )
+    )
 
 
 def answer_pairs(answer: str) -> list[tuple[str, str]]:
@@ -59,7 +84,10 @@ def check_consistent(table: pl.DataFrame, samples: pl.DataFrame) -> None:
     originals = {row["sample_id"]: row for row in samples.iter_rows(named=True)}
     for row in table.iter_rows(named=True):
         label_set = row["label_set"]
-        assert "Label Set: " + ", ".join(label_set) in row["prompt"] or "标签范围: " + ", ".join(label_set) in row["prompt"]
+        assert (
+            "Label Set: " + ", ".join(label_set) in row["prompt"]
+            or "标签范围: " + ", ".join(label_set) in row["prompt"]
+        )
         assert row["answer"] == format_answer([(entity["label"], entity["mention"]) for entity in row["entities"]])
         assert all(label in label_set for label, _ in answer_pairs(row["answer"]))
         original = originals[row["sample_id"]]["entities"]
@@ -74,20 +102,30 @@ def test_format_answer_and_prompt_match_figure_9():
     assert format_answer([("person", "John Smith"), ("location", "Paris")]) == "person: John Smith; location: Paris"
     prompt = build_prompt("John went to Paris .", ["person", "location"], "en")
     assert prompt == (
-        'Given the label set of entities, please recognize all the entities in the text. The answer format should be '
-        '"entity label: entity; entity label: entity". \nLabel Set: person, location \n\nText: John went to Paris . \nAnswer:'
+        "Given the label set of entities, please recognize all the entities in the text. The answer format should be "
+        '"entity label: entity; entity label: entity". \nLabel Set: person, location \n\n'
+        "Text: John went to Paris . \nAnswer:"
     )
     chinese = build_prompt("张三在北京", ["人名", "地址"], "zh")
-    assert chinese.startswith("给定实体的标签范围") and "标签范围: 人名, 地址" in chinese and chinese.endswith("文本: 张三在北京 \n答案:")
+    assert (
+        chinese.startswith("给定实体的标签范围")
+        and "标签范围: 人名, 地址" in chinese
+        and chinese.endswith("文本: 张三在北京 \n答案:")
+    )
     assert {variant for variant, _ in TEMPLATES} == {"zero-shot", "guidelines", "few-shot"}
 
 
 def test_guideline_few_shot_and_dataset_name_variants():
     guided = build_prompt("x", ["person", "location"], "en", "guidelines", guidelines={"person": "a named human"})
     assert 'Guidelines: person means "a named human" \n' in guided
-    few = build_prompt("x", ["person"], "en", "few-shot", examples=[("John ran .", "person: John"), ("It rained .", "None")])
+    few = build_prompt(
+        "x", ["person"], "en", "few-shot", examples=[("John ran .", "person: John"), ("It rained .", "None")]
+    )
     assert "Below are some examples." in few
-    assert few.index("Text: John ran . \nAnswer: person: John\n\nText: It rained . \nAnswer: None\n\nText: x \nAnswer:") > 0
+    assert (
+        few.index("Text: John ran . \nAnswer: person: John\n\nText: It rained . \nAnswer: None\n\nText: x \nAnswer:")
+        > 0
+    )
     named = build_prompt("x", ["person"], "en", dataset="conll2003")
     assert "Label Set: person \nDataset: conll2003 \n" in named
 
@@ -135,7 +173,9 @@ def test_label_set_choice_keeps_own_types_and_respects_the_cap():
 def test_no_regularization_lists_the_full_label_set_in_order():
     samples = synthetic_samples()
     label_sets = dataset_label_sets(samples)
-    table, counts = build_split(samples, label_sets, InstructOptions(regularize=False, dataset_names_in_prompt=True), regularized=True)
+    table, counts = build_split(
+        samples, label_sets, InstructOptions(regularize=False, dataset_names_in_prompt=True), regularized=True
+    )
     frame = pl.from_arrow(table)
     for row in frame.iter_rows(named=True):
         assert row["label_set"] == label_sets[row["dataset"]]
@@ -154,7 +194,9 @@ def test_same_seed_same_output_in_any_row_order():
     options = InstructOptions(max_labels_in_prompt=4, label_dropout=0.3, seed=11)
     first, _ = build_split(samples, label_sets, options, regularized=True)
     again, _ = build_split(samples.reverse(), label_sets, options, regularized=True)
-    other, _ = build_split(samples, label_sets, InstructOptions(max_labels_in_prompt=4, label_dropout=0.3, seed=12), regularized=True)
+    other, _ = build_split(
+        samples, label_sets, InstructOptions(max_labels_in_prompt=4, label_dropout=0.3, seed=12), regularized=True
+    )
     first, again, other = (pl.from_arrow(table).sort("sample_id") for table in (first, again, other))
     assert first.equals(again)
     assert not first["prompt"].equals(other["prompt"])
@@ -181,7 +223,9 @@ DEMO_ROLES = {"demo_news_en": "demo", "demo_wiki_en": "demo", "demo_news_zh": "d
 def write_manifest(tmp_path: Path, roles: dict[str, str]) -> str:
     """An ingest manifest listing ``roles`` (dataset -> registry role), each with samples written."""
     path = tmp_path / "manifest.parquet"
-    pl.DataFrame({"dataset": list(roles), "role": list(roles.values()), "samples_written": [1] * len(roles)}).write_parquet(path)
+    pl.DataFrame(
+        {"dataset": list(roles), "role": list(roles.values()), "samples_written": [1] * len(roles)}
+    ).write_parquet(path)
     return str(path)
 
 
@@ -202,14 +246,20 @@ def test_a_training_set_holding_a_held_out_dataset_is_refused(tmp_path):
     from tasks.instruct import InstructError, build_instruct_data
 
     samples, tests = standardized_train_and_test(tmp_path)
-    options = standardized_options(tmp_path, test_datasets="ood_test", manifest_file=write_manifest(tmp_path, {**DEMO_ROLES, "demo_news_zh": "ood_test"}))
+    options = standardized_options(
+        tmp_path,
+        test_datasets="ood_test",
+        manifest_file=write_manifest(tmp_path, {**DEMO_ROLES, "demo_news_zh": "ood_test"}),
+    )
     with pytest.raises(InstructError, match=r"held-out or unregistered datasets: demo_news_zh \(\d+\)"):
         build_instruct_data(options)
     leaked = tests.head(1).with_columns(pl.lit("train").alias("split"))
     write_standardized(pl.concat([samples, leaked]).filter(pl.col("dataset") == "demo_news_en"), tmp_path / "leak")
     same_sample = InstructOptions(
-        train_input=str(tmp_path / "leak" / "*" / "train.parquet"), test_samples_dir=str(tmp_path / "standardized"),
-        test_datasets=["demo_news_en"], manifest_file=write_manifest(tmp_path, DEMO_ROLES),
+        train_input=str(tmp_path / "leak" / "*" / "train.parquet"),
+        test_samples_dir=str(tmp_path / "standardized"),
+        test_datasets=["demo_news_en"],
+        manifest_file=write_manifest(tmp_path, DEMO_ROLES),
     )
     with pytest.raises(InstructError, match="1 training samples are also evaluation samples"):
         build_instruct_data(same_sample)
@@ -226,8 +276,11 @@ def test_flow_writes_train_and_test_prompts(tmp_path):
 
     samples, tests = standardized_train_and_test(tmp_path)
     options = standardized_options(
-        tmp_path, test_datasets=["demo_news_en", "demo_news_zh"], out_dir=str(tmp_path / "instruct"),
-        metrics_file=str(tmp_path / "metrics.json"), manifest_file=write_manifest(tmp_path, DEMO_ROLES),
+        tmp_path,
+        test_datasets=["demo_news_en", "demo_news_zh"],
+        out_dir=str(tmp_path / "instruct"),
+        metrics_file=str(tmp_path / "metrics.json"),
+        manifest_file=write_manifest(tmp_path, DEMO_ROLES),
     )
     metrics = instruct_flow(options)
     train = pl.read_parquet(tmp_path / "instruct" / "train.parquet")

@@ -7,9 +7,12 @@ from tasks.paper_comparison import PaperInputs, compare, is_real_run
 from tasks.report import ReportOptions, build_report
 
 MANIFEST = [  # dataset, split, lang, role, samples, types, then the paper's types, raw train, pruned train, test
-    ("conll2003", "train", "en", "train", 14041, 4, 4, 12613, 1069, 3184), ("conll2003", "test", "en", "train", 3453, 4, 4, 12613, 1069, 3184),
-    ("ontonotes5", "dev", "en", "train", 8524, 18, 18, 54994, 4343, 7782), ("ontonotes5", "test", "en", "train", 8261, 18, 18, 54994, 4343, 7782),
-    ("cluener", "train", "zh", "ood_test", 10748, 10, 10, 10748, None, 1343), ("cluener", "dev", "zh", "ood_test", 1343, 10, 10, 10748, None, 1343),
+    ("conll2003", "train", "en", "train", 14041, 4, 4, 12613, 1069, 3184),
+    ("conll2003", "test", "en", "train", 3453, 4, 4, 12613, 1069, 3184),
+    ("ontonotes5", "dev", "en", "train", 8524, 18, 18, 54994, 4343, 7782),
+    ("ontonotes5", "test", "en", "train", 8261, 18, 18, 54994, 4343, 7782),
+    ("cluener", "train", "zh", "ood_test", 10748, 10, 10, 10748, None, 1343),
+    ("cluener", "dev", "zh", "ood_test", 1343, 10, 10, 10748, None, 1343),
     ("ncbi", None, "en", "train", None, None, 1, 5432, 480, 940),  # not in the raw folder
 ]
 PAPER = ("paper_types", "paper_raw_train", "paper_pruned_train", "paper_test")
@@ -17,20 +20,51 @@ PAPER = ("paper_types", "paper_raw_train", "paper_pruned_train", "paper_test")
 
 def write_run(tmp_path, crossval: bool = True) -> PaperInputs:
     manifest = pl.DataFrame(
-        [{"dataset": d, "split": s, "lang": lang, "role": role, "samples_written": n, "types": t, "status": "ok" if n else "missing", **dict(zip(PAPER, paper))}
-         for d, s, lang, role, n, t, *paper in MANIFEST],
-        schema={"dataset": pl.String, "split": pl.String, "lang": pl.String, "role": pl.String, "samples_written": pl.Int64, "types": pl.Int64, "status": pl.String}
+        [
+            {
+                "dataset": d,
+                "split": s,
+                "lang": lang,
+                "role": role,
+                "samples_written": n,
+                "types": t,
+                "status": "ok" if n else "missing",
+                **dict(zip(PAPER, paper)),
+            }
+            for d, s, lang, role, n, t, *paper in MANIFEST
+        ],
+        schema={
+            "dataset": pl.String,
+            "split": pl.String,
+            "lang": pl.String,
+            "role": pl.String,
+            "samples_written": pl.Int64,
+            "types": pl.Int64,
+            "status": pl.String,
+        }
         | dict.fromkeys(PAPER, pl.Int64),
     )
     manifest.write_parquet(tmp_path / "manifest.parquet")
     pl.DataFrame({"dataset": ["conll2003"] * 1102}).write_parquet(tmp_path / "kept.parquet")
     if crossval:
-        pl.DataFrame({
-            "train_dataset": ["conll2003", "ontonotes5", "conll2003"], "test_dataset": ["ontonotes5", "conll2003", "ontonotes5"],
-            "label_group": ["location (en)", "location (en)", "person (en)"], "status": ["ok"] * 3,
-            "precision": [0.05, 0.6, 0.9], "recall": [0.7, 0.01, 0.9], "f1": [0.0933, 0.0197, 0.9], "support": [120, 800, 300],
-        }).write_parquet(tmp_path / "crossval.parquet")
-    return PaperInputs(str(tmp_path / "manifest.parquet"), str(tmp_path / "kept.parquet"), str(tmp_path / "crossval.parquet"), str(tmp_path / "screen.parquet"))
+        pl.DataFrame(
+            {
+                "train_dataset": ["conll2003", "ontonotes5", "conll2003"],
+                "test_dataset": ["ontonotes5", "conll2003", "ontonotes5"],
+                "label_group": ["location (en)", "location (en)", "person (en)"],
+                "status": ["ok"] * 3,
+                "precision": [0.05, 0.6, 0.9],
+                "recall": [0.7, 0.01, 0.9],
+                "f1": [0.0933, 0.0197, 0.9],
+                "support": [120, 800, 300],
+            }
+        ).write_parquet(tmp_path / "crossval.parquet")
+    return PaperInputs(
+        str(tmp_path / "manifest.parquet"),
+        str(tmp_path / "kept.parquet"),
+        str(tmp_path / "crossval.parquet"),
+        str(tmp_path / "screen.parquet"),
+    )
 
 
 def test_each_dataset_sets_ours_beside_table_15_and_16(tmp_path):
@@ -41,26 +75,39 @@ def test_each_dataset_sets_ours_beside_table_15_and_16(tmp_path):
     assert (conll["pruned_train_paper"], conll["pruned_train_ours"], conll["pruned_train_diff_%"]) == (1069, 1102, 3.1)
     assert (conll["raw_train_paper"], conll["raw_train_ours"], conll["test_ours"]) == (12613, 14041, 3453)
     assert rows["ontonotes5"]["raw_train_ours"] is None, "no train split here: no figure, not zero"
-    assert (rows["cluener"]["test_split"], rows["cluener"]["test_ours"], rows["cluener"]["test_paper"]) == ("dev", 1343, 1343)
+    assert (rows["cluener"]["test_split"], rows["cluener"]["test_ours"], rows["cluener"]["test_paper"]) == (
+        "dev",
+        1343,
+        1343,
+    )
 
 
 def test_table_2_compares_the_datasets_present(tmp_path):
     totals = {(row["split"], row["lang"]): row for row in compare(write_run(tmp_path)).totals.iter_rows(named=True)}
     train_en = totals[("train", "en")]
-    assert (train_en["datasets_paper_all"], train_en["datasets_present"]) == (19, 1), "OntoNotes has no train split here"
+    assert (train_en["datasets_paper_all"], train_en["datasets_present"]) == (19, 1), (
+        "OntoNotes has no train split here"
+    )
     assert (train_en["kept_paper_present"], train_en["kept_ours"], train_en["kept_diff"]) == (1069, 1102, 33)
     assert (totals[("test", "zh")]["raw_paper_present"], totals[("test", "zh")]["raw_ours"]) == (1343, 1343)
 
 
 def test_table_9_cells_come_from_the_location_rows(tmp_path):
     cells = {row["train"]: row for row in compare(write_run(tmp_path)).table_9.iter_rows(named=True)}
-    assert (cells["conll2003"]["precision_ours"], cells["conll2003"]["recall_ours"], cells["conll2003"]["precision_paper"]) == (5.0, 70.0, 4.64)
+    assert (
+        cells["conll2003"]["precision_ours"],
+        cells["conll2003"]["recall_ours"],
+        cells["conll2003"]["precision_paper"],
+    ) == (5.0, 70.0, 4.64)
     assert cells["ontonotes5"]["recall_diff"] == pytest.approx(1.0 - 1.2)
 
 
 def test_stages_that_did_not_run_leave_cells_empty(tmp_path):
     comparison = compare(write_run(tmp_path, crossval=False))
-    assert comparison.table_9["f1_ours"].to_list() == [None, None] and comparison.table_9["f1_paper"].to_list() == [8.66, 2.35]
+    assert comparison.table_9["f1_ours"].to_list() == [None, None] and comparison.table_9["f1_paper"].to_list() == [
+        8.66,
+        2.35,
+    ]
     assert comparison.screening is None
 
 

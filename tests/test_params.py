@@ -20,9 +20,16 @@ from tasks.tracking import TrackingOptions
 from tasks.training import TrainOptions
 
 SECTIONS = {
-    "ingest": IngestOptions, "screen": ScreenOptions, "standardize": StandardizeOptions, "mlflow": TrackingOptions,
-    "evaluate": EvaluateOptions, "instruct": InstructOptions, "train": TrainOptions, "report": ReportOptions,
-    "crossval": CrossvalOptions, "prune": PruneOptions,
+    "ingest": IngestOptions,
+    "screen": ScreenOptions,
+    "standardize": StandardizeOptions,
+    "mlflow": TrackingOptions,
+    "evaluate": EvaluateOptions,
+    "instruct": InstructOptions,
+    "train": TrainOptions,
+    "report": ReportOptions,
+    "crossval": CrossvalOptions,
+    "prune": PruneOptions,
 }
 
 
@@ -41,7 +48,8 @@ def test_every_key_is_a_field_and_every_field_a_key_with_the_same_default(sectio
     disagree = {
         item.name: (values[item.name], default)
         for item in fields(cls)
-        if (default := default_of(item)) is not MISSING and (list(default) if isinstance(default, tuple) else default) != values[item.name]
+        if (default := default_of(item)) is not MISSING
+        and (list(default) if isinstance(default, tuple) else default) != values[item.name]
     }
     assert disagree == {}, f"params.yaml {section} value against the {cls.__name__} default"
     to_options(cls, values, section)  # and the section passes the class's checks
@@ -49,7 +57,9 @@ def test_every_key_is_a_field_and_every_field_a_key_with_the_same_default(sectio
 
 def test_every_params_section_has_its_options_class():
     sections = set(yaml.safe_load(SHIPPED_PARAMS.read_text()))
-    assert sections - set(SECTIONS) == {"demo", "real_data"}, "demo and real_data are read by infra scripts, not options classes"
+    assert sections - set(SECTIONS) == {"demo", "real_data"}, (
+        "demo and real_data are read by infra scripts, not options classes"
+    )
 
 
 def test_a_changed_default_is_caught(tmp_path):

@@ -19,10 +19,23 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_PROFILE = {
     "demo": {"scale": 0.3},
-    "crossval": {"epochs": 1, "max_train_samples": 40, "max_test_samples": 30, "runner": "sequential", "torch_threads": 2},
+    "crossval": {
+        "epochs": 1,
+        "max_train_samples": 40,
+        "max_test_samples": 30,
+        "runner": "sequential",
+        "torch_threads": 2,
+    },
     "prune": {"k": 15},
     "instruct": {"max_test_samples_per_dataset": 4},
-    "train": {"max_steps": 6, "per_device_batch_size": 4, "logging_steps": 2, "save_steps": 3, "torch_threads": 2, "system_metrics": False},
+    "train": {
+        "max_steps": 6,
+        "per_device_batch_size": 4,
+        "logging_steps": 2,
+        "save_steps": 3,
+        "torch_threads": 2,
+        "system_metrics": False,
+    },
     "evaluate": {"max_new_tokens": 24, "batch_size": 8},
 }
 EXPECTED_STAGE_RUNS = {"crossval", "prune", "train", "evaluate"}
@@ -38,7 +51,9 @@ def run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess
 def project(tmp_path_factory, prefect_api_url) -> tuple[Path, dict]:
     """A fresh clone-like copy of the project with the small profile, after ``dvc repro``."""
     folder = tmp_path_factory.mktemp("project")
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
     for name in filter(None, tracked):
         if (ROOT / name).is_file() and not name.startswith("data/metrics/") and name != "dvc.lock":
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +66,10 @@ def project(tmp_path_factory, prefect_api_url) -> tuple[Path, dict]:
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "PREFECT_API_URL": prefect_api_url,
-        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost", "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@localhost",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@localhost",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@localhost",
     }
     run(["git", "init", "-q"], folder, env)
     run(["git", "add", "-A"], folder, env)
@@ -76,11 +94,21 @@ def test_every_measuring_stage_logged_a_nested_mlflow_run(project):
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     pipeline = [run for run in runs if run.data.tags.get("kind") == "pipeline"]
     assert len(pipeline) == 1
-    stages = {run.data.tags.get("stage"): run for run in runs if run.data.tags.get("mlflow.parentRunId") == pipeline[0].info.run_id}
+    stages = {
+        run.data.tags.get("stage"): run
+        for run in runs
+        if run.data.tags.get("mlflow.parentRunId") == pipeline[0].info.run_id
+    }
     assert EXPECTED_STAGE_RUNS <= set(stages)
     # The evaluate stage logs the table-7 switches beside its scores: the ablation table names the run by them.
-    assert {"standardize.enabled": "True", "prune.strategy": "diversity", "instruct.regularize": "True"}.items() <= stages["evaluate"].data.params.items()
-    table = run([sys.executable, "-m", "tasks.ablations", "--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}"], folder, env)
+    assert {
+        "standardize.enabled": "True",
+        "prune.strategy": "diversity",
+        "instruct.regularize": "True",
+    }.items() <= stages["evaluate"].data.params.items()
+    table = run(
+        [sys.executable, "-m", "tasks.ablations", "--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}"], folder, env
+    )
     assert "| workspace | B2NER (full method) |" in table.stdout, table.stdout
 
 

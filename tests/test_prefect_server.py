@@ -27,7 +27,10 @@ def prefect_server(tmp_path_factory):
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     server = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}/api"
     deadline = time.time() + 120
@@ -54,14 +57,22 @@ def test_ingest_flow_run_is_listed_by_the_server(prefect_server, tmp_path):
     write_demo_corpus(tmp_path / "raw", seed=1, scale=0.1)
     code = (
         "from flows.ingest import ingest_flow; from tasks.ingest import IngestOptions; "
-        f"ingest_flow(IngestOptions(raw_dir={str(tmp_path / 'raw')!r}, out_dir={str(tmp_path / 'out')!r}, metrics_file={str(tmp_path / 'm.json')!r}))"
+        f"ingest_flow(IngestOptions(raw_dir={str(tmp_path / 'raw')!r}, out_dir={str(tmp_path / 'out')!r}, "
+        f"metrics_file={str(tmp_path / 'm.json')!r}))"
     )
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, timeout=300)
-    request = urllib.request.Request(f"{prefect_server}/flow_runs/filter", data=b"{}", headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{prefect_server}/flow_runs/filter", data=b"{}", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         runs = json.load(response)
     assert [run["state_type"] for run in runs] == ["COMPLETED"]
-    with urllib.request.urlopen(urllib.request.Request(f"{prefect_server}/task_runs/filter", data=b"{}", headers={"Content-Type": "application/json"}), timeout=10) as response:
+    with urllib.request.urlopen(
+        urllib.request.Request(
+            f"{prefect_server}/task_runs/filter", data=b"{}", headers={"Content-Type": "application/json"}
+        ),
+        timeout=10,
+    ) as response:
         task_names = sorted(run["name"] for run in json.load(response))
     assert "ingest-demo_news_en" in task_names and len(task_names) == 8

@@ -19,10 +19,36 @@ from tasks.registry import load_registry
 from tasks.schema import read_samples
 
 REGISTRY = load_registry()
-REAL = [name for name, entry in REGISTRY.items() if entry.role != "demo" and entry.local_dir in {
-    "ace04", "bc5cdr", "broad-twitter", "cluener", "cmeee", "conll2003", "crossner_ai", "crossner_literature",
-    "crossner_music", "crossner_politics", "crossner_science", "ecommerce", "fabner", "genia", "mit-movie",
-    "mit-restaurant", "ncbi", "ontonotes5", "resume", "weibo", "wikiann-en", "youku"}]
+REAL = [
+    name
+    for name, entry in REGISTRY.items()
+    if entry.role != "demo"
+    and entry.local_dir
+    in {
+        "ace04",
+        "bc5cdr",
+        "broad-twitter",
+        "cluener",
+        "cmeee",
+        "conll2003",
+        "crossner_ai",
+        "crossner_literature",
+        "crossner_music",
+        "crossner_politics",
+        "crossner_science",
+        "ecommerce",
+        "fabner",
+        "genia",
+        "mit-movie",
+        "mit-restaurant",
+        "ncbi",
+        "ontonotes5",
+        "resume",
+        "weibo",
+        "wikiann-en",
+        "youku",
+    }
+]
 
 
 def tag_sentences(path: Path, sep: str) -> list[list[str]]:
@@ -56,7 +82,11 @@ def well_formed(tags: list[str], scheme: str) -> bool:
         if scheme in ("bioes", "bmes"):
             if prefix in "IME" and prefix != "O" and not continues_previous:
                 return False
-            if prefix in "BIM" and prefix != "O" and not (following != "O" and following[0] in "IME" and following[2:] == label):
+            if (
+                prefix in "BIM"
+                and prefix != "O"
+                and not (following != "O" and following[0] in "IME" and following[2:] == label)
+            ):
                 return False
         previous = tag
     return True
@@ -72,7 +102,13 @@ def independent_counts(entry, path: Path) -> tuple[int, int, Counter]:
         return len(sentences), len(good), labels
     if entry.format == "cluener":
         records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        labels = Counter(label for r in records for label, mentions in r["label"].items() for spans in mentions.values() for _ in spans)
+        labels = Counter(
+            label
+            for r in records
+            for label, mentions in r["label"].items()
+            for spans in mentions.values()
+            for _ in spans
+        )
         return len(records), len(records), labels
     if entry.format == "cmeee":
         records = json.loads(path.read_text(encoding="utf-8"))
@@ -116,9 +152,15 @@ def test_paper_anchor_counts(ingested):
     out, _ = ingested
     conll = read_samples(out / "conll2003" / "train.parquet")
     assert conll.height == 14041
-    assert conll["entities"].explode().struct.field("label").value_counts().filter(pl.col("label") == "LOC")["count"][0] == 7140
+    assert (
+        conll["entities"].explode().struct.field("label").value_counts().filter(pl.col("label") == "LOC")["count"][0]
+        == 7140
+    )
     assert read_samples(out / "cluener" / "train.parquet").height == 10748
-    assert read_samples(out / "conll2003" / "train.parquet")["text"][0] == "EU rejects German call to boycott British lamb ."
+    assert (
+        read_samples(out / "conll2003" / "train.parquet")["text"][0]
+        == "EU rejects German call to boycott British lamb ."
+    )
 
 
 @pytest.mark.real_data
@@ -126,7 +168,9 @@ def test_real_broken_tag_sequences_are_rejected_with_line_and_reason(ingested):
     _, reports = ingested
     rejects = pl.concat([reports[name].rejects for name in ("ontonotes5", "weibo", "resume")])
     assert rejects.group_by("dataset").len().sort("dataset").rows() == [("ontonotes5", 5), ("resume", 4), ("weibo", 12)]
-    first = rejects.filter((pl.col("dataset") == "ontonotes5") & (pl.col("split") == "dev")).sort("line").row(0, named=True)
+    first = (
+        rejects.filter((pl.col("dataset") == "ontonotes5") & (pl.col("split") == "dev")).sort("line").row(0, named=True)
+    )
     assert first["file"].endswith("ontonotes5/dev.txt") and first["record"] == 1749
     assert first["reason"] == "line 38869: broken tag sequence: 'I-MONEY' after 'O'"
     assert "500\tI-MONEY" in first["snippet"]
@@ -134,7 +178,9 @@ def test_real_broken_tag_sequences_are_rejected_with_line_and_reason(ingested):
 
 @pytest.mark.real_data
 def test_repair_mode_keeps_every_sentence(shared_data, tmp_path):
-    report = ingest_dataset(REGISTRY["weibo"], IngestOptions(raw_dir=str(shared_data), on_broken_tags="repair"), tmp_path)
+    report = ingest_dataset(
+        REGISTRY["weibo"], IngestOptions(raw_dir=str(shared_data), on_broken_tags="repair"), tmp_path
+    )
     assert sum(row["records_rejected"] for row in report.manifest) == 0
     assert sum(row["samples_written"] for row in report.manifest) == 1350 + 270 + 270
 
@@ -145,7 +191,9 @@ def test_parquet_to_bio_and_back_is_identical(ingested, tmp_path, name):
     out, _ = ingested
     original = read_samples(out / name / "train.parquet")
     write_bio(original, tmp_path / "train.txt")
-    again = pl.concat(batch.samples for batch in read_file(tmp_path / "train.txt", FormatSpec("conll", REGISTRY[name].lang)))
+    again = pl.concat(
+        batch.samples for batch in read_file(tmp_path / "train.txt", FormatSpec("conll", REGISTRY[name].lang))
+    )
     assert again["text"].to_list() == original["text"].to_list()
     assert again["entities"].to_list() == original["entities"].to_list()
 

@@ -22,7 +22,12 @@ def test_every_paper_row_has_an_entry():
     assert roles == {"train": 39, "ood_test": 14, "pruned_to_zero": 3}
     assert Counter(entry.lang for entry in paper) == {"en": 26, "zh": 30}
     assert registry["conll2003"].paper == {
-        "types": 4, "pruned_train": 1069, "raw_train": 12613, "test": 3184, "has_train_split": True, "has_test_split": True,
+        "types": 4,
+        "pruned_train": 1069,
+        "raw_train": 12613,
+        "test": 3184,
+        "has_train_split": True,
+        "has_test_split": True,
     }
     assert all(entry.obtain for entry in paper)
 
@@ -49,8 +54,14 @@ DROP = object()  # a field left out of the entry
 
 def private_entry(**fields) -> dict:
     entry = {
-        "name": "my_data", "title": "My data", "lang": "en", "domain": "news", "role": "train", "local_dir": "my_data",
-        "format": "conll", "files": {"train": "train.txt"},
+        "name": "my_data",
+        "title": "My data",
+        "lang": "en",
+        "domain": "news",
+        "role": "train",
+        "local_dir": "my_data",
+        "format": "conll",
+        "files": {"train": "train.txt"},
     }
     return {key: value for key, value in {**entry, **fields}.items() if value is not DROP}
 
@@ -116,8 +127,11 @@ def test_private_folder_without_entries_is_an_error(tmp_path):
 
 def test_selection_matching_no_dataset_says_why():
     registry = {name: entry for name, entry in load_registry().items() if entry.role != "demo"}
-    with pytest.raises(RegistryError, match="^dataset selection 'demo' matches none of the 56 registry entries: "
-                       "it selects role demo, and their roles are ood_test, pruned_to_zero, train$"):
+    with pytest.raises(
+        RegistryError,
+        match="^dataset selection 'demo' matches none of the 56 registry entries: "
+        "it selects role demo, and their roles are ood_test, pruned_to_zero, train$",
+    ):
         select_datasets(registry, "demo")
     with pytest.raises(RegistryError, match="^dataset selection is an empty list"):
         select_datasets(registry, [])

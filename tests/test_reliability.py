@@ -24,11 +24,15 @@ from tasks.registry import load_registry, select_datasets
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = {
     "standardize": {
-        "in_dir": "data/ingest", "out_dir": "data/standardize", "metrics_file": "data/metrics/standardize.json",
+        "in_dir": "data/ingest",
+        "out_dir": "data/standardize",
+        "metrics_file": "data/metrics/standardize.json",
         "taxonomy_dir": str(ROOT / "tasks" / "catalog" / "taxonomy"),
     },
     "screen": {
-        "samples_dir": "data/ingest/samples", "out_dir": "data/screen", "metrics_file": "data/metrics/screen.json",
+        "samples_dir": "data/ingest/samples",
+        "out_dir": "data/screen",
+        "metrics_file": "data/metrics/screen.json",
         "synonyms_file": str(ROOT / "tasks" / "catalog" / "taxonomy" / "synonyms.yaml"),
     },
 }
@@ -42,7 +46,10 @@ def ingested(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ingested")
     write_demo_corpus(root / "raw", seed=0, scale=1.0)
     options = IngestOptions(raw_dir=str(root / "raw"))
-    reports = [ingest_dataset(entry, options, root / "ingest" / "samples") for entry in select_datasets(load_registry(), "demo")]
+    reports = [
+        ingest_dataset(entry, options, root / "ingest" / "samples")
+        for entry in select_datasets(load_registry(), "demo")
+    ]
     assert all(report.status == "ok" for report in reports)
     return root / "ingest"
 
@@ -59,7 +66,12 @@ def start_stage(folder: Path, stage: str, prefect_api_url: str) -> subprocess.Po
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": prefect_api_url}
     # Own process group: the kill below reaches everything the stage started, and nothing else.
     return subprocess.Popen(
-        [sys.executable, "-m", f"flows.{stage}"], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", f"flows.{stage}"],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
 
@@ -73,7 +85,9 @@ def run_stage(folder: Path, stage: str, prefect_api_url: str) -> subprocess.Comp
 def outputs(folder: Path, stage: str) -> dict[str, object]:
     """Every output file of a stage, Parquet as a polars table, and its metrics."""
     out_dir = folder / PARAMS[stage]["out_dir"]
-    tables: dict[str, object] = {str(path.relative_to(out_dir)): pl.read_parquet(path) for path in sorted(out_dir.rglob("*")) if path.is_file()}
+    tables: dict[str, object] = {
+        str(path.relative_to(out_dir)): pl.read_parquet(path) for path in sorted(out_dir.rglob("*")) if path.is_file()
+    }
     tables["metrics"] = json.loads((folder / PARAMS[stage]["metrics_file"]).read_text())
     return tables
 
@@ -104,7 +118,9 @@ def test_stage_killed_midway_then_rerun_matches_an_uninterrupted_run(stage, inge
     actual = outputs(folder, stage)
     assert sorted(actual) == sorted(expected)
     for name, table in expected.items():
-        assert actual[name] == table if name == "metrics" else actual[name].equals(table), f"{name} differs after kill and rerun"
+        assert actual[name] == table if name == "metrics" else actual[name].equals(table), (
+            f"{name} differs after kill and rerun"
+        )
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -9,9 +9,15 @@ from tasks.ablations import fetch_pipelines
 from tasks.scaling import main, plot_points, scaling_points
 from tasks.tracking import TrackingOptions, stage_run
 
-# (strategy, k) -> (samples kept, F1 avg); the shape of the paper's figure 5: diversity peaks highest, with fewer samples.
-SWEEP = {("diversity", 100): (2000, 60.1), ("diversity", 400): (6000, 65.1), ("random_per_type", 100): (2100, 58.0),
-         ("random_per_type", 400): (6300, 62.2), ("random", 400): (6300, 55.4)}
+# (strategy, k) -> (samples kept, F1 avg); the shape of the paper's figure 5: diversity peaks highest,
+# with fewer samples.
+SWEEP = {
+    ("diversity", 100): (2000, 60.1),
+    ("diversity", 400): (6000, 65.1),
+    ("random_per_type", 100): (2100, 58.0),
+    ("random_per_type", 400): (6300, 62.2),
+    ("random", 400): (6300, 55.4),
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +35,9 @@ def store(tmp_path_factory) -> TrackingOptions:
     return options
 
 
-def log_experiment(options: TrackingOptions, name: str, strategy: str, k: int, kept: int, f1: float, regularize: bool = True) -> None:
+def log_experiment(
+    options: TrackingOptions, name: str, strategy: str, k: int, kept: int, f1: float, regularize: bool = True
+) -> None:
     """One DVC experiment as the pipeline logs it: prune, instruct and evaluate stage runs."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DVC_EXP_NAME", name)
@@ -44,9 +52,9 @@ def log_experiment(options: TrackingOptions, name: str, strategy: str, k: int, k
 def test_each_evaluated_experiment_is_one_point_of_its_strategy_line(store, tmp_path):
     mlflow.set_tracking_uri(store.tracking_uri)
     points, left_out = scaling_points(fetch_pipelines(mlflow.MlflowClient(), store.experiment))
-    assert [(row["strategy"], row["k"], row["samples_kept"], row["f1_avg"]) for row in points.iter_rows(named=True)] == [
-        (strategy, k, kept, f1) for (strategy, k), (kept, f1) in sorted(SWEEP.items())
-    ]
+    assert [
+        (row["strategy"], row["k"], row["samples_kept"], row["f1_avg"]) for row in points.iter_rows(named=True)
+    ] == [(strategy, k, kept, f1) for (strategy, k), (kept, f1) in sorted(SWEEP.items())]
     assert left_out == {
         "older-diversity-100": "a newer experiment has strategy diversity, k 100",
         "ablation-no-reg": "instruct.regularize=False (sweep: True)",
@@ -56,7 +64,21 @@ def test_each_evaluated_experiment_is_one_point_of_its_strategy_line(store, tmp_
 
 
 def test_command_prints_the_points_and_writes_plot_and_csv(store, tmp_path, capsys):
-    assert main(["--tracking-uri", store.tracking_uri, "--experiment", store.experiment, "--plot", str(tmp_path / "f5.png"), "--csv", str(tmp_path / "f5.csv")]) == 0
+    assert (
+        main(
+            [
+                "--tracking-uri",
+                store.tracking_uri,
+                "--experiment",
+                store.experiment,
+                "--plot",
+                str(tmp_path / "f5.png"),
+                "--csv",
+                str(tmp_path / "f5.csv"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "random_per_type" in out and "left out ablation-no-reg: instruct.regularize=False (sweep: True)" in out
     assert (tmp_path / "f5.png").is_file() and len(Path(tmp_path / "f5.csv").read_text().splitlines()) == len(SWEEP) + 1

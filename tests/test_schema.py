@@ -9,8 +9,14 @@ from tasks.schema import ENTITY_DTYPE, InvalidSamplesError, read_samples, with_n
 def frame(text, entities, nested=False):
     return pl.DataFrame(
         {
-            "dataset": ["d"], "lang": ["en"], "split": ["train"], "sample_id": ["d:train:1"], "record": [1],
-            "text": [text], "entities": pl.Series([entities], dtype=ENTITY_DTYPE), "nested": [nested],
+            "dataset": ["d"],
+            "lang": ["en"],
+            "split": ["train"],
+            "sample_id": ["d:train:1"],
+            "record": [1],
+            "text": [text],
+            "entities": pl.Series([entities], dtype=ENTITY_DTYPE),
+            "nested": [nested],
         }
     )
 
@@ -49,8 +55,20 @@ def test_nested_flag_and_entity_order():
     samples = with_nested_flag(
         pl.concat(
             [
-                frame("New York City", [{"start": 0, "end": 13, "label": "LOC", "mention": "New York City"}, {"start": 0, "end": 8, "label": "GPE", "mention": "New York"}]),
-                frame("New York City", [{"start": 9, "end": 13, "label": "X", "mention": "City"}, {"start": 0, "end": 3, "label": "X", "mention": "New"}]),
+                frame(
+                    "New York City",
+                    [
+                        {"start": 0, "end": 13, "label": "LOC", "mention": "New York City"},
+                        {"start": 0, "end": 8, "label": "GPE", "mention": "New York"},
+                    ],
+                ),
+                frame(
+                    "New York City",
+                    [
+                        {"start": 9, "end": 13, "label": "X", "mention": "City"},
+                        {"start": 0, "end": 3, "label": "X", "mention": "New"},
+                    ],
+                ),
             ]
         )
     )
@@ -69,13 +87,17 @@ def test_nested_flag_on_sorted_unsorted_touching_and_empty_samples():
     def entity(start, end, label="X"):
         return {"start": start, "end": end, "label": label, "mention": "abcdefghij"[start:end]}
 
-    samples = with_nested_flag(pl.concat([
-        frame("abcdefghij", [entity(0, 3), entity(3, 5)]),                  # touching, sorted: flat
-        frame("abcdefghij", [entity(0, 10), entity(2, 3), entity(5, 6)]),   # overlap, sorted
-        frame("abcdefghij", []),                                            # no entities
-        frame("abcdefghij", [entity(5, 6), entity(0, 3), entity(3, 5)]),    # unsorted, flat
-        frame("abcdefghij", [entity(2, 4, "B"), entity(2, 4, "A")]),         # same span, two labels
-    ]))
+    samples = with_nested_flag(
+        pl.concat(
+            [
+                frame("abcdefghij", [entity(0, 3), entity(3, 5)]),  # touching, sorted: flat
+                frame("abcdefghij", [entity(0, 10), entity(2, 3), entity(5, 6)]),  # overlap, sorted
+                frame("abcdefghij", []),  # no entities
+                frame("abcdefghij", [entity(5, 6), entity(0, 3), entity(3, 5)]),  # unsorted, flat
+                frame("abcdefghij", [entity(2, 4, "B"), entity(2, 4, "A")]),  # same span, two labels
+            ]
+        )
+    )
     assert samples["nested"].to_list() == [False, True, False, False, True]
     assert [(e["start"], e["end"]) for e in samples["entities"][3]] == [(0, 3), (3, 5), (5, 6)]
     assert [e["label"] for e in samples["entities"][4]] == ["A", "B"]

@@ -23,12 +23,26 @@ def sample(sample_id, text, gold, prediction, dataset="demo", lang="en", label_s
         for _ in range(nth + 1):
             start = text.index(mention, start + 1)
         entities.append({"start": start, "end": start + len(mention), "label": label, "mention": mention})
-    return {"sample_id": sample_id, "dataset": dataset, "lang": lang, "text": text, "label_set": list(label_set),
-            "entities": entities, "prediction": prediction}
+    return {
+        "sample_id": sample_id,
+        "dataset": dataset,
+        "lang": lang,
+        "text": text,
+        "label_set": list(label_set),
+        "entities": entities,
+        "prediction": prediction,
+    }
 
 
 def scored(rows):
-    frame = pl.DataFrame(rows, schema_overrides={"entities": pl.List(pl.Struct({"start": pl.Int32, "end": pl.Int32, "label": pl.String, "mention": pl.String}))})
+    frame = pl.DataFrame(
+        rows,
+        schema_overrides={
+            "entities": pl.List(
+                pl.Struct({"start": pl.Int32, "end": pl.Int32, "label": pl.String, "mention": pl.String})
+            )
+        },
+    )
     return score(parse_predictions(frame))
 
 
@@ -37,8 +51,14 @@ def counts(by_dataset, mode, dataset="demo"):
 
 
 def test_repeated_mentions_count_once_in_string_mode_and_per_occurrence_in_span_mode():
-    rows = [sample("a", "Paris and Paris and Lyon", [("Paris", "location", 0), ("Paris", "location", 1), ("Lyon", "location", 0)],
-                   "location: Paris; location: Lyon")]
+    rows = [
+        sample(
+            "a",
+            "Paris and Paris and Lyon",
+            [("Paris", "location", 0), ("Paris", "location", 1), ("Lyon", "location", 0)],
+            "location: Paris; location: Lyon",
+        )
+    ]
     by_dataset, _ = scored(rows)
     assert counts(by_dataset, "string") == (2, 0, 0)
     assert counts(by_dataset, "span") == (2, 0, 1)
@@ -50,7 +70,12 @@ def test_repeated_mentions_count_once_in_string_mode_and_per_occurrence_in_span_
 
 def test_label_type_and_boundary_must_be_exact():
     rows = [
-        sample("a", "John Smith lives in Paris", [("John Smith", "person", 0), ("Paris", "location", 0)], "person: John; person: Paris"),
+        sample(
+            "a",
+            "John Smith lives in Paris",
+            [("John Smith", "person", 0), ("Paris", "location", 0)],
+            "person: John; person: Paris",
+        ),
         sample("b", "Mary sings", [("Mary", "person", 0)], "PERSON : mary"),  # case and spacing do not matter
         sample("c", "Nobody here", [], "None"),
         sample("d", "Bob is here", [("Bob", "person", 0)], "None"),
@@ -84,8 +109,15 @@ def test_averages_are_unweighted_over_datasets_per_language():
     by_dataset, _ = scored(rows)
     mean = averages(by_dataset).filter(pl.col("mode") == "string")
     assert dict(mean.select("scope", "f1").iter_rows()) == {"en": 50.0, "zh": 100.0, "all": pytest.approx(200 / 3)}
-    metrics = flat_metrics(by_dataset, dict.fromkeys(["classification", "boundary", "missing", "redundant", "split", "merge"], 0), "string")
-    assert metrics["f1/en_a"] == 100.0 and metrics["f1/en_b"] == 0.0 and metrics["f1/en_avg"] == 50.0 and metrics["f1/zh_avg"] == 100.0
+    metrics = flat_metrics(
+        by_dataset, dict.fromkeys(["classification", "boundary", "missing", "redundant", "split", "merge"], 0), "string"
+    )
+    assert (
+        metrics["f1/en_a"] == 100.0
+        and metrics["f1/en_b"] == 0.0
+        and metrics["f1/en_avg"] == 50.0
+        and metrics["f1/zh_avg"] == 100.0
+    )
     assert metrics["f1/avg"] == pytest.approx(66.6667) and metrics["f1_span/avg"] == pytest.approx(66.6667)
 
 
@@ -96,11 +128,15 @@ GEORGIA = {  # one mention string at two positions with two types: only content 
 
 
 @pytest.mark.parametrize("lang", GEORGIA)
-@pytest.mark.parametrize("order, expected", [
-    ((0, 1), (2, 0, 0, 100.0)),
-    ((1, 0), (2, 0, 0, 100.0)),  # the same answer, listed the other way round
-    ((0, 0), (1, 1, 1, 50.0)),   # both with the first type: half right, whatever the matching
-], ids=["text-order", "reversed", "both-first-type"])
+@pytest.mark.parametrize(
+    "order, expected",
+    [
+        ((0, 1), (2, 0, 0, 100.0)),
+        ((1, 0), (2, 0, 0, 100.0)),  # the same answer, listed the other way round
+        ((0, 0), (1, 1, 1, 50.0)),  # both with the first type: half right, whatever the matching
+    ],
+    ids=["text-order", "reversed", "both-first-type"],
+)
 def test_span_mode_matches_mentions_by_content_not_answer_order(lang, order, expected):
     text, mention, labels = GEORGIA[lang]
     answer = "; ".join(f"{labels[i]}: {mention}" for i in order)
@@ -134,13 +170,24 @@ def perturb(text, entities, lang, labels, sample_index, counter):
             label = labels[(labels.index(label) + 1) % len(labels)]
         if k % 11 == 0:
             nxt = next(((s, e) for s, e in tokens if s >= end), None)
-            if nxt and is_word(text[nxt[0]:nxt[1]]) and not any(o["start"] < nxt[1] and nxt[0] < o["end"] for o in entities):
+            if (
+                nxt
+                and is_word(text[nxt[0] : nxt[1]])
+                and not any(o["start"] < nxt[1] and nxt[0] < o["end"] for o in entities)
+            ):
                 end = nxt[1]
         predicted.append({"start": start, "end": end, "label": label, "mention": text[start:end]})
     if sample_index % 13 == 0:
-        free = next(((s, e) for s, e in tokens if is_word(text[s:e]) and not any(o["start"] < e and s < o["end"] for o in entities + predicted)), None)
+        free = next(
+            (
+                (s, e)
+                for s, e in tokens
+                if is_word(text[s:e]) and not any(o["start"] < e and s < o["end"] for o in entities + predicted)
+            ),
+            None,
+        )
         if free:
-            predicted.append({"start": free[0], "end": free[1], "label": labels[0], "mention": text[free[0]:free[1]]})
+            predicted.append({"start": free[0], "end": free[1], "label": labels[0], "mention": text[free[0] : free[1]]})
     return sorted(predicted, key=lambda e: e["start"])
 
 
@@ -169,14 +216,36 @@ def locatable(predicted, text):
 @pytest.mark.real_data
 def test_span_f1_equals_seqeval_on_real_data(real_rows):
     rows, truth, counter, skipped = [], {}, [0], 0
-    for index, (dataset, lang, sample_id, text, entities) in enumerate(real_rows.select("dataset", "lang", "sample_id", "text", "entities").iter_rows()):
-        labels = sorted(real_rows.filter(pl.col("dataset") == dataset)["entities"].explode().struct.field("label").unique().to_list()) if dataset not in truth else truth[dataset][2]
+    for index, (dataset, lang, sample_id, text, entities) in enumerate(
+        real_rows.select("dataset", "lang", "sample_id", "text", "entities").iter_rows()
+    ):
+        labels = (
+            sorted(
+                real_rows.filter(pl.col("dataset") == dataset)["entities"]
+                .explode()
+                .struct.field("label")
+                .unique()
+                .to_list()
+            )
+            if dataset not in truth
+            else truth[dataset][2]
+        )
         predicted = perturb(text, entities, lang, labels, index, counter)
         if not locatable(predicted, text):
             skipped += 1
             continue
         answer = "; ".join(f"{e['label']}: {e['mention']}" for e in predicted) or "None"
-        rows.append({"sample_id": sample_id, "dataset": dataset, "lang": lang, "text": text, "label_set": labels, "entities": entities, "prediction": answer})
+        rows.append(
+            {
+                "sample_id": sample_id,
+                "dataset": dataset,
+                "lang": lang,
+                "text": text,
+                "label_set": labels,
+                "entities": entities,
+                "prediction": answer,
+            }
+        )
         gold_tags = bio_tags(text, entities, lang)[1]
         pred_tags = bio_tags(text, predicted, lang)[1]
         truth.setdefault(dataset, ([], [], labels))[0].append(gold_tags)
@@ -184,7 +253,9 @@ def test_span_f1_equals_seqeval_on_real_data(real_rows):
     frame = pl.DataFrame(rows, schema_overrides={"entities": real_rows.schema["entities"]})
     by_dataset, _ = score(parse_predictions(frame), modes=("span",))
     ours = dict(by_dataset.select("dataset", "f1").iter_rows())
-    theirs = {dataset: 100 * f1_score(gold, pred, mode="strict", scheme=IOB2) for dataset, (gold, pred, _) in truth.items()}
+    theirs = {
+        dataset: 100 * f1_score(gold, pred, mode="strict", scheme=IOB2) for dataset, (gold, pred, _) in truth.items()
+    }
     assert set(ours) == set(REAL)
     for dataset in REAL:
         assert ours[dataset] == pytest.approx(theirs[dataset], abs=1e-9), dataset

@@ -25,10 +25,18 @@ TABLES = (label_map_table(TAXONOMY), type_names_table(TAXONOMY))
 
 def sample(dataset, text, spans, lang="en", split="train", record=1):
     """One canonical sample; ``spans`` are (mention, raw label), located by their first occurrence."""
-    entities = [{"start": text.index(m), "end": text.index(m) + len(m), "label": label, "mention": m} for m, label in spans]
+    entities = [
+        {"start": text.index(m), "end": text.index(m) + len(m), "label": label, "mention": m} for m, label in spans
+    ]
     return {
-        "dataset": dataset, "lang": lang, "split": split, "sample_id": f"{dataset}:{split}:{record}", "record": record,
-        "text": text, "entities": entities, "nested": False,
+        "dataset": dataset,
+        "lang": lang,
+        "split": split,
+        "sample_id": f"{dataset}:{split}:{record}",
+        "record": record,
+        "text": text,
+        "entities": entities,
+        "nested": False,
     }
 
 
@@ -50,11 +58,20 @@ def standardize(tmp_path, samples, **options):
 
 def run_standardize_flow(tmp_path, **overrides) -> subprocess.CompletedProcess:
     """Run ``python -m flows.standardize`` for real on ``tmp_path/in``, with its own params.yaml."""
-    params = {"standardize": {"in_dir": str(tmp_path / "in"), "out_dir": str(tmp_path / "out"), "metrics_file": str(tmp_path / "metrics.json"),
-                              "taxonomy_dir": str(TAXONOMY_DIR), **overrides}}
+    params = {
+        "standardize": {
+            "in_dir": str(tmp_path / "in"),
+            "out_dir": str(tmp_path / "out"),
+            "metrics_file": str(tmp_path / "metrics.json"),
+            "taxonomy_dir": str(TAXONOMY_DIR),
+            **overrides,
+        }
+    }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "flows.standardize"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "flows.standardize"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def entity_labels(output):
@@ -72,17 +89,24 @@ def test_universal_label_beside_the_raw_one(tmp_path):
     assert entity_labels(output) == [("Anna", "PER", "person"), ("John", "PER", "person"), ("Paris", "LOC", "location")]
     assert pq.read_schema(tmp_path / "out" / "conll2003" / "train.parquet") == STANDARDIZED_SCHEMA
     assert sorted(counts.iter_rows()) == [
-        ("conll2003", "LOC", "location", "mapped", 1), ("conll2003", "PER", "person", "mapped", 1), ("conll2003", "PER", "person", "mapped", 1),
+        ("conll2003", "LOC", "location", "mapped", 1),
+        ("conll2003", "PER", "person", "mapped", 1),
+        ("conll2003", "PER", "person", "mapped", 1),
     ]
 
 
 def test_chinese_datasets_get_the_chinese_name(tmp_path):
-    output, _ = standardize(tmp_path, [sample("weibo", "张三在北京", [("张三", "PER.NAM"), ("北京", "GPE.NAM")], lang="zh")])
+    output, _ = standardize(
+        tmp_path, [sample("weibo", "张三在北京", [("张三", "PER.NAM"), ("北京", "GPE.NAM")], lang="zh")]
+    )
     assert entity_labels(output) == [("张三", "PER.NAM", "人名"), ("北京", "GPE.NAM", "地理政治实体")]
 
 
 def test_unmapped_error_names_dataset_label_and_count(tmp_path):
-    write_ingested(tmp_path / "in", [*CONLL, sample("conll2003", "Foo", [("Foo", "FOO")], split="test"), sample("ncbi", "x BAR", [("BAR", "BAR")])])
+    write_ingested(
+        tmp_path / "in",
+        [*CONLL, sample("conll2003", "Foo", [("Foo", "FOO")], split="test"), sample("ncbi", "x BAR", [("BAR", "BAR")])],
+    )
     (tmp_path / "out").mkdir()
     result = run_standardize_flow(tmp_path)
     assert result.returncode == 1, result.stderr[-2000:]
@@ -94,7 +118,11 @@ def test_unmapped_error_names_dataset_label_and_count(tmp_path):
 
 def test_unmapped_keep_leaves_the_raw_label(tmp_path):
     output, counts = standardize(tmp_path, CONLL[1:], on_unmapped="keep")
-    assert entity_labels(output) == [("Acme Foo", "ORG", "organization"), ("Foo", "FOO", "FOO"), ("Mary", "PER", "person")]
+    assert entity_labels(output) == [
+        ("Acme Foo", "ORG", "organization"),
+        ("Foo", "FOO", "FOO"),
+        ("Mary", "PER", "person"),
+    ]
     assert counts.filter(pl.col("status") == "unmapped").rows() == [("conll2003", "FOO", "FOO", "unmapped", 1)]
     assert output["nested"].to_list() == [True]
 
@@ -120,7 +148,13 @@ def test_dataset_names_in_labels(tmp_path, enabled, expected):
 
 def test_split_map_picks_the_type_by_mention_kind(tmp_path):
     text = "He said the president met John Smith ; The Pentagon and 3 agents"
-    spans = [("He", "PER"), ("the president", "PER"), ("John Smith", "PER"), ("The Pentagon", "ORG"), ("3 agents", "PER")]
+    spans = [
+        ("He", "PER"),
+        ("the president", "PER"),
+        ("John Smith", "PER"),
+        ("The Pentagon", "ORG"),
+        ("3 agents", "PER"),
+    ]
     output, _ = standardize(tmp_path, [sample("ace04", text, spans)])
     assert entity_labels(output) == [
         ("He", "PER", "general mention of person"),
@@ -144,4 +178,7 @@ def test_demo_corpus_standardizes_with_zero_unmapped(tmp_path):
     mapping = pl.read_parquet(tmp_path / "out" / "mapping_counts.parquet")
     universal_names = set(TABLES[1]["en"]) | set(TABLES[1]["zh"])
     assert set(mapping["label"]) <= universal_names
-    assert read_samples(tmp_path / "out" / "samples", STANDARDIZED_SCHEMA)["entities"].list.len().sum() == metrics["entities"]
+    assert (
+        read_samples(tmp_path / "out" / "samples", STANDARDIZED_SCHEMA)["entities"].list.len().sum()
+        == metrics["entities"]
+    )

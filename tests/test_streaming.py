@@ -18,7 +18,9 @@ print(samples, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline)
 
 
 def peak_growth_kb(path: Path, fmt: str) -> tuple[int, int]:
-    out = subprocess.run([sys.executable, "-c", MEASURE, str(path), fmt], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(path), fmt], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     samples, growth = out.stdout.split()
     return int(samples), int(growth)
 
@@ -27,7 +29,12 @@ def write_files(folder: Path, sentences: int) -> tuple[Path, Path]:
     sentence = "".join(f"word{i}\t{'B-PER' if i == 3 else 'O'}\n" for i in range(20)) + "\n"
     conll = folder / f"{sentences}.txt"
     conll.write_text(sentence * sentences)
-    record = json.dumps({"sentence": "Ann met Bob in town today", "entities": [{"name": "Ann", "type": "person", "pos": [0, 3]}]}) + "\n"
+    record = (
+        json.dumps(
+            {"sentence": "Ann met Bob in town today", "entities": [{"name": "Ann", "type": "person", "pos": [0, 3]}]}
+        )
+        + "\n"
+    )
     lines = folder / f"{sentences}.json"
     lines.write_text(record * sentences)
     return conll, lines

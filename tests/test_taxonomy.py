@@ -53,7 +53,12 @@ def broken_taxonomy(tmp_path):
     maps["ace04"]["PER"]["split"][0]["when"] = "plural"
     (directory / "label_maps.yaml").write_text(yaml.safe_dump(maps, allow_unicode=True), encoding="utf-8")
     label_counts = pl.DataFrame(
-        {"dataset": ["conll2003", "conll2003", "conll2003"], "split": ["train", "test", "train"], "label": ["FOO", "FOO", "LOC"], "count": [5, 2, 9]}
+        {
+            "dataset": ["conll2003", "conll2003", "conll2003"],
+            "split": ["train", "test", "train"],
+            "label": ["FOO", "FOO", "LOC"],
+            "count": [5, 2, 9],
+        }
     )
     label_counts.write_parquet(tmp_path / "label_counts.parquet")
     return directory, tmp_path / "label_counts.parquet"

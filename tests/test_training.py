@@ -34,8 +34,16 @@ PAIRS = [
 
 def tiny(config_class, **extra):
     torch.manual_seed(0)
-    config = config_class(vocab_size=4096, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                          num_key_value_heads=2, max_position_embeddings=256, **extra)
+    config = config_class(
+        vocab_size=4096,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        **extra,
+    )
     return AutoModelForCausalLM.from_config(config)
 
 
@@ -46,7 +54,15 @@ def tokenizer():
 
 def test_real_profile_trains_only_lora_on_the_attention_projections():
     real = PROFILE_DEFAULTS["real"]
-    assert (real.lora_r, real.lora_alpha, real.lora_dropout, real.learning_rate, real.warmup_ratio, real.scheduler, real.epochs) == (32, 64, 0.05, 3e-4, 0.02, "cosine", 5)
+    assert (
+        real.lora_r,
+        real.lora_alpha,
+        real.lora_dropout,
+        real.learning_rate,
+        real.warmup_ratio,
+        real.scheduler,
+        real.epochs,
+    ) == (32, 64, 0.05, 3e-4, 0.02, "cosine", 5)
     for config_class in (LlamaConfig, Qwen2Config):
         model = apply_lora(tiny(config_class), real)
         names = trainable_parameter_names(model)
@@ -61,7 +77,9 @@ def test_demo_profile_also_trains_embeddings_and_head_in_full():
     model = apply_lora(build_demo_model(), PROFILE_DEFAULTS["demo"])
     names = trainable_parameter_names(model)
     assert all("lora_" in name or "modules_to_save" in name for name in names)
-    assert any("embed_tokens.modules_to_save" in name for name in names) and any("lm_head.modules_to_save" in name for name in names)
+    assert any("embed_tokens.modules_to_save" in name for name in names) and any(
+        "lm_head.modules_to_save" in name for name in names
+    )
     frozen = [name for name, parameter in model.named_parameters() if not parameter.requires_grad]
     assert any("q_proj.base_layer" in name for name in frozen)
 
@@ -70,10 +88,17 @@ def test_demo_model_and_tokenizer_are_deterministic_and_lossless(tokenizer):
     first, second = build_demo_model(seed=3), build_demo_model(seed=3)
     assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters()))
     assert not torch.equal(next(build_demo_model(seed=4).parameters()), next(first.parameters()))
-    for text in ["Mr. John Smith flew to São Paulo in 1999 !", "华为在广东省深圳市，患者出现头痛。", "mixed 混合 😀 \t tabs"]:
+    for text in [
+        "Mr. John Smith flew to São Paulo in 1999 !",
+        "华为在广东省深圳市，患者出现头痛。",
+        "mixed 混合 😀 \t tabs",
+    ]:
         assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
     texts = [text for text, _ in PAIRS] * 5
-    assert train_demo_tokenizer(texts, 300).backend_tokenizer.to_str() == train_demo_tokenizer(texts, 300).backend_tokenizer.to_str()
+    assert (
+        train_demo_tokenizer(texts, 300).backend_tokenizer.to_str()
+        == train_demo_tokenizer(texts, 300).backend_tokenizer.to_str()
+    )
     assert (DEMO_MODEL_DIR / "config.json").is_file() and (DEMO_MODEL_DIR / "tokenizer.json").is_file()
 
 
@@ -83,7 +108,9 @@ def test_loss_is_on_answer_tokens_only_and_long_samples_are_dropped(tokenizer):
     for row, prompt, answer in zip(tokenized.rows, prompts, answers):
         labelled = [token for token in row["labels"] if token != IGNORE_INDEX]
         assert tokenizer.decode(labelled) == f" {answer}</s>"
-        assert row["labels"][: len(tokenizer(prompt)["input_ids"])] == [IGNORE_INDEX] * len(tokenizer(prompt)["input_ids"])
+        assert row["labels"][: len(tokenizer(prompt)["input_ids"])] == [IGNORE_INDEX] * len(
+            tokenizer(prompt)["input_ids"]
+        )
     short = tokenize_examples(list(prompts), list(answers), tokenizer, max_length=12)
     assert short.dropped_too_long == len(PAIRS) and not short.rows
 
@@ -101,7 +128,9 @@ def test_packed_rows_give_each_sample_the_same_logits_as_alone(tokenizer):
     with torch.no_grad():
         packed_logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits
         for pack_index, pack in enumerate(packs):
-            starts = [position for position, value in enumerate(pack["position_ids"]) if value == 0] + [len(pack["input_ids"])]
+            starts = [position for position, value in enumerate(pack["position_ids"]) if value == 0] + [
+                len(pack["input_ids"])
+            ]
             for start, end in zip(starts, starts[1:]):
                 alone = model(input_ids=torch.tensor([pack["input_ids"][start:end]])).logits[0]
                 assert torch.allclose(packed_logits[pack_index, start:end], alone, atol=1e-4)
@@ -138,7 +167,7 @@ def test_saved_reloaded_and_merged_adapter_give_the_same_outputs(tmp_path, token
 
     hyper = PROFILE_DEFAULTS["real"]
     model = apply_lora(tiny(LlamaConfig), hyper)
-    with torch.no_grad():   # a trained-looking adapter: LoRA's B starts at zero, which would prove nothing
+    with torch.no_grad():  # a trained-looking adapter: LoRA's B starts at zero, which would prove nothing
         for name, parameter in model.named_parameters():
             if "lora_" in name:
                 parameter.add_(torch.randn_like(parameter) * 0.05)
