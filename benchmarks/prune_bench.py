@@ -181,7 +181,7 @@ def report(args, header: str, full: dict | None, subset: dict | None) -> list[st
     ]
     if full:
         lines += [
-            f"Full scale: {full['samples_raw']:,} samples "
+            f"Full scale: {full['samples_in']:,} samples "
             f"(train files topped up to the paper's {PAPER_TRAIN_SAMPLES:,}), {full['pools']} pools.",
             "",
             "| part | seconds |",
@@ -192,9 +192,9 @@ def report(args, header: str, full: dict | None, subset: dict | None) -> list[st
             f"| write outputs | {full['write_s']:.1f} |",
             f"| **whole stage** | **{full['total_s']:.1f}** |",
             "",
-            f"Samples embedded: {full['samples_embedded']:,} of {full['samples_raw']:,} "
+            f"Samples embedded: {full['samples_embedded']:,} of {full['samples_in']:,} "
             f"({full['embedded_share']:.1%}); encoder throughput {full['throughput']:.0f} texts/s; "
-            f"kept {full['samples_kept']:,} ({full['pools_full']} of {full['pools']} pools full).",
+            f"kept {full['samples_out']:,} ({full['pools_full']} of {full['pools']} pools full).",
             "",
         ]
     goals = []

@@ -232,7 +232,7 @@ def crossval_flow(options: CrossvalOptions | None = None, tracking: TrackingOpti
         "label_group", "train_dataset", "test_dataset"
     )
 
-    metrics = crossval_metrics(results, reused=len(reused))
+    metrics = crossval_metrics(results, specs, reused=len(reused))
     heatmaps = write_outputs(results, groups, options, metrics)
     run_id = log_to_mlflow(results, options, metrics, heatmaps, tracking)
     with pl.Config(tbl_rows=-1, tbl_width_chars=200, fmt_str_lengths=40):

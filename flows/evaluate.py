@@ -20,15 +20,18 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.cli import run_stage
 from tasks.ablations import log_switches
+from tasks.counts import stage_counts
 from tasks.errta import errta_counts, errta_errors, errta_totals, typical_examples, with_errta_guidance
 from tasks.files import write_atomic
 from tasks.generation import GenerationOptions, RunFileError, generate_predictions, load_run_spec, read_predictions
 from tasks.params import load_section, to_options
+from tasks.schema import parquet_rows
 from tasks.scoring import (
     MODES,
     ScoringInputError,
     check_scoring_input,
     flat_metrics,
+    gold_entities,
     parse_predictions,
     plot_tables,
     report_markdown,
@@ -146,7 +149,13 @@ def evaluate_flow(options: EvaluateOptions | None = None) -> dict:
     by_dataset, errors = results["by_dataset"], results["errors"]
     totals, counts = errta_totals(errors), errta_counts(errors)
     examples = typical_examples(errors, options.examples_per_type)
-    metrics = flat_metrics(by_dataset, totals, options.primary_mode)
+    prompts = parquet_rows(options.test_file)
+    metrics = {
+        # not_selected: left out by evaluate.datasets or max_samples_per_dataset
+        **stage_counts("evaluate", prompts, samples.height, {"not_selected": prompts - samples.height}),
+        "entities_out": gold_entities(by_dataset, options.primary_mode),
+        **flat_metrics(by_dataset, totals, options.primary_mode),
+    }
     metrics.update(
         {
             f"generation/{key}": round(value, 3)

@@ -64,7 +64,7 @@ def report_markdown(result: PruneResult, metrics: dict, options: PruneOptions) -
         ),
         "",
         f"Pools full: {metrics['pools_full']} of {metrics['pools']}; negatives kept: {metrics['negatives_kept']}; "
-        f"samples embedded: {metrics['samples_embedded']} of {metrics['samples_raw']} "
+        f"samples embedded: {metrics['samples_embedded']} of {metrics['samples_in']} "
         f"({metrics['embeddings_computed']} computed, "
         f"{metrics['embeddings_reused']} from the cache); mean within-pool cosine: {metrics['mean_pool_cosine']}.",
     ]
@@ -121,13 +121,14 @@ def prune_scaling_flow(options: PruneOptions | None = None) -> pl.DataFrame:
                     {
                         "strategy": strategy,
                         "k": k,
+                        "samples_kept": metrics["samples_out"],
                         **{
                             name: metrics[name]
-                            for name in ("samples_kept", "pools_full", "pools", "samples_embedded", "mean_pool_cosine")
+                            for name in ("pools_full", "pools", "samples_embedded", "mean_pool_cosine")
                         },
                     }
                 )
-                mlflow.log_metric(f"samples_kept_{strategy}", metrics["samples_kept"], step=k)
+                mlflow.log_metric(f"samples_kept_{strategy}", metrics["samples_out"], step=k)
     table = pl.DataFrame(rows)
     write_atomic(scaling_plot_table(table), options.scaling_file)
     with pl.Config(tbl_rows=-1, tbl_width_chars=200):

@@ -41,7 +41,9 @@ def standardize_flow(options: StandardizeOptions | None = None) -> dict:
         mapping_counts = total_mapping_counts(per_dataset)
         raise_on_unmapped(mapping_counts, options.on_unmapped)
         mapping_counts.write_parquet(staging / "mapping_counts.parquet", compression="zstd")
-        metrics = write_standardize_metrics(mapping_counts, Path(options.metrics_file))
+        metrics = write_standardize_metrics(
+            mapping_counts, Path(options.in_dir) / "samples", staging / "samples", Path(options.metrics_file)
+        )
 
     with pl.Config(tbl_rows=-1, tbl_width_chars=200, fmt_str_lengths=60):
         print(mapping_counts)

@@ -31,10 +31,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from tasks.counts import stage_counts
 from tasks.files import write_atomic
 from tasks.label_names import label_keys
 from tasks.progress import Progress
-from tasks.schema import first_split, read_samples
+from tasks.schema import first_split, parquet_rows, read_samples
 from tasks.screening import shared_label_pairs
 from tasks.token_classification import (
     HEADS,
@@ -544,11 +545,34 @@ def heatmap_png(results: pl.DataFrame, group: str, path: Path) -> None:
     plt.close(figure)
 
 
-def crossval_metrics(results: pl.DataFrame, reused: int) -> dict:
-    """The DVC metrics: job and pair counts, failures, and F1 overall and per group."""
+def readable_rows(path: str) -> int:
+    """Rows of a Parquet file by its metadata; 0 when it cannot be read."""
+    try:
+        return parquet_rows(path)
+    except (OSError, ValueError):
+        return 0
+
+
+def crossval_metrics(results: pl.DataFrame, specs: list[JobSpec], reused: int) -> dict:
+    """The DVC metrics: training sentences read and used, job and pair counts, failures, F1 overall and per group.
+
+    Samples in: the training split of every job; out: the sentences its tagger trained on
+    (``max_train_samples`` caps them); a failed job trained on none (an unreadable file, which
+    failed its job with the reason, counts as no rows).
+    """
     ok = results.filter(pl.col("status") == "ok")
     per_group = ok.group_by("label_group").agg(pl.col("f1").mean()).sort("label_group")
+    trained = dict(ok.group_by("train_dataset").agg(pl.col("train_samples").first()).iter_rows())
+    read = {spec.train_dataset: readable_rows(spec.train_file) for spec in specs}
+    failed = sum(count for dataset, count in read.items() if dataset not in trained)
+    used = sum(trained.values())
     return {
+        **stage_counts(
+            "crossval",
+            samples_in=sum(read.values()),
+            samples_out=used,
+            dropped={"over_max_train_samples": sum(read.values()) - failed - used, "job_failed": failed},
+        ),
         "jobs": results["train_dataset"].n_unique(),
         "jobs_failed": results.filter(pl.col("status") == "failed")["train_dataset"].n_unique(),
         "jobs_reused": reused,

@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 from prefect import task
 
+from tasks.counts import stage_counts
 from tasks.files import write_metrics
 from tasks.readers import REJECT_COLUMNS as READER_REJECT_COLUMNS
 from tasks.readers import FormatSpec, ParsedBatch, UnreadableFileError, likely_cause, read_file
@@ -268,10 +269,13 @@ def write_ingest_outputs(reports: list[DatasetReport], staging: Path, metrics_fi
         "datasets_missing": sum(r.status == "missing" for r in reports),
         "datasets_failed": sum(r.status == "failed" for r in reports),
         "warnings": manifest["warning"].is_not_null().sum(),
-        "records_read": int(ok["records_read"].sum()),
-        "samples_written": int(ok["samples_written"].sum()),
-        "records_rejected": int(ok["records_rejected"].sum()),
-        "entities": int(ok["entities"].sum()),
+        **stage_counts(
+            "ingest",
+            samples_in=int(ok["records_read"].sum()),
+            samples_out=int(ok["samples_written"].sum()),
+            dropped={"invalid_record": int(ok["records_rejected"].sum())},  # each with its reason in rejects.parquet
+        ),
+        "entities_out": int(ok["entities"].sum()),
     }
     write_metrics(metrics, metrics_file)
     return manifest

@@ -42,6 +42,7 @@ import polars as pl
 import pyarrow as pa
 import yaml
 
+from tasks.counts import stage_counts
 from tasks.files import write_metrics
 from tasks.registry import TRAINING_ROLES, RegistryError, ingested_datasets, select_datasets
 from tasks.schema import ENTITY_TYPE, PARQUET_OPTIONS, STANDARDIZED_SCHEMA, first_split, read_samples
@@ -347,8 +348,9 @@ def evaluation_datasets(options: InstructOptions) -> list[str]:
         raise InstructError(f"instruct.test_datasets: {error}") from error
 
 
-def read_test_inputs(options: InstructOptions) -> tuple[pl.DataFrame, dict[str, list[str]], dict[str, list[dict]]]:
-    """Test samples of every evaluation dataset, each dataset's full label set, and few-shot pools.
+def read_test_inputs(options: InstructOptions) -> tuple[pl.DataFrame, dict[str, list[str]], dict[str, list[dict]], int]:
+    """Test samples of every evaluation dataset, each dataset's full label set, few-shot pools, and
+    how many test samples ``max_test_samples_per_dataset`` left out.
 
     A dataset is tested on the first of ``test_splits`` it has; its label set is every type in
     any of its splits; few-shot examples come from its train split when there is one.
@@ -359,16 +361,17 @@ def read_test_inputs(options: InstructOptions) -> tuple[pl.DataFrame, dict[str, 
     missing = [name for name, split in found.items() if split is None]
     if missing:
         raise InstructError(f"{root}: none of the splits {options.test_splits} for evaluation datasets {missing}")
-    tests, label_sets, pools = [], {}, {}
+    tests, label_sets, pools, capped = [], {}, {}, 0
     for name in names:
         every_split = read_samples(root / name, STANDARDIZED_SCHEMA)
         label_sets[name] = dataset_label_sets(every_split).get(name, [])
         test = every_split.filter(pl.col("split") == found[name][0])
         if options.max_test_samples_per_dataset is not None and test.height > options.max_test_samples_per_dataset:
+            capped += test.height - options.max_test_samples_per_dataset
             test = test.sample(options.max_test_samples_per_dataset, seed=options.seed).sort("record")
         tests.append(test)
         pools[name] = every_split.filter(pl.col("split") == "train").to_dicts()
-    return pl.concat(tests), label_sets, pools
+    return pl.concat(tests), label_sets, pools, capped
 
 
 def read_train_input(options: InstructOptions) -> pl.DataFrame:
@@ -410,13 +413,21 @@ def build_instruct_data(options: InstructOptions) -> tuple[pa.Table, pa.Table, d
     """Train and test tables plus metrics; every input is read and checked before any prompt is built."""
     guidelines = load_guidelines(options.guidelines_file) if options.guidelines_file else None
     train_samples = read_train_input(options)
-    test_samples, test_label_sets, test_pools = read_test_inputs(options)
+    test_samples, test_label_sets, test_pools, capped = read_test_inputs(options)
     refuse_held_out(train_samples, test_samples, options.manifest_file)
     train_label_sets = dataset_label_sets(train_samples)
     train_pools = {dataset: group.to_dicts() for (dataset,), group in train_samples.group_by("dataset")}
     train, train_counts = build_split(train_samples, train_label_sets, options, True, train_pools, guidelines)
     test, test_counts = build_split(test_samples, test_label_sets, options, False, test_pools, guidelines)
+    read = train_samples.height + test_samples.height + capped
     metrics = {
+        **stage_counts(
+            "instruct",
+            samples_in=read,
+            samples_out=train.num_rows + test.num_rows,
+            dropped={"over_max_test_samples_per_dataset": capped},
+        ),
+        "entities_out": train_counts.entities_kept + test_counts.entities_kept,
         "train": train_counts.as_dict(),
         "test": test_counts.as_dict(),
         "train_datasets": dict(sorted(Counter(train_samples["dataset"].to_list()).items())),

@@ -50,6 +50,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from tasks.counts import stage_counts
 from tasks.embeddings import DEVICES, PRECISIONS, Embedder, EncoderNotFoundError, resolve_model
 from tasks.files import write_metrics
 from tasks.progress import Progress
@@ -495,9 +496,11 @@ def prune(samples: pl.DataFrame, options: PruneOptions, embedder: Embedder | Non
         embedder.flush()
     pool_fill = pool_fill_table(samples.drop("_row"), kept, options.k, selections, options.pool_label)
     counts = {
-        "samples_raw": samples.height,
-        "samples_kept": kept.height,
-        "negatives_kept": int((kept["entities"].list.len() == 0).sum()),
+        "samples_in": samples.height,
+        "samples_out": kept.height,
+        # Negatives: samples in no pool (no entity with a pool label), as the visit plan counts them.
+        "negatives_raw": samples.height - sample_types(samples, options.pool_label)["row"].n_unique(),
+        "negatives_kept": int((kept["pools"].list.len() == 0).sum()),
         "candidates": sum(selection.candidates for selection in selections),
         "samples_embedded": sum(selection.embedded for selection in selections),
         "embeddings_computed": (embedder.computed - embedded_before[0]) if embedder else 0,
@@ -625,14 +628,36 @@ def read_split(options: PruneOptions) -> pl.DataFrame:
     return pl.concat([read_samples(file, STANDARDIZED_SCHEMA) for file in files])
 
 
+def prune_counts(counts: dict, strategy: str) -> dict:
+    """Samples in and out, and why each other sample was dropped (the same four reasons for every strategy).
+
+    ``negatives_over_quota``: a sample without entities beyond ``k / 5`` per dataset;
+    ``pools_full``: every pool of its types was full when it was visited; ``not_diverse``: it
+    reached an open pool but lost the draw ``p = 1 - max cosine + b``; ``not_drawn``: the
+    ``random`` strategy's uniform sample left it out.
+    """
+    raw, kept = counts["samples_in"], counts["samples_out"]
+    dropped = dict.fromkeys(("negatives_over_quota", "pools_full", "not_diverse", "not_drawn"), 0)
+    if strategy == "random":
+        dropped["not_drawn"] = raw - kept
+    else:
+        kept_in_pools = kept - counts["negatives_kept"]
+        reached = counts["candidates"] if strategy in EMBEDDING_STRATEGIES else kept_in_pools
+        dropped["negatives_over_quota"] = counts["negatives_raw"] - counts["negatives_kept"]
+        dropped["pools_full"] = raw - counts["negatives_raw"] - reached
+        dropped["not_diverse"] = reached - kept_in_pools
+    return stage_counts("prune", samples_in=raw, samples_out=kept, dropped=dropped)
+
+
 def prune_metrics(result: PruneResult, options: PruneOptions) -> dict:
     """The DVC/MLflow metrics of one run."""
     fill = result.pool_fill
     cosines = fill["mean_cosine"].drop_nulls()
     return {
         **result.counts,
-        "kept_share": round(result.counts["samples_kept"] / max(result.counts["samples_raw"], 1), 5),
-        "embedded_share": round(result.counts["samples_embedded"] / max(result.counts["samples_raw"], 1), 5),
+        **prune_counts(result.counts, options.strategy),
+        "kept_share": round(result.counts["samples_out"] / max(result.counts["samples_in"], 1), 5),
+        "embedded_share": round(result.counts["samples_embedded"] / max(result.counts["samples_in"], 1), 5),
         "pools": fill.height,
         "pools_full": int(fill["full"].sum()),
         "pools_empty": int((fill["kept"] == 0).sum()),

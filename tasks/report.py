@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from tasks.counts import funnel
 from tasks.paper_comparison import PaperInputs, compare, comparison_markdown, is_real_run
 from tasks.params import shipped_default
 
@@ -79,9 +80,27 @@ def paper_section(options: ReportOptions) -> list[str]:
     return comparison_markdown(compare(inputs, options.rows), markdown_table)
 
 
+def funnel_section(metrics_dir: Path) -> list[str]:
+    """The funnel: per stage, the samples in and out, what was dropped and why, and the entities out."""
+    table = funnel(metrics_dir)
+    if table.is_empty():
+        return []
+    return [
+        "## Funnel",
+        "",
+        "From raw records to the gold entities that scoring saw; each stage's counts reconcile "
+        "(in = out + dropped). Prune reads only the training split of training datasets, instruct adds the test "
+        "sets, evaluate scores those.",
+        "",
+        markdown_table(table.with_columns(pl.col("entities").cast(pl.String).fill_null("-"))),
+        "",
+    ]
+
+
 def build_report(options: ReportOptions) -> str:
-    """The whole report page."""
-    lines = ["# Pipeline report", "", *metrics_section(Path(options.metrics_dir)), "## Tables", ""]
+    """The whole report page: the funnel first, then every stage's metrics, the tables and the paper."""
+    metrics_dir = Path(options.metrics_dir)
+    lines = ["# Pipeline report", "", *funnel_section(metrics_dir), *metrics_section(metrics_dir), "## Tables", ""]
     for title, path in options.tables.items():
         lines.append(f"### {title}")
         lines.append("")

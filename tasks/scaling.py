@@ -2,7 +2,7 @@
 
 Each point is one DVC experiment of a sweep over ``prune.k`` and ``prune.strategy`` run up to
 the ``evaluate`` stage (prune, instruct, train, evaluate; cross-validation is not upstream of
-it); the x axis is the pruned training set's size (the prune stage run's ``samples_kept``), the
+it); the x axis is the pruned training set's size (the prune stage run's ``samples_out``), the
 y axis the evaluate stage run's ``f1/avg``.
 The sweep is a DVC grid, one experiment per (k, strategy)::
 
@@ -85,9 +85,7 @@ def scaling_points(pipelines: Iterable[PipelineRecord]) -> tuple[pl.DataFrame, d
     """
     logged, left_out = [], {}
     for record in latest_evaluated(pipelines)[0]:
-        if "samples_kept" in record.stage_metrics.get("prune", {}) and all(
-            axis in record.params for axis in SWEEP_AXES
-        ):
+        if "samples_out" in record.stage_metrics.get("prune", {}) and all(axis in record.params for axis in SWEEP_AXES):
             logged.append(record)
         else:
             left_out[record.experiment] = (
@@ -105,7 +103,7 @@ def scaling_points(pipelines: Iterable[PipelineRecord]) -> tuple[pl.DataFrame, d
         {
             "strategy": strategy,
             "k": k,
-            "samples_kept": int(record.stage_metrics["prune"]["samples_kept"]),
+            "samples_kept": int(record.stage_metrics["prune"]["samples_out"]),
             "f1_avg": record.metrics.get("f1/avg"),
             "f1_en_avg": record.metrics.get("f1/en_avg"),
             "f1_zh_avg": record.metrics.get("f1/zh_avg"),

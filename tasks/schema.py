@@ -238,6 +238,13 @@ def read_samples(path: Path | str, schema: pa.Schema = SAMPLE_SCHEMA) -> pl.Data
     return pl.concat(frames)
 
 
+def parquet_rows(path: Path | str) -> int:
+    """Rows in every Parquet file under ``path`` (a file or a folder), from the files' metadata alone."""
+    path = Path(path)
+    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    return sum(pq.read_metadata(file).num_rows for file in files)
+
+
 def first_split(samples_dir: Path, dataset: str, splits: list[str]) -> tuple[str, Path] | None:
     """The first of ``splits`` whose ``<samples_dir>/<dataset>/<split>.parquet`` exists, with its path.
 

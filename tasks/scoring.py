@@ -194,6 +194,11 @@ def flat_metrics(by_dataset: pl.DataFrame, error_totals: dict[str, int], primary
     return metrics
 
 
+def gold_entities(by_dataset: pl.DataFrame, mode: str) -> int:
+    """The gold entities that scoring saw in ``mode`` (true positives plus false negatives)."""
+    return int(by_dataset.filter(pl.col("mode") == mode).select(pl.col("tp") + pl.col("fn")).sum().item())
+
+
 def plot_tables(
     by_dataset: pl.DataFrame, error_totals: dict[str, int], primary_mode: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -33,6 +33,7 @@ import ahocorasick
 import numpy as np
 import polars as pl
 
+from tasks.counts import stage_counts
 from tasks.files import write_metrics
 from tasks.label_names import label_keys
 
@@ -85,10 +86,16 @@ class ScreenOptions:
 
 @dataclass
 class ScreenResult:
-    """Screening outputs: ``conflicts`` per mention and outcome, ``summary`` per pair and label."""
+    """Screening outputs: ``conflicts`` per mention and outcome, ``summary`` per pair and label, and counts.
+
+    ``samples_read`` is every sample given; ``samples_scanned`` those of the datasets searched
+    (a dataset that shares no label with another of its language has nothing to search for).
+    """
 
     conflicts: pl.DataFrame
     summary: pl.DataFrame
+    samples_read: int = 0
+    samples_scanned: int = 0
 
 
 def labelled_entities(samples: pl.DataFrame, synonyms: dict[str, str]) -> pl.DataFrame:
@@ -478,13 +485,16 @@ def screen(samples: pl.DataFrame, synonyms: dict[str, str], options: ScreenOptio
 
     # Two targets at a time: the automaton scan holds the GIL, the polars and numpy work of
     # the other target does not, so the two overlap on two cores.
+    targets = pairs["target"].unique().sort().to_list()
     with ThreadPoolExecutor(max_workers=options.workers) as pool:
-        per_target = list(pool.map(screen_one, pairs["target"].unique().sort().to_list()))
+        per_target = list(pool.map(screen_one, targets))
     grouped = pl.concat([pl.DataFrame(schema=GROUPED_SCHEMA), *per_target])
     conflicts = conflict_table(grouped, names)
     return ScreenResult(
         conflicts=conflicts,
         summary=summary_table(grouped, pairs, conflicts, options.min_support, options.relabel_min_share),
+        samples_read=samples.height,
+        samples_scanned=sum(texts[(target,)].height for target in targets),
     )
 
 
@@ -496,6 +506,12 @@ def write_screen_outputs(result: ScreenResult, staging: Path, metrics_file: Path
     occurrences = int(summary["occurrences"].sum())
     inconsistent = int(summary.select(pl.sum_horizontal(INCONSISTENT).sum()).item())
     metrics = {
+        **stage_counts(
+            "screen",
+            samples_in=result.samples_read,
+            samples_out=result.samples_scanned,
+            dropped={"no_shared_label": result.samples_read - result.samples_scanned},
+        ),
         "pair_labels": summary.height,
         "pair_labels_ranked": int(summary["rank"].is_not_null().sum()),
         "dataset_pairs": summary.select("source", "target").unique().height,

@@ -22,8 +22,16 @@ from pathlib import Path
 import polars as pl
 from prefect import task
 
+from tasks.counts import stage_counts
 from tasks.files import write_metrics
-from tasks.schema import STANDARDIZED_ENTITY_DTYPE, STANDARDIZED_SCHEMA, SampleWriter, read_samples, with_nested_flag
+from tasks.schema import (
+    STANDARDIZED_ENTITY_DTYPE,
+    STANDARDIZED_SCHEMA,
+    SampleWriter,
+    parquet_rows,
+    read_samples,
+    with_nested_flag,
+)
 from tasks.taxonomy import describe_unmapped
 
 ON_UNMAPPED = ("error", "keep", "drop")
@@ -264,12 +272,19 @@ def raise_on_unmapped(mapping_counts: pl.DataFrame, on_unmapped: str) -> None:
         )
 
 
-def write_standardize_metrics(mapping_counts: pl.DataFrame, metrics_file: Path) -> dict:
-    """Write the DVC metrics of one run (entities by status, label vocabulary sizes) and return them."""
+def write_standardize_metrics(mapping_counts: pl.DataFrame, in_dir: Path, out_dir: Path, metrics_file: Path) -> dict:
+    """Write the DVC metrics of one run and return them.
+
+    Samples in and out, counted from the files' metadata (every sample is kept: only entities of
+    ``dropped`` labels leave), entities by status and the label vocabulary's sizes.
+    """
     by_status = dict(mapping_counts.group_by("status").agg(pl.col("count").sum()).iter_rows())
+    entities = int(mapping_counts["count"].sum())
     metrics = {
+        **stage_counts("standardize", samples_in=parquet_rows(in_dir), samples_out=parquet_rows(out_dir), dropped={}),
+        "entities_out": entities - int(by_status.get("dropped", 0)),
         "datasets": mapping_counts["dataset"].n_unique(),
-        "entities": int(mapping_counts["count"].sum()),
+        "entities": entities,
         **{
             f"entities_{status}": int(by_status.get(status, 0))
             for status in ("mapped", "passthrough", "unmapped", "dropped")

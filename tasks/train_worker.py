@@ -20,7 +20,9 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
+from tasks.counts import stage_counts
 from tasks.files import write_atomic, write_metrics
+from tasks.schema import parquet_rows
 from tasks.training import (
     DEMO_BASE_MODEL,
     DEMO_MODEL_DIR,
@@ -98,12 +100,18 @@ def training_arguments(options: TrainOptions, hyper: Hyperparameters, on_gpu: bo
 
 
 def build_rows(options: TrainOptions, hyper: Hyperparameters, tokenizer) -> tuple[list[dict], dict]:
-    """Tokenized (and, with ``packing``, packed) training rows, with their counts."""
+    """Tokenized (and, with ``packing``, packed) training rows, with their counts.
+
+    Samples in are the instruct stage's training prompts; out, those trained on. ``train_rows``
+    is what the trainer iterates over (fewer than the samples when packed).
+    """
     table = read_instruct_train(Path(options.instruct_dir), options.max_train_samples, options.seed)
     tokenized = tokenize_examples(table["prompt"].to_list(), table["answer"].to_list(), tokenizer, hyper.max_length)
     rows = pack_rows(tokenized.rows, hyper.max_length) if options.packing else tokenized.rows
-    counts = {"samples": table.height, "samples_dropped_too_long": tokenized.dropped_too_long, "train_rows": len(rows)}
-    return rows, counts
+    samples_in = parquet_rows(Path(options.instruct_dir) / "train.parquet")
+    dropped = {"over_max_train_samples": samples_in - table.height, "too_long": tokenized.dropped_too_long}
+    counts = stage_counts("train", samples_in, table.height - tokenized.dropped_too_long, dropped)
+    return rows, {**counts, "train_rows": len(rows)}
 
 
 def all_ranks_sum(values: list[float]) -> list[float]:

@@ -76,7 +76,7 @@ def test_a_stage_runs_on_a_brand_new_prefect_home(tmp_path):
     with busy_cores():
         run_stage("ingest", work, stage_env(home, B2NER_PREFECT_DISCOVERY="0"))
     assert (home / "prefect.db").is_file()
-    assert json.loads((work / "out" / "ingest.json").read_text())["samples_written"] > 0
+    assert json.loads((work / "out" / "ingest.json").read_text())["samples_out"] > 0
 
 
 def flow_run_names(api_url: str) -> list[str]:

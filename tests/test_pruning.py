@@ -294,7 +294,7 @@ def test_flows_write_outputs_metrics_and_mlflow(
     progress = Artifact.get("prune-progress")
     assert progress.data == 100
     assert progress.description.startswith(f"prune diversity k={K}: {real_samples.height}/{real_samples.height} ")
-    assert metrics["embeddings_computed"] == 0 and metrics["samples_kept"] == lazy_run.kept.height
+    assert metrics["embeddings_computed"] == 0 and metrics["samples_out"] == lazy_run.kept.height
     assert pq.read_schema(tmp_path / "prune" / "train.parquet").names == PRUNED_SCHEMA.names
     kept = pl.read_parquet(tmp_path / "prune" / "train.parquet")
     assert set(kept["sample_id"]) == set(lazy_run.kept["sample_id"])
@@ -319,7 +319,7 @@ def test_flows_write_outputs_metrics_and_mlflow(
     assert first["paper_pruned_train"] == paper[first["dataset"]]
     assert first["kept_diff_%"] == round((first["kept"] - paper[first["dataset"]]) / paper[first["dataset"]] * 100, 1)
     run = mlflow.search_runs(experiment_names=["ner-pipeline"], filter_string="tags.stage = 'prune'").iloc[0]
-    assert run["params.prune.k"] == str(K) and run["metrics.samples_kept"] == kept.height
+    assert run["params.prune.k"] == str(K) and run["metrics.samples_out"] == kept.height
 
     scaling = prune_scaling_flow(options)
     plot = pl.read_csv(tmp_path / "plots" / "prune_scaling.csv")

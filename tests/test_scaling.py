@@ -31,7 +31,7 @@ def store(tmp_path_factory) -> TrackingOptions:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DVC_EXP_NAME", "not-evaluated")  # pruned, never evaluated: no point
         with stage_run("prune", {"strategy": "diversity", "k": 800}, options):
-            mlflow.log_metric("samples_kept", 9000)
+            mlflow.log_metric("samples_out", 9000)
     return options
 
 
@@ -42,7 +42,7 @@ def log_experiment(
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DVC_EXP_NAME", name)
         with stage_run("prune", {"strategy": strategy, "k": k}, options):
-            mlflow.log_metric("samples_kept", kept)
+            mlflow.log_metric("samples_out", kept)
         with stage_run("instruct", {"regularize": regularize}, options):
             pass
         with stage_run("evaluate", {"split": "test"}, options):
