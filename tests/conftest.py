@@ -1,4 +1,9 @@
-"""Shared fixtures: where the real data lives, how tests that need it skip, and real servers on loopback."""
+"""Shared fixtures: where the real data lives, how tests that need it skip, and real servers on loopback.
+
+Tiers (pytest markers): ``real_data`` reads ../shared/ner-data; ``server`` starts a real Prefect
+or MLflow server; ``integration`` runs a flow, a launcher or a script end to end; ``unit`` is
+everything else, given here to each test that has no other tier (``pytest -m unit``).
+"""
 
 import os
 import signal
@@ -18,6 +23,22 @@ SHARED_DATA = ROOT.parent / "shared" / "ner-data"
 # runs (flows/__init__.py), and a fresh PREFECT_HOME has time to migrate its database.
 os.environ["B2NER_PREFECT_DISCOVERY"] = "0"
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+TIERS = ("real_data", "server", "integration")
+SERVER_FIXTURES = {"prefect_api_url", "mlflow_server_url"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier: by the fixtures it uses, else ``unit`` unless marked already."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "shared_data" in fixtures:
+            item.add_marker(pytest.mark.real_data)
+        if fixtures & SERVER_FIXTURES:
+            item.add_marker(pytest.mark.server)
+        if not any(item.get_closest_marker(tier) for tier in TIERS):
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture(scope="session")

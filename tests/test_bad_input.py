@@ -194,6 +194,7 @@ def run_ingest_flow(tmp_path, **overrides) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.integration
 def test_flow_ingests_the_others_then_exits_non_zero(tmp_path):
     result = run_ingest_flow(tmp_path)
     assert result.returncode == 1, result.stderr[-2000:]
@@ -217,6 +218,7 @@ def test_flow_ingests_the_others_then_exits_non_zero(tmp_path):
     assert (metrics["datasets_failed"], metrics["warnings"]) == (1, 1)
 
 
+@pytest.mark.integration
 def test_flow_can_be_told_not_to_fail(tmp_path):
     assert run_ingest_flow(tmp_path, fail_on_error=False).returncode == 0
 

@@ -226,6 +226,7 @@ def test_each_token_gets_its_case_for_the_uncased_encoder():
     )
 
 
+@pytest.mark.integration
 def test_chinese_pairs_score_like_their_definitions(demo, tmp_path):
     """With its missing characters added, MiniLM learns Chinese: the consistent person pair transfers,
     the location scope conflict does not."""
@@ -266,6 +267,7 @@ def test_span_scores_are_strict():
     }
 
 
+@pytest.mark.integration
 def test_demo_conflicts_score_low_on_a_dask_cluster(demo, tmp_path):
     """Two jobs on a real Dask cluster, each asking for a 'GPU' slot the workers offer."""
     with distributed.LocalCluster(
@@ -331,6 +333,7 @@ def test_demo_conflicts_score_low_on_a_dask_cluster(demo, tmp_path):
     }
 
 
+@pytest.mark.integration
 def test_failed_job_is_retried_and_reported_and_a_rerun_redoes_only_it(demo, tmp_path):
     options = demo_options(
         demo,

@@ -172,6 +172,7 @@ def test_bad_run_file_is_refused_with_its_name(tmp_path):
         load_run_spec(tmp_path / "run.json")
 
 
+@pytest.mark.integration
 def test_evaluate_flow_end_to_end(tiny_run, tmp_path, monkeypatch):
     from flows.evaluate import EvaluateOptions, evaluate_flow, load_test_samples
 

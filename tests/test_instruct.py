@@ -271,6 +271,7 @@ def write_standardized(samples: pl.DataFrame, root: Path) -> None:
         pq.write_table(to_arrow(group, STANDARDIZED_SCHEMA), root / dataset / f"{split}.parquet")
 
 
+@pytest.mark.integration
 def test_flow_writes_train_and_test_prompts(tmp_path):
     from flows.instruct import instruct_flow
 

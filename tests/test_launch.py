@@ -19,6 +19,8 @@ from tasks.instruct import INSTRUCT_SCHEMA, build_prompt, format_answer
 from tasks.tracking import TrackingOptions
 from tasks.training import TrainOptions
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

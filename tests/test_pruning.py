@@ -237,6 +237,7 @@ def test_bad_params_fail_before_any_work(section, message):
         to_options(PruneOptions, section, "params.yaml prune")
 
 
+@pytest.mark.integration
 def test_stage_refuses_bad_params_naming_the_key(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"prune": {"k": 0, "samples_dir": str(tmp_path / "absent")}}))
     result = subprocess.run(

@@ -135,6 +135,7 @@ def test_demo_deliberate_conflicts_rank_at_the_top(demo_samples):
     assert location["top_conflict"].item().startswith("wrong_category as GPE")
 
 
+@pytest.mark.integration
 def test_flow_writes_conflicts_summary_and_metrics(demo_samples, tmp_path):
     (tmp_path / "samples").mkdir()
     demo_samples.write_parquet(tmp_path / "samples" / "demo.parquet")

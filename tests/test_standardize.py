@@ -102,6 +102,7 @@ def test_chinese_datasets_get_the_chinese_name(tmp_path):
     assert entity_labels(output) == [("张三", "PER.NAM", "人名"), ("北京", "GPE.NAM", "地理政治实体")]
 
 
+@pytest.mark.integration
 def test_unmapped_error_names_dataset_label_and_count(tmp_path):
     write_ingested(
         tmp_path / "in",
@@ -165,6 +166,7 @@ def test_split_map_picks_the_type_by_mention_kind(tmp_path):
     ]
 
 
+@pytest.mark.integration
 def test_demo_corpus_standardizes_with_zero_unmapped(tmp_path):
     write_demo_corpus(tmp_path / "raw", seed=0, scale=0.3)
     options = IngestOptions(raw_dir=str(tmp_path / "raw"))

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 MEASURE = """
 import resource, sys
@@ -40,6 +42,7 @@ def write_files(folder: Path, sentences: int) -> tuple[Path, Path]:
     return conll, lines
 
 
+@pytest.mark.integration
 def test_memory_stays_flat_as_files_grow(tmp_path):
     small = write_files(tmp_path, 20_000)
     large = write_files(tmp_path, 160_000)  # 8x the records; about 40 MB of tags
