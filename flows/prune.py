@@ -8,8 +8,6 @@ options as an argument.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.cli import run_stage
 from tasks.embeddings import Embedder
 from tasks.files import staged_dir, write_atomic
 from tasks.params import ParamsError, load_section, to_options
@@ -139,19 +138,10 @@ def prune_scaling_flow(options: PruneOptions | None = None) -> pl.DataFrame:
     return table
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--scaling", action="store_true", help="run the data-scaling sweep instead of the pruning stage"
-    )
-    args = parser.parse_args(argv)
-    try:
-        options = prune_options()  # checked before Prefect or any reading starts
-        (prune_scaling_flow if args.scaling else prune_flow)(options)
-    except (ParamsError, FileNotFoundError) as error:
-        print(f"prune failed: {error}", file=sys.stderr)
-        sys.exit(1)
-
-
 if __name__ == "__main__":
-    main()
+    run_stage(
+        "prune",
+        prune_flow,
+        (ParamsError, FileNotFoundError),
+        {"--scaling": (prune_scaling_flow, "run the data-scaling sweep (figure 5) instead of the pruning stage")},
+    )

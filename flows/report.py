@@ -6,13 +6,12 @@ this folder (no flow run); it says so when the run holds no dataset of the paper
 
 from __future__ import annotations
 
-import sys
-
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
+from flows.cli import run_stage
 from tasks.files import write_atomic
-from tasks.params import load_section, to_options
+from tasks.params import ParamsError, load_section, to_options
 from tasks.report import ReportOptions, build_report, paper_section
 
 
@@ -39,7 +38,9 @@ def print_paper_comparison() -> None:
 
 
 if __name__ == "__main__":
-    if "--paper" in sys.argv[1:]:
-        print_paper_comparison()
-    else:
-        report_flow()
+    run_stage(
+        "report",
+        report_flow,
+        (ParamsError,),
+        {"--paper": (print_paper_comparison, "print only the paper-versus-ours comparison of a real-data run")},
+    )
