@@ -26,9 +26,8 @@ class ReportOptions:
     metrics_dir: str = "data/metrics"
     out_file: str = "data/report/report.md"
     rows: int = 10  # rows shown per table
-    tables: dict[str, str] = shipped_default(
-        "report", "tables"
-    )  # title -> Parquet file, shown head-first in this order
+    # title -> Parquet file, shown head-first in this order
+    tables: dict[str, str] = shipped_default("report", "tables")
     paper: dict[str, str] = shipped_default("report", "paper")  # the comparison's input files (PaperInputs fields)
 
     def __post_init__(self) -> None:

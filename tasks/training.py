@@ -4,21 +4,14 @@ Resources: one or more GPUs for the real profile (bf16, gradient checkpointing);
 profile runs on CPU in minutes. Input: ``data/instruct/train.parquet``. The training job itself
 is ``tasks/train_worker.py`` (one process per rank), launched by ``flows/train.py``.
 
-Profiles (``train.profile``), each a :class:`Hyperparameters`:
+Profiles (``train.profile``), each a flat YAML recipe of :class:`Hyperparameters` in
+``tasks/catalog/recipes/`` (or the path of your own), whose comments say why each value:
 
-- ``real``: the paper's settings. LoRA r 32, alpha 64, dropout 0.05 on the attention
-  projections of the architecture (:data:`LORA_TARGETS`: ``wqkv`` for InternLM2, q/k/v/o for
-  Llama, Qwen2, Mistral), learning rate 3e-4, warmup ratio 0.02, cosine schedule, 5 epochs,
-  4096-token context, 128 sequences per optimizer step (4 per device x 4 accumulation x 8 GPUs).
-  Base model ``internlm/internlm2-7b`` or any local model path.
+- ``real``: the paper's settings, LoRA on the attention projections of InternLM2-7B
+  (:data:`LORA_TARGETS` per architecture: ``wqkv`` for InternLM2, q/k/v/o for Llama, Qwen2, Mistral).
 - ``demo``: a small Llama-style model built from ``infra/models/demo_lm/config.json`` with a
-  seeded random initialisation, and the byte-level BPE tokenizer committed beside it. A random
-  base has nothing for a low-rank update to steer, so this profile does what the paper does not:
-  LoRA on every linear layer and the embeddings and output head trained in full (peft
-  ``modules_to_save``), at a higher learning rate, and for 12 epochs: the pruned demo set is
-  ~2.2k samples and a tiny model needs ~1.5k steps before it copies mentions from the text. The
-  base model it trained from is saved next to the adapter, so generation loads exactly the same
-  weights.
+  seeded random initialisation and the byte-level BPE tokenizer committed beside it; the base
+  model it trained from is saved next to the adapter, so generation loads the same weights.
 
 Loss: answer tokens only (prompt positions are labelled -100). Batching: ``packing: true``
 concatenates tokenized samples into rows of up to ``max_length`` tokens, each sample keeping its
@@ -37,6 +30,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import polars as pl
+import yaml
 
 from tasks.files import write_atomic
 from tasks.progress import progress_line
@@ -44,7 +38,7 @@ from tasks.progress import progress_line
 DEMO_MODEL_DIR = Path("infra/models/demo_lm")
 DEMO_BASE_MODEL = "demo"  # base_model value meaning "build from DEMO_MODEL_DIR"
 LAUNCHERS = ("torchrun", "deepspeed")
-PROFILES = ("demo", "real")
+RECIPES_DIR = Path(__file__).parent / "catalog" / "recipes"  # one flat YAML per training profile
 IGNORE_INDEX = -100
 SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
 # LoRA targets per architecture (config.model_type); the paper's "wqkv" is InternLM2's fused attention.
@@ -55,7 +49,6 @@ LORA_TARGETS = {
     "mistral": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "baichuan": ["W_pack"],
 }
-ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 PROGRESS_EVERY_S = 2.0  # rank 0 reports its optimizer step at most this often
 
 
@@ -82,45 +75,33 @@ class Hyperparameters:
     max_length: int
 
 
-PROFILE_DEFAULTS = {
-    "real": Hyperparameters(
-        base_model="internlm/internlm2-7b",
-        lora_r=32,
-        lora_alpha=64,
-        lora_dropout=0.05,
-        lora_targets="auto",
-        modules_to_save=[],
-        learning_rate=3e-4,
-        warmup_ratio=0.02,
-        scheduler="cosine",
-        epochs=5,
-        per_device_batch_size=4,
-        gradient_accumulation_steps=4,
-        max_length=4096,
-    ),
-    "demo": Hyperparameters(
-        base_model=DEMO_BASE_MODEL,
-        lora_r=32,
-        lora_alpha=64,
-        lora_dropout=0.05,
-        lora_targets=ALL_LINEAR,
-        modules_to_save=["embed_tokens", "lm_head"],
-        learning_rate=3e-3,
-        warmup_ratio=0.02,
-        scheduler="cosine",
-        epochs=12,
-        per_device_batch_size=16,
-        gradient_accumulation_steps=1,
-        max_length=256,
-    ),
-}
+def load_recipe(profile: str) -> Hyperparameters:
+    """A training recipe: a shipped name (``tasks/catalog/recipes/<name>.yaml``) or the path of a YAML file.
+
+    A recipe is flat, one key per :class:`Hyperparameters` field, in LLaMA-Factory's manner; a key
+    missing or unknown is an error naming the file.
+    """
+    path = RECIPES_DIR / f"{profile}.yaml" if profile in recipe_names() else Path(profile)
+    if not path.is_file():
+        raise ValueError(f"profile must be one of {recipe_names()} or a YAML recipe file, not {profile!r}")
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    names = {item.name for item in fields(Hyperparameters)}
+    unknown, missing = sorted(set(values) - names), sorted(names - set(values))
+    if unknown or missing:
+        raise ValueError(f"{path}: unknown keys {unknown}, missing keys {missing} (fields: {sorted(names)})")
+    return Hyperparameters(**values)
+
+
+def recipe_names() -> tuple[str, ...]:
+    """The shipped recipes: ``demo`` and ``real``."""
+    return tuple(sorted(path.stem for path in RECIPES_DIR.glob("*.yaml")))
 
 
 @dataclass(frozen=True)
 class TrainOptions:
     """The ``train`` section of params.yaml. ``null`` hyperparameters take the profile's value."""
 
-    profile: str = "demo"  # demo | real (see the module docstring)
+    profile: str = "demo"  # demo | real (tasks/catalog/recipes/) | the path of a YAML recipe
     instruct_dir: str = "data/instruct"  # train.parquet from the instruct stage
     out_dir: str = "data/train"  # adapter/, base_model/ (demo), run.json
     checkpoint_dir: str = "data/checkpoints/train"  # outside out_dir: DVC clears outputs before a run
@@ -160,8 +141,7 @@ class TrainOptions:
     max_length: int | None = None
 
     def __post_init__(self) -> None:
-        if self.profile not in PROFILES:
-            raise ValueError(f"profile must be one of {PROFILES}, not {self.profile!r}")
+        load_recipe(self.profile)  # a missing or malformed recipe fails here, naming it
         if self.launcher not in LAUNCHERS:
             raise ValueError(f"launcher must be one of {LAUNCHERS}, not {self.launcher!r}")
         for name in (
@@ -188,7 +168,7 @@ class TrainOptions:
             for item in fields(Hyperparameters)
             if getattr(self, item.name) is not None
         }
-        return replace(PROFILE_DEFAULTS[self.profile], **overrides)
+        return replace(load_recipe(self.profile), **overrides)
 
 
 # ---------------------------------------------------------------------------

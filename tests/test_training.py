@@ -1,6 +1,8 @@
 """Training pieces on real tiny models: LoRA trains only what it should, loss falls, packing isolates
 samples, and a saved, reloaded and merged adapter gives the same outputs."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
@@ -8,13 +10,14 @@ from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 from tasks.training import (
     DEMO_MODEL_DIR,
     IGNORE_INDEX,
-    PROFILE_DEFAULTS,
+    RECIPES_DIR,
     PaddingCollator,
     TrainError,
     TrainOptions,
     apply_lora,
     build_demo_model,
     load_base_model,
+    load_recipe,
     load_tokenizer,
     lora_targets,
     pack_rows,
@@ -53,7 +56,7 @@ def tokenizer():
 
 
 def test_real_profile_trains_only_lora_on_the_attention_projections():
-    real = PROFILE_DEFAULTS["real"]
+    real = load_recipe("real")
     assert (
         real.lora_r,
         real.lora_alpha,
@@ -74,7 +77,7 @@ def test_real_profile_trains_only_lora_on_the_attention_projections():
 
 
 def test_demo_profile_also_trains_embeddings_and_head_in_full():
-    model = apply_lora(build_demo_model(), PROFILE_DEFAULTS["demo"])
+    model = apply_lora(build_demo_model(), load_recipe("demo"))
     names = trainable_parameter_names(model)
     assert all("lora_" in name or "modules_to_save" in name for name in names)
     assert any("embed_tokens.modules_to_save" in name for name in names) and any(
@@ -148,7 +151,7 @@ def test_padded_batches_count_padding(tokenizer):
 
 def test_loss_falls_on_a_tiny_model(tokenizer):
     torch.manual_seed(0)
-    model = apply_lora(build_demo_model(), PROFILE_DEFAULTS["demo"])
+    model = apply_lora(build_demo_model(), load_recipe("demo"))
     rows = tokenize_examples([p for p, _ in PAIRS], [a for _, a in PAIRS], tokenizer, max_length=256).rows
     batch = PaddingCollator(tokenizer.pad_token_id)(rows)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
@@ -165,7 +168,7 @@ def test_loss_falls_on_a_tiny_model(tokenizer):
 def test_saved_reloaded_and_merged_adapter_give_the_same_outputs(tmp_path, tokenizer):
     from peft import PeftModel
 
-    hyper = PROFILE_DEFAULTS["real"]
+    hyper = load_recipe("real")
     model = apply_lora(tiny(LlamaConfig), hyper)
     with torch.no_grad():  # a trained-looking adapter: LoRA's B starts at zero, which would prove nothing
         for name, parameter in model.named_parameters():
@@ -191,3 +194,15 @@ def test_options_refuse_bad_values():
         TrainOptions(launcher="deepspeed", num_nodes=2)
     assert TrainOptions(profile="real", learning_rate=1e-4).hyperparameters().learning_rate == 1e-4
     assert TrainOptions(profile="real").hyperparameters().base_model == "internlm/internlm2-7b"
+
+
+def test_a_recipe_is_a_flat_yaml_file_and_a_wrong_key_names_the_file(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text((RECIPES_DIR / "real.yaml").read_text().replace("epochs: 5", "epochs: 2"))
+    assert TrainOptions(profile=str(mine)).hyperparameters() == replace(load_recipe("real"), epochs=2)
+    assert TrainOptions(profile="real", epochs=3).hyperparameters().epochs == 3  # params.yaml overrides a recipe
+    mine.write_text((RECIPES_DIR / "real.yaml").read_text().replace("epochs: 5", "epoch: 5"))
+    with pytest.raises(ValueError, match=r"mine.yaml: unknown keys \['epoch'\], missing keys \['epochs'\]"):
+        TrainOptions(profile=str(mine))
+    with pytest.raises(ValueError, match=r"profile must be one of \('demo', 'real'\) or a YAML recipe file"):
+        TrainOptions(profile="large")
