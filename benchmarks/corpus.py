@@ -37,6 +37,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from tasks.files import fingerprint_of
 from tasks.registry import DatasetEntry, load_registry, select_datasets
 
 MANIFEST_NAME = "corpus.json"
@@ -536,10 +537,9 @@ def _summarize(detail: dict, scale: float, seed: int) -> dict:
 
 def fingerprint(entries: list[DatasetEntry], scale: float, seed: int) -> str:
     """Digest of what the corpus depends on: this generator's source, the registry entries, scale and seed."""
-    digest = hashlib.sha256(Path(__file__).read_bytes())
+    source = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
     described = [[e.name, e.lang, e.format, e.format_options, e.files, e.paper, e.notes, e.local_dir] for e in entries]
-    digest.update(json.dumps([described, scale, seed], sort_keys=True, default=str).encode())
-    return digest.hexdigest()
+    return fingerprint_of([source, described, scale, seed])
 
 
 def ensure_corpus(out_dir: Path | str, scale: float = 1.0, seed: int = 0) -> dict:

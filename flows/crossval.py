@@ -244,7 +244,7 @@ def crossval_flow(options: CrossvalOptions | None = None, tracking: TrackingOpti
     create_table_artifact(
         key="crossval-results",
         description="Strict span P/R/F1 per label group, train dataset and test dataset",
-        table=results.drop("fingerprint").to_dicts(),
+        table=results.to_dicts(),
     )
     create_markdown_artifact(key="crossval-report", markdown=report_markdown(results, groups))
     print(f"MLflow run {run_id}; metrics {options.metrics_file}")

@@ -13,7 +13,6 @@ publishes them without training.
 from __future__ import annotations
 
 import collections
-import hashlib
 import json
 import os
 import shutil
@@ -28,7 +27,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.cli import run_stage
-from tasks.files import atomic_path, replace_dir, write_atomic, write_metrics
+from tasks.files import atomic_path, fingerprint_of, is_marked, mark, replace_dir, write_metrics
 from tasks.params import ParamsError, load_section, to_options
 from tasks.progress import Progress
 from tasks.tracking import TrackingOptions, tracking_options
@@ -111,7 +110,7 @@ def job_fingerprint(options: TrainOptions, train_file: Path) -> str:
         "seed": options.seed,
         "launcher": options.launcher,
     }
-    return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
+    return fingerprint_of(keyed)
 
 
 def prepare_job_dir(job_dir: Path, fingerprint: str, resume: bool) -> str:
@@ -121,7 +120,7 @@ def prepare_job_dir(job_dir: Path, fingerprint: str, resume: bool) -> str:
     only when resuming the same job.
     """
     marker = job_dir / "fingerprint"
-    same_job = marker.is_file() and marker.read_text().strip() == fingerprint
+    same_job = is_marked(marker, fingerprint)
     has_checkpoints = any(job_dir.glob("checkpoint-*")) or (job_dir / COMPLETED).is_dir()
     if has_checkpoints and not (resume and same_job):
         shutil.rmtree(job_dir)
@@ -133,7 +132,7 @@ def prepare_job_dir(job_dir: Path, fingerprint: str, resume: bool) -> str:
     for leftover in ("errors", "staging"):
         shutil.rmtree(job_dir / leftover, ignore_errors=True)
     job_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(fingerprint + "\n", marker)
+    mark(marker, fingerprint)
     return outcome
 
 

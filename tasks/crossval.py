@@ -12,8 +12,8 @@ pair scores high. n trainings for n datasets.
 Inputs are ingest's raw-label samples (``samples/<dataset>/<split>.parquet``) and its
 ``label_counts.parquet``, which is all grouping needs, so the flow never loads the corpus: each
 job reads its own files where it runs. Each finished job writes ``jobs/<dataset>.parquet``
-atomically, tagged with a fingerprint of its inputs and options, so a rerun after a crash redoes
-only the jobs without a current file.
+atomically, then marks it with a fingerprint of its inputs and options (``jobs/<dataset>.fingerprint``,
+:func:`tasks.files.mark`), so a rerun after a crash redoes only the jobs without a current mark.
 
 Resources: per job, one encoder plus a batch, CPU threads or one GPU (see ``device``).
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -32,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from tasks.counts import stage_counts
-from tasks.files import write_atomic
+from tasks.files import fingerprint_of, is_marked, mark, write_atomic
 from tasks.label_names import label_keys
 from tasks.progress import Progress
 from tasks.schema import first_split, parquet_rows, read_samples
@@ -70,7 +69,6 @@ RESULT_SCHEMA = pl.Schema(
         "status": pl.String,
         "error": pl.String,
         "attempts": pl.Int64,
-        "fingerprint": pl.String,
     }
 )
 GROUP_SCHEMA = pl.Schema({"label_group": pl.String, "dataset": pl.String, "labels": pl.String})
@@ -326,17 +324,11 @@ def plan_jobs(labels: pl.DataFrame, groups: pl.DataFrame, options: CrossvalOptio
 
 def job_fingerprint(spec: JobSpec, options: CrossvalOptions) -> str:
     """What a persisted result depends on: the spec, the training knobs, and the bytes of every input file."""
-    digest = hashlib.sha256(
-        json.dumps(
-            [asdict(spec), asdict(options.training), options.max_train_samples, options.max_test_samples],
-            sort_keys=True,
-            default=str,
-        ).encode()
+    files = [spec.train_file, *(peer.file for peer in spec.peers)]
+    digests = [file_digest(path, Path(path).stat().st_size, Path(path).stat().st_mtime_ns).hex() for path in files]
+    return fingerprint_of(
+        [asdict(spec), asdict(options.training), options.max_train_samples, options.max_test_samples, digests]
     )
-    for path in [spec.train_file, *(peer.file for peer in spec.peers)]:
-        stat = Path(path).stat()
-        digest.update(file_digest(path, stat.st_size, stat.st_mtime_ns))
-    return digest.hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -345,18 +337,21 @@ def file_digest(path: str, size: int, mtime_ns: int) -> bytes:
     return hashlib.sha256(Path(path).read_bytes()).digest()
 
 
+def job_files(jobs_dir: Path, dataset: str) -> tuple[Path, Path]:
+    """A job's result, ``jobs/<dataset>.parquet``, and its resume marker, ``jobs/<dataset>.fingerprint``."""
+    return jobs_dir / f"{dataset}.parquet", jobs_dir / f"{dataset}.fingerprint"
+
+
 def persisted_result(jobs_dir: Path, spec: JobSpec, fingerprint: str) -> pl.DataFrame | None:
-    """The finished job's rows when ``jobs/<dataset>.parquet`` exists with this fingerprint, else None."""
-    path = jobs_dir / f"{spec.train_dataset}.parquet"
-    if not path.is_file():
+    """The finished job's rows when its result is marked with this fingerprint, else None."""
+    path, marker = job_files(jobs_dir, spec.train_dataset)
+    if not is_marked(marker, fingerprint) or not path.is_file():
         return None
     try:
         rows = pl.read_parquet(path)
     except (pl.exceptions.ComputeError, OSError):  # a torn file is just an unfinished job
         return None
-    if rows.schema != RESULT_SCHEMA or rows["fingerprint"].unique().to_list() != [fingerprint]:
-        return None
-    return rows
+    return rows if rows.schema == RESULT_SCHEMA else None
 
 
 # ---------------------------------------------------------------------------- one job
@@ -463,11 +458,12 @@ def run_job(spec: JobSpec, options: CrossvalOptions, attempt: int = 1) -> pl.Dat
                     "status": "ok",
                     "error": None,
                     "attempts": attempt,
-                    "fingerprint": fingerprint,
                 }
             )
     result = pl.DataFrame(rows, schema=RESULT_SCHEMA)
-    write_atomic(result, options.jobs_dir / f"{spec.train_dataset}.parquet")
+    path, marker = job_files(options.jobs_dir, spec.train_dataset)
+    write_atomic(result, path)
+    mark(marker, fingerprint)
     return result
 
 

@@ -1,6 +1,6 @@
 """How every stage puts a file or a folder in place: never half-written, safe to retry.
 
-Three mechanisms, each written once:
+Four mechanisms, each written once:
 
 - :func:`atomic_path` yields ``<path>.partial`` to write and renames it to ``path`` only when the
   block succeeds (a failed block leaves no partial behind). A reader, or DVC, sees the old file
@@ -9,6 +9,9 @@ Three mechanisms, each written once:
   :func:`write_metrics` is the one format of every stage's metrics JSON.
 - :func:`staged_dir` yields an empty ``<target>.staging`` folder and swaps it in for ``target``
   whole when the block succeeds, so a stage's outputs are all from one run.
+- A resume marker: :func:`fingerprint_of` digests what a piece of work depends on, :func:`mark`
+  records it beside the finished work and :func:`is_marked` tells a rerun whether that work can
+  be kept (cross-validation jobs, training checkpoints, generated predictions).
 
 A rename within one folder is atomic on POSIX file systems; a kill between the two renames of a
 folder swap leaves ``<target>.old`` and no ``target``, which the next run cleans up.
@@ -16,6 +19,7 @@ folder swap leaves ``<target>.old`` and no ``target``, which the next run cleans
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -69,6 +73,22 @@ def write_atomic(content: pl.DataFrame | pa.Table | dict | str, path: Path | str
         else:
             content.write_parquet(partial, compression="zstd")
     return Path(path)
+
+
+def fingerprint_of(value) -> str:
+    """16 hex digits of the sha256 of ``value`` as key-sorted JSON (what JSON cannot hold is written as ``str``)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def is_marked(marker: Path | str, fingerprint: str) -> bool:
+    """Whether the marker file ``marker`` records ``fingerprint``: the work beside it was done for these inputs."""
+    marker = Path(marker)
+    return marker.is_file() and marker.read_text(encoding="utf-8").strip() == fingerprint
+
+
+def mark(marker: Path | str, fingerprint: str) -> None:
+    """Record ``fingerprint`` in the marker file ``marker``, atomically; write it after the work it vouches for."""
+    write_atomic(fingerprint + "\n", marker)
 
 
 def write_metrics(metrics: dict, path: Path | str) -> Path:

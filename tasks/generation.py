@@ -8,9 +8,9 @@ Batches are left-padded (so every row's new tokens start at the same column), gr
 length before batching, so a batch pads little; ``sort_by_length: false`` keeps input order
 (the benchmark's reference). Finished predictions go to ``<predictions_dir>/part-NNNNN.parquet``
 every ``chunk_size`` samples, each written to ``.partial`` and renamed, so a killed run resumes
-by skipping the sample ids already written. ``fingerprint.json`` records what produced the
-parts (model, adapter files, prompt variant, decoding knobs); parts of another fingerprint are
-cleared, never mixed in. The optional ``vllm`` backend is used where vLLM is installed on a GPU.
+by skipping the sample ids already written. The ``fingerprint`` marker (:func:`tasks.files.mark`)
+records what produced the parts (model, adapter files, prompt variant, decoding knobs); parts of
+another fingerprint are cleared, never mixed in. The optional ``vllm`` backend is used where vLLM is installed on a GPU.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.files import write_atomic
+from tasks.files import fingerprint_of, is_marked, mark, write_atomic
 from tasks.progress import Progress
 
 BACKENDS = ("hf", "vllm", "auto")
@@ -87,29 +87,31 @@ def load_run_spec(path: Path) -> RunSpec:
     )
 
 
-def fingerprint(run: RunSpec, options: GenerationOptions, prompt_variant: str) -> dict:
+def fingerprint(run: RunSpec, options: GenerationOptions, prompt_variant: str) -> str:
     """What determines the predictions: the model, the adapter's files, the prompts' variant and the decoding."""
     digest = hashlib.sha256()
     if run.adapter_dir:
         for file in sorted(Path(run.adapter_dir).rglob("*")):
             if file.is_file():
                 digest.update(file.name.encode() + file.read_bytes())
-    return {
-        **asdict(run),
-        "adapter_sha256": digest.hexdigest(),
-        "prompt_variant": prompt_variant,
-        "max_new_tokens": options.max_new_tokens,
-    }
+    return fingerprint_of(
+        {
+            **asdict(run),
+            "adapter_sha256": digest.hexdigest(),
+            "prompt_variant": prompt_variant,
+            "max_new_tokens": options.max_new_tokens,
+        }
+    )
 
 
-def prepare_predictions_dir(predictions_dir: Path, expected: dict) -> set[str]:
+def prepare_predictions_dir(predictions_dir: Path, expected: str) -> set[str]:
     """Sample ids already generated under the same fingerprint; parts of another fingerprint are removed."""
     predictions_dir.mkdir(parents=True, exist_ok=True)
-    marker = predictions_dir / "fingerprint.json"
-    if not marker.is_file() or json.loads(marker.read_text()) != expected:
+    marker = predictions_dir / "fingerprint"
+    if not is_marked(marker, expected):
         for stale in predictions_dir.glob("part-*"):
             stale.unlink()
-        write_atomic(expected, marker)
+        mark(marker, expected)
         return set()
     for leftover in predictions_dir.glob("*.partial"):
         leftover.unlink()

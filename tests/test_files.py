@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.files import atomic_path, staged_dir, write_atomic, write_metrics
+from tasks.files import atomic_path, fingerprint_of, is_marked, mark, staged_dir, write_atomic, write_metrics
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_partial(tmp_path):
@@ -72,3 +72,14 @@ def test_a_folder_can_be_written_atomically(tmp_path):
         partial.mkdir()
         raise RuntimeError("copy failed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["completed"]
+
+
+def test_a_resume_marker_keeps_work_only_for_the_same_inputs(tmp_path):
+    work = {"hyperparameters": {"lr": 3e-4}, "data": "ab12"}
+    fingerprint = fingerprint_of(work)
+    assert fingerprint == fingerprint_of(dict(reversed(work.items())))  # key order does not matter
+    assert fingerprint != fingerprint_of({**work, "data": "cd34"}) and len(fingerprint) == 16
+    marker = tmp_path / "job" / "fingerprint"
+    assert not is_marked(marker, fingerprint)  # nothing done yet
+    mark(marker, fingerprint)
+    assert is_marked(marker, fingerprint) and not is_marked(marker, fingerprint_of({**work, "data": "cd34"}))
