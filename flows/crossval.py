@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.runtime import task_run
 
-from flows.cli import run_stage
+from flows.cli import Stage
 from tasks.crossval import (
     RESULT_SCHEMA,
     CrossvalInputError,
@@ -251,8 +251,10 @@ def crossval_flow(options: CrossvalOptions | None = None, tracking: TrackingOpti
     return metrics
 
 
+STAGE = Stage("crossval", crossval_flow, (CrossvalInputError, ParamsError))
+
 if __name__ == "__main__":
-    outcome = run_stage("crossval", crossval_flow, (CrossvalInputError, ParamsError))
+    outcome = STAGE.main()
     if outcome["jobs_failed"]:
         # Outputs are written; exiting non-zero keeps DVC from recording a partial stage.
         # A rerun redoes only those jobs.

@@ -18,7 +18,7 @@ import polars as pl
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.cli import run_stage
+from flows.cli import Stage
 from tasks.ablations import log_switches
 from tasks.counts import stage_counts
 from tasks.errta import errta_counts, errta_errors, errta_totals, typical_examples, with_errta_guidance
@@ -212,5 +212,7 @@ def evaluate_flow(options: EvaluateOptions | None = None) -> dict:
     return metrics
 
 
+STAGE = Stage("evaluate", evaluate_flow, (ScoringInputError, RunFileError))
+
 if __name__ == "__main__":
-    run_stage("evaluate", evaluate_flow, (ScoringInputError, RunFileError))
+    STAGE.main()

@@ -8,7 +8,7 @@ import polars as pl
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.cli import run_stage
+from flows.cli import Stage
 from tasks.files import staged_dir
 from tasks.ingest import IngestOptions, ingest_dataset_task, summary_table, write_ingest_outputs
 from tasks.params import ParamsError, load_section, to_options
@@ -65,5 +65,7 @@ def ingest_flow(options: IngestOptions | None = None) -> dict:
     return {"datasets": len(entries), "failed": len(problems), "missing": len(missing)}
 
 
+STAGE = Stage("ingest", ingest_flow, (IngestFailed, ParamsError, RegistryError))
+
 if __name__ == "__main__":
-    run_stage("ingest", ingest_flow, (IngestFailed, ParamsError, RegistryError))
+    STAGE.main()

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
-from flows.cli import run_stage
+from flows.cli import Stage
 from tasks.files import staged_dir
 from tasks.instruct import InstructError, InstructOptions, build_instruct_data, write_instruct_outputs
 from tasks.params import ParamsError, load_section, to_options
@@ -38,5 +38,7 @@ def instruct_flow(options: InstructOptions | None = None) -> dict:
     return metrics
 
 
+STAGE = Stage("instruct", instruct_flow, (InstructError, InvalidSamplesError, ParamsError))
+
 if __name__ == "__main__":
-    run_stage("instruct", instruct_flow, (InstructError, InvalidSamplesError, ParamsError))
+    STAGE.main()

@@ -17,7 +17,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.cli import run_stage
+from flows.cli import Stage
 from tasks.embeddings import Embedder
 from tasks.files import staged_dir, write_atomic
 from tasks.params import ParamsError, load_section, to_options
@@ -138,10 +138,12 @@ def prune_scaling_flow(options: PruneOptions | None = None) -> pl.DataFrame:
     return table
 
 
+STAGE = Stage(
+    "prune",
+    prune_flow,
+    (ParamsError, FileNotFoundError),
+    {"--scaling": (prune_scaling_flow, "run the data-scaling sweep (figure 5) instead of the pruning stage")},
+)
+
 if __name__ == "__main__":
-    run_stage(
-        "prune",
-        prune_flow,
-        (ParamsError, FileNotFoundError),
-        {"--scaling": (prune_scaling_flow, "run the data-scaling sweep (figure 5) instead of the pruning stage")},
-    )
+    STAGE.main()

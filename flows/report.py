@@ -9,7 +9,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows.cli import run_stage
+from flows.cli import Stage
 from tasks.files import write_atomic
 from tasks.params import ParamsError, load_section, to_options
 from tasks.report import ReportOptions, build_report, paper_section
@@ -37,10 +37,12 @@ def print_paper_comparison() -> None:
     print("\n".join(lines) if lines else "report: this run ingested no dataset of the paper (see README, Real data)")
 
 
+STAGE = Stage(
+    "report",
+    report_flow,
+    (ParamsError,),
+    {"--paper": (print_paper_comparison, "print only the paper-versus-ours comparison of a real-data run")},
+)
+
 if __name__ == "__main__":
-    run_stage(
-        "report",
-        report_flow,
-        (ParamsError,),
-        {"--paper": (print_paper_comparison, "print only the paper-versus-ours comparison of a real-data run")},
-    )
+    STAGE.main()

@@ -8,7 +8,7 @@ import polars as pl
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.cli import run_stage
+from flows.cli import Stage
 from tasks.files import staged_dir
 from tasks.label_names import load_synonyms
 from tasks.params import load_section, to_options
@@ -42,5 +42,7 @@ def screen_flow(options: ScreenOptions | None = None) -> dict:
     return metrics
 
 
+STAGE = Stage("screen", screen_flow, (InvalidSamplesError,))
+
 if __name__ == "__main__":
-    run_stage("screen", screen_flow, (InvalidSamplesError,))
+    STAGE.main()

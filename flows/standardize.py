@@ -8,7 +8,7 @@ import polars as pl
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from flows.cli import run_stage
+from flows.cli import Stage
 from tasks.files import staged_dir
 from tasks.params import load_section, to_options
 from tasks.schema import InvalidSamplesError
@@ -55,5 +55,7 @@ def standardize_flow(options: StandardizeOptions | None = None) -> dict:
     return metrics
 
 
+STAGE = Stage("standardize", standardize_flow, (UnmappedLabelsError, TaxonomyError, InvalidSamplesError))
+
 if __name__ == "__main__":
-    run_stage("standardize", standardize_flow, (UnmappedLabelsError, TaxonomyError, InvalidSamplesError))
+    STAGE.main()

@@ -26,7 +26,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from flows.cli import run_stage
+from flows.cli import Stage
 from tasks.files import atomic_path, fingerprint_of, is_marked, mark, replace_dir, write_metrics
 from tasks.params import ParamsError, load_section, to_options
 from tasks.progress import Progress
@@ -249,5 +249,7 @@ def publish(outputs: Path, options: TrainOptions, copy: bool) -> dict:
     return metrics
 
 
+STAGE = Stage("train", train_flow, (TrainError, TrainJobError, ParamsError))
+
 if __name__ == "__main__":
-    run_stage("train", train_flow, (TrainError, TrainJobError, ParamsError))
+    STAGE.main()
