@@ -71,3 +71,10 @@ def test_a_changed_default_is_caught(tmp_path):
     assert to_options(CrossvalOptions, section, "crossval") != CrossvalOptions()
     with pytest.raises(ParamsError, match="unknown keys"):
         to_options(CrossvalOptions, {**section, "epoch": 3}, "crossval")
+
+
+def test_sections_follow_the_pipeline_order():
+    stages = yaml.safe_load((SHIPPED_PARAMS.parent / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    params = yaml.safe_load(SHIPPED_PARAMS.read_text(encoding="utf-8"))
+    order = [name.removesuffix("_corpus") for name in stages]  # demo_corpus reads the demo section
+    assert [name for name in params if name in order] == [name for name in order if name in params]
