@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from tasks.files import write_atomic
 from tasks.params import PARAMS_FILE
-from tasks.tracking import tracking_options
+from tasks.tracking import add_tracking_arguments
 
 EVALUATE_STAGE = "evaluate"
 F1_COLUMNS = {"EN F1": "f1/en_avg", "ZH F1": "f1/zh_avg", "Avg F1": "f1/avg"}
@@ -236,16 +236,8 @@ def log_switches(params_file: Path = PARAMS_FILE) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    defaults = tracking_options()
     parser = argparse.ArgumentParser(prog="python -m tasks.ablations", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--tracking-uri",
-        default=defaults.tracking_uri,
-        help=f"default: params.yaml mlflow.tracking_uri ({defaults.tracking_uri})",
-    )
-    parser.add_argument(
-        "--experiment", default=defaults.experiment, help=f"MLflow experiment (default {defaults.experiment})"
-    )
+    add_tracking_arguments(parser)
     parser.add_argument(
         "--reference", help="DVC experiment the delta is measured against (default: the newest full-method run)"
     )

@@ -30,7 +30,7 @@ from mlflow.tracking import MlflowClient
 
 from tasks.ablations import PipelineRecord, fetch_pipelines, latest_evaluated
 from tasks.files import write_atomic
-from tasks.tracking import tracking_options
+from tasks.tracking import add_tracking_arguments
 
 POINT_SCHEMA = {
     "strategy": pl.String,
@@ -140,16 +140,8 @@ def plot_points(points: pl.DataFrame, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    defaults = tracking_options()
     parser = argparse.ArgumentParser(prog="python -m tasks.scaling", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--tracking-uri",
-        default=defaults.tracking_uri,
-        help=f"default: params.yaml mlflow.tracking_uri ({defaults.tracking_uri})",
-    )
-    parser.add_argument(
-        "--experiment", default=defaults.experiment, help=f"MLflow experiment (default {defaults.experiment})"
-    )
+    add_tracking_arguments(parser)
     parser.add_argument("--plot", type=Path, help="write the figure to this PNG file")
     parser.add_argument("--csv", type=Path, help="write the points to this CSV file")
     args = parser.parse_args(argv)

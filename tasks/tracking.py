@@ -12,6 +12,7 @@ points at a server instead.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import subprocess
@@ -44,6 +45,19 @@ def resolved_tracking_uri(uri: str) -> str:
     prefix, root = "sqlite:///", os.environ.get("DVC_ROOT")
     path = uri.removeprefix(prefix)
     return prefix + str(Path(root) / path) if uri.startswith(prefix) and root and not path.startswith("/") else uri
+
+
+def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--tracking-uri`` and ``--experiment`` for a command that reads MLflow, defaulting to params.yaml's."""
+    defaults = tracking_options()
+    parser.add_argument(
+        "--tracking-uri",
+        default=defaults.tracking_uri,
+        help=f"default: params.yaml mlflow.tracking_uri ({defaults.tracking_uri})",
+    )
+    parser.add_argument(
+        "--experiment", default=defaults.experiment, help=f"MLflow experiment (default {defaults.experiment})"
+    )
 
 
 def tracking_options(params_file: Path = PARAMS_FILE) -> TrackingOptions:
