@@ -100,9 +100,8 @@ class CrossvalOptions:
     batch_size: int = 16
     learning_rate: float = 3e-4
     freeze_word_embeddings: bool = True
-    extend_vocabulary: bool = (
-        True  # characters the encoder reads as [UNK] (most Chinese ones for MiniLM) get trainable rows
-    )
+    # characters the encoder reads as [UNK] (most Chinese ones for MiniLM) get trainable rows
+    extend_vocabulary: bool = True
     case_feature: bool = True  # each token's case (lower, Title, UPPER) embedded: the packaged MiniLM is uncased
     max_train_samples: int = 300  # sampled with ``seed``; 0: all
     max_test_samples: int = 200  # per peer; 0: all

@@ -54,12 +54,12 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     os.replace(partial, path)
 
 
-def write_atomic(content: pl.DataFrame | pa.Table | dict | str, path: Path | str, **parquet_options) -> Path:
+def write_atomic(content: pl.DataFrame | pa.Table | dict | str, path: Path | str) -> Path:
     """Write ``content`` to ``path`` atomically and return ``path``.
 
     A polars DataFrame goes to zstd Parquet, or CSV when ``path`` ends in ``.csv``; an Arrow table
-    to Parquet with ``parquet_options`` (zstd by default); a dict to metrics JSON
-    (:func:`write_metrics`); a string to UTF-8 text.
+    to zstd Parquet; a dict to indented JSON (the format of :func:`write_metrics`); a string to
+    UTF-8 text.
     """
     with atomic_path(path) as partial:
         if isinstance(content, str):
@@ -67,7 +67,7 @@ def write_atomic(content: pl.DataFrame | pa.Table | dict | str, path: Path | str
         elif isinstance(content, dict):
             partial.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         elif isinstance(content, pa.Table):
-            pq.write_table(content, partial, **(parquet_options or {"compression": "zstd"}))
+            pq.write_table(content, partial, compression="zstd")
         elif Path(path).suffix == ".csv":
             content.write_csv(partial)
         else:

@@ -100,9 +100,8 @@ class PruneOptions:
     metrics_file: str = "data/metrics/prune.json"
     strategy: str = "diversity"  # diversity | threshold | random_per_type | random
     kept_counts_in: str = "all_types"  # all_types | joined: which pools a kept sample fills (KEPT_COUNTS)
-    pool_label: str = (
-        "raw_label"  # raw_label | label: the dataset's own label or the standardized one names a pool (POOL_LABELS)
-    )
+    # raw_label | label: the dataset's own label or the standardized one names a pool (POOL_LABELS)
+    pool_label: str = "raw_label"
     k: int = 400  # samples per (dataset, type) pool; the paper's value
     b: float = 0.0  # offset added to 1 - max cosine; the paper's value
     min_distance: float = 0.3  # threshold strategy only: join iff 1 - max cosine >= this
