@@ -25,6 +25,7 @@ from dataclasses import replace
 import polars as pl
 
 from tasks.pruning import PruneOptions, beside_paper, prune, read_split
+from tasks.report import markdown_table
 
 WITHIN = 10.0  # percent, the issue's tolerance
 
@@ -56,16 +57,18 @@ def offsets_within(table: pl.DataFrame, by: str) -> dict[str, list[float]]:
 
 def markdown(table: pl.DataFrame) -> str:
     """The sweep as a Markdown table, then the offsets that fit each dataset and each language."""
-    offsets = sorted(table["offset"].unique().to_list())
-    lines = [
-        "| dataset | lang | paper | " + " | ".join(f"b = {o:+.2f}" for o in offsets) + " |",
-        "|---|---|---:|" + "---:|" * len(offsets),
-    ]
-    for (dataset, lang, paper), part in table.sort("offset").group_by(
-        ["dataset", "lang", "paper_pruned_train"], maintain_order=True
-    ):
-        cells = [f"{kept:,} ({diff:+.0f}%)" for kept, diff in part.select("kept", "kept_diff_%").iter_rows()]
-        lines.append(f"| {dataset} | {lang} | {paper:,} | " + " | ".join(cells) + " |")
+    wide = (
+        table.sort("offset")
+        .with_columns(
+            pl.struct("kept", "kept_diff_%")
+            .map_elements(lambda row: f"{row['kept']:,} ({row['kept_diff_%']:+.0f}%)", return_dtype=pl.String)
+            .alias("cell"),
+            pl.col("offset").map_elements(lambda offset: f"b = {offset:+.2f}", return_dtype=pl.String).alias("b"),
+        )
+        .pivot(on="b", index=["dataset", "lang", "paper_pruned_train"], values="cell")
+        .rename({"paper_pruned_train": "paper"})
+    )
+    lines = [markdown_table(wide)]
     for by in ("dataset", "lang"):
         lines.append(f"\nWithin {WITHIN:.0f}% of Table 15, per {by}:")
         lines += [
