@@ -37,8 +37,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from tasks.files import fingerprint_of
-from tasks.registry import DatasetEntry, load_registry, select_datasets
+from tasks.core.files import fingerprint_of
+from tasks.core.registry import DatasetEntry, load_registry, select_datasets
 
 MANIFEST_NAME = "corpus.json"
 

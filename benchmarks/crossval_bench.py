@@ -32,11 +32,11 @@ import torch
 
 from benchmarks.markdown import run_header, write_section
 from flows.crossval import crossval_flow
-from tasks.crossval import CrossvalOptions
-from tasks.demo_corpus import write_demo_corpus
-from tasks.ingest import IngestOptions, ingest_dataset
-from tasks.registry import load_registry, select_datasets
-from tasks.tracking import TrackingOptions
+from tasks.core.registry import load_registry, select_datasets
+from tasks.core.tracking import TrackingOptions
+from tasks.crossval.crossval import CrossvalOptions
+from tasks.demo_corpus.generate import write_demo_corpus
+from tasks.ingest.ingest import IngestOptions, ingest_dataset
 
 REAL_DATASETS = ["conll2003", "ontonotes5", "wikiann-en", "broad-twitter"]
 

@@ -27,12 +27,12 @@ from pathlib import Path
 import polars as pl
 
 from benchmarks.markdown import run_header, write_section
-from tasks.answers import parse_answer
-from tasks.errta import errta_errors, errta_totals
-from tasks.ingest import IngestOptions, ingest_dataset
-from tasks.registry import load_registry
-from tasks.schema import read_samples
-from tasks.scoring import count_by_type, parse_predictions, unit_key
+from tasks.core.registry import load_registry
+from tasks.core.schema import read_samples
+from tasks.evaluate.answers import parse_answer
+from tasks.evaluate.errta import errta_errors, errta_totals
+from tasks.evaluate.scoring import count_by_type, parse_predictions, unit_key
+from tasks.ingest.ingest import IngestOptions, ingest_dataset
 
 TEST_SPLITS = {
     "conll2003": "test",
@@ -196,7 +196,13 @@ def demo_model(root: Path) -> Path:
 
 
 def bench_generation(samples: pl.DataFrame, count: int, root: Path) -> dict:
-    from tasks.generation import GenerationOptions, generate_predictions, load_hf_model, load_run_spec, plan_batches
+    from tasks.evaluate.generation import (
+        GenerationOptions,
+        generate_predictions,
+        load_hf_model,
+        load_run_spec,
+        plan_batches,
+    )
 
     run = load_run_spec(demo_model(root))
     loaded = load_hf_model(run)

@@ -5,8 +5,8 @@
 
 1. Generates the synthetic corpus (:mod:`benchmarks.corpus`) under ``<workdir>/corpus/``,
    or reuses it when one of the same scale, seed, generator and registry is there.
-2. Runs our ingest (:func:`tasks.ingest.ingest_dataset` per registry entry, then
-   :func:`tasks.ingest.write_ingest_outputs`; no Prefect server) and then the reference reader
+2. Runs our ingest (:func:`tasks.ingest.ingest.ingest_dataset` per registry entry, then
+   :func:`tasks.ingest.ingest.write_ingest_outputs`; no Prefect server) and then the reference reader
    (:mod:`benchmarks.reference_reader`), each in a fresh subprocess pinned to ``--cores`` CPUs,
    one after the other. Each child measures its own work time and peak RSS
    (``getrusage(RUSAGE_SELF).ru_maxrss``) and prints them as JSON; the parent, which imports
@@ -58,8 +58,8 @@ def peak_rss_bytes() -> int:
 def run_ours(corpus_dir: Path, out_dir: Path) -> dict:
     """Ingest every paper dataset of the corpus with the platform's ingest functions."""
     imports_started = time.perf_counter()
-    from tasks.ingest import IngestOptions, ingest_dataset, write_ingest_outputs
-    from tasks.registry import load_registry, select_datasets
+    from tasks.core.registry import load_registry, select_datasets
+    from tasks.ingest.ingest import IngestOptions, ingest_dataset, write_ingest_outputs
 
     import_seconds = time.perf_counter() - imports_started
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -269,7 +269,7 @@ def render_report(
         "| reader | samples | work s | process s | samples/s | peak RSS |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for name, row in (("ours (tasks.ingest, Parquet out)", ours), ("reference (plain Python dicts)", reference)):
+    for name, row in (("ours (tasks.ingest.ingest, Parquet out)", ours), ("reference (plain Python dicts)", reference)):
         lines.append(
             f"| {name} | {row['samples']:,} | {row['seconds']:.1f} | {row['process_seconds']:.1f} "
             f"| {row['samples_per_second']:,.0f} | {gib(row['peak_rss_bytes'])} |"
@@ -378,7 +378,7 @@ def main() -> None:
         + ("cached" if corpus["cached"] else f"generated in {corpus['seconds']:.1f} s"),
         flush=True,
     )
-    print("ours: tasks.ingest ...", flush=True)
+    print("ours: tasks.ingest.ingest ...", flush=True)
     ours_result, ours_wall = run_child(["-m", "benchmarks.ingest_bench", "--child", "ours", *common])
     print("reference: plain Python ...", flush=True)
     reference_result, reference_wall = run_child(["-m", "benchmarks.ingest_bench", "--child", "reference", *common])

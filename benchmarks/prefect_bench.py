@@ -11,7 +11,7 @@ small demo corpus, three ways in the same run:
   already migrated, as after set-up);
 - ``no prefect``: the stage's own work alone, its domain functions called directly with no flow
   or task run: the reference. The overhead of a mode is its median wall time minus this one's.
-  (``tasks.ingest`` imports Prefect for its task decorator, so ingest's reference pays Prefect's
+  (``tasks.ingest.ingest`` imports Prefect for its task decorator, so ingest's reference pays Prefect's
   import; the noop and screen references never import it.)
 
 The ``noop`` stage is a flow with one task and one artifact and no work at all, so its time in
@@ -43,16 +43,18 @@ PARAMS = {
 NO_PREFECT = {
     "noop": "pass",
     "ingest": (
-        "from pathlib import Path; from tasks.ingest import IngestOptions, ingest_dataset, write_ingest_outputs; "
-        "from tasks.registry import load_registry, select_datasets; "
+        "from pathlib import Path; "
+        "from tasks.ingest.ingest import IngestOptions, ingest_dataset, write_ingest_outputs; "
+        "from tasks.core.registry import load_registry, select_datasets; "
         "o = IngestOptions(raw_dir='raw', out_dir='ref/ingest', "
         "metrics_file='ref/ingest.json'); Path('ref/ingest/samples').mkdir(parents=True, exist_ok=True); "
         "r = [ingest_dataset(e, o, Path('ref/ingest/samples')) for e in select_datasets(load_registry(), o.datasets)]; "
         "write_ingest_outputs(r, Path('ref/ingest'), Path(o.metrics_file))"
     ),
     "screen": (
-        "from pathlib import Path; from tasks.label_names import load_synonyms; from tasks.schema import read_samples; "
-        "from tasks.screening import ScreenOptions, screen, write_screen_outputs; "
+        "from pathlib import Path; from tasks.core.label_names import load_synonyms; "
+        "from tasks.core.schema import read_samples; "
+        "from tasks.screen.screening import ScreenOptions, screen, write_screen_outputs; "
         "o = ScreenOptions(samples_dir='out/ingest/samples'); "
         "Path('ref/screen').mkdir(parents=True, exist_ok=True); "
         "write_screen_outputs(screen(read_samples(o.samples_dir), load_synonyms(o.synonyms_file), o), "
@@ -139,7 +141,7 @@ def section(seconds: dict[tuple[str, str], list[float]], repeats: int) -> str:
             "Each stage as `dvc repro` runs it (`python -m flows.<stage>`, a fresh process), "
             f"on the demo corpus at scale 0.05; median of {repeats} runs, wall seconds.",
             "`no prefect` is the reference: the same domain functions called directly, no flow or task run "
-            "(ingest's reference still imports Prefect, for the task decorator in `tasks.ingest`; "
+            "(ingest's reference still imports Prefect, for the task decorator in `tasks.ingest.ingest`; "
             "noop's and screen's never do).",
             "",
             "| stage | no prefect s | shared server s | temporary server s | overhead shared s "
@@ -158,7 +160,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--write-md", type=Path)
     args = parser.parse_args()
-    from tasks.demo_corpus import write_demo_corpus
+    from tasks.demo_corpus.generate import write_demo_corpus
 
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)

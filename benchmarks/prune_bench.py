@@ -46,8 +46,8 @@ import numpy as np
 import polars as pl
 
 from benchmarks.markdown import run_header, write_section
-from tasks.pruning import PruneOptions, prune, write_prune_outputs
-from tasks.schema import STANDARDIZED_ENTITY_DTYPE, read_samples
+from tasks.core.schema import STANDARDIZED_ENTITY_DTYPE, read_samples
+from tasks.prune.pruning import PruneOptions, prune, write_prune_outputs
 
 PAPER_TRAIN_SAMPLES = 1_419_161
 OUT = Path("benchmarks/out/prune")

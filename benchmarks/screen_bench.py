@@ -4,7 +4,7 @@
                                       [--cores 2] [--write-md BENCHMARKS.md]
 
 1. Reads the train splits of an ingested corpus (``benchmarks.ingest_bench`` leaves one under
-   ``benchmarks/out/ingest/samples``) and times :func:`tasks.screening.screen` over every
+   ``benchmarks/out/ingest/samples``) and times :func:`tasks.screen.screening.screen` over every
    label-sharing pair, pinned to ``--cores`` CPUs.
 2. On one real pair, CoNLL-2003 LOC against OntoNotes (ingested from ``--real-data``), times ours
    on just those two datasets and a reference that reproduces the released procedure: up to
@@ -25,11 +25,11 @@ from pathlib import Path
 import polars as pl
 
 from benchmarks.markdown import run_header, write_section
-from tasks.ingest import IngestOptions, ingest_dataset
-from tasks.label_names import load_synonyms, normalize_label
-from tasks.registry import load_registry
-from tasks.schema import read_samples
-from tasks.screening import screen
+from tasks.core.label_names import load_synonyms, normalize_label
+from tasks.core.registry import load_registry
+from tasks.core.schema import read_samples
+from tasks.ingest.ingest import IngestOptions, ingest_dataset
+from tasks.screen.screening import screen
 
 REFERENCE_SAMPLE = 2000
 REAL_PAIR = ("conll2003", "ontonotes5", "location")

@@ -5,7 +5,7 @@ defaults, the standardized demo train splits as input), trains the demo profile 
 train flow (torchrun, one process), then scores greedy answers on a seeded subset of the demo
 test prompts for the untrained model (the seeded base, no adapter) and the trained one.
 Score: strict micro-F1 in string mode, parsed and scored by the evaluate stage's own code
-(:mod:`tasks.answers`, :mod:`tasks.scoring`, generation by :mod:`tasks.generation`).
+(:mod:`tasks.evaluate.answers`, :mod:`tasks.evaluate.scoring`, generation by :mod:`tasks.evaluate.generation`).
 
 ``python -m benchmarks.train_bench packing``: the same number of optimizer steps on the same
 data with ``packing: true`` and ``packing: false`` (length-grouped batches), one process;
@@ -26,17 +26,17 @@ from pathlib import Path
 import polars as pl
 
 from benchmarks.markdown import run_header, write_section
-from tasks.instruct import InstructOptions
-from tasks.tracking import TrackingOptions
-from tasks.training import TrainOptions
+from tasks.core.tracking import TrackingOptions
+from tasks.instruct.instruct import InstructOptions
+from tasks.train.training import TrainOptions
 
 OUT = Path("benchmarks/out/train")
 
 
 def score_run(run_file: Path, test: pl.DataFrame, with_adapter: bool) -> dict:
     """Strict micro-F1 (string mode, the evaluate stage's code) of the run's base model, with or without its adapter."""
-    from tasks.generation import GenerationOptions, hf_batches, load_hf_model, load_run_spec
-    from tasks.scoring import parse_predictions, score
+    from tasks.evaluate.generation import GenerationOptions, hf_batches, load_hf_model, load_run_spec
+    from tasks.evaluate.scoring import parse_predictions, score
 
     run = load_run_spec(run_file)
     model, tokenizer = load_hf_model(run if with_adapter else replace(run, adapter_dir=None))

@@ -23,7 +23,12 @@ from prefect.futures import as_completed
 from prefect.runtime import task_run
 
 from flows.cli import Stage
-from tasks.crossval import (
+from tasks.core.files import staged_dir, write_atomic, write_metrics
+from tasks.core.label_names import load_synonyms
+from tasks.core.params import ParamsError, load_section, to_options
+from tasks.core.progress import Progress
+from tasks.core.tracking import TrackingOptions, stage_run
+from tasks.crossval.crossval import (
     RESULT_SCHEMA,
     CrossvalInputError,
     CrossvalOptions,
@@ -42,12 +47,7 @@ from tasks.crossval import (
     run_job,
     with_label_groups,
 )
-from tasks.files import staged_dir, write_atomic, write_metrics
-from tasks.label_names import load_synonyms
-from tasks.params import ParamsError, load_section, to_options
-from tasks.progress import Progress
-from tasks.token_classification import encoder_available
-from tasks.tracking import TrackingOptions, stage_run
+from tasks.crossval.token_classification import encoder_available
 
 
 class JobFailed(RuntimeError):
@@ -63,7 +63,7 @@ class JobFailed(RuntimeError):
 
 @task(name="crossval-job", cache_policy=NO_CACHE)
 def crossval_job(spec: JobSpec, options: CrossvalOptions) -> pl.DataFrame:
-    """Prefect task: :func:`tasks.crossval.run_job`, which persists its own result where it runs."""
+    """Prefect task: :func:`tasks.crossval.crossval.run_job`, which persists its own result where it runs."""
     try:
         return run_job(spec, options, attempt=task_run.run_count)
     except Exception as error:  # any failure of a job is reported, never fatal to the others

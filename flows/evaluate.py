@@ -1,7 +1,7 @@
 """Evaluate flow: ``python -m flows.evaluate`` (the dvc.yaml stage after training).
 
-Generates answers for the held-out test prompts (resumable, :mod:`tasks.generation`), parses
-and scores them (:mod:`tasks.scoring`, both modes), runs ERRTA (:mod:`tasks.errta`), and writes
+Generates answers for the held-out test prompts (resumable, :mod:`tasks.evaluate.generation`), parses
+and scores them (:mod:`tasks.evaluate.scoring`, both modes), runs ERRTA (:mod:`tasks.evaluate.errta`), and writes
 ``data/evaluate/`` (predictions.parquet, scores_by_dataset.parquet, scores_by_type.parquet,
 errta_counts.parquet, errta_examples.parquet, report.md), the flat metrics JSON, the two plot
 CSVs, MLflow metrics and artifacts, and Prefect table and markdown artifacts. Every file is
@@ -19,14 +19,20 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.cli import Stage
-from tasks.ablations import log_switches
-from tasks.counts import stage_counts
-from tasks.errta import errta_counts, errta_errors, errta_totals, typical_examples, with_errta_guidance
-from tasks.files import write_atomic
-from tasks.generation import GenerationOptions, RunFileError, generate_predictions, load_run_spec, read_predictions
-from tasks.params import load_section, to_options
-from tasks.schema import parquet_rows
-from tasks.scoring import (
+from tasks.core.counts import stage_counts
+from tasks.core.files import write_atomic
+from tasks.core.params import load_section, to_options
+from tasks.core.schema import parquet_rows
+from tasks.core.tracking import log_switches, stage_run
+from tasks.evaluate.errta import errta_counts, errta_errors, errta_totals, typical_examples, with_errta_guidance
+from tasks.evaluate.generation import (
+    GenerationOptions,
+    RunFileError,
+    generate_predictions,
+    load_run_spec,
+    read_predictions,
+)
+from tasks.evaluate.scoring import (
     MODES,
     ScoringInputError,
     check_scoring_input,
@@ -37,7 +43,6 @@ from tasks.scoring import (
     report_markdown,
     score,
 )
-from tasks.tracking import stage_run
 
 PROMPT_VARIANTS = ("dataset", "errta")
 TEST_COLUMNS = ["sample_id", "dataset", "lang", "text", "prompt", "label_set", "entities"]
@@ -194,7 +199,7 @@ def evaluate_flow(options: EvaluateOptions | None = None) -> dict:
 
     with stage_run("evaluate", asdict(options)) as run:
         if run is not None:
-            log_switches()  # the table-7 switches of this run, for python -m tasks.ablations
+            log_switches()  # the table-7 switches of this run, for python -m tasks.report.ablations
             mlflow.log_metrics(metrics)
             for path in outputs:
                 if path.suffix in (".md", ".csv", ".json") or path.name.startswith("scores_"):

@@ -9,10 +9,10 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.cli import Stage
-from tasks.files import staged_dir
-from tasks.ingest import IngestOptions, ingest_dataset_task, summary_table, write_ingest_outputs
-from tasks.params import ParamsError, load_section, to_options
-from tasks.registry import RegistryError, load_registry, select_datasets
+from tasks.core.files import staged_dir
+from tasks.core.params import ParamsError, load_section, to_options
+from tasks.core.registry import RegistryError, load_registry, select_datasets
+from tasks.ingest.ingest import IngestOptions, ingest_dataset_task, summary_table, write_ingest_outputs
 
 
 class IngestFailed(RuntimeError):

@@ -8,15 +8,15 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
 from flows.cli import Stage
-from tasks.files import staged_dir
-from tasks.instruct import InstructError, InstructOptions, build_instruct_data, write_instruct_outputs
-from tasks.params import ParamsError, load_section, to_options
-from tasks.schema import InvalidSamplesError
+from tasks.core.files import staged_dir
+from tasks.core.params import ParamsError, load_section, to_options
+from tasks.core.schema import InvalidSamplesError
+from tasks.instruct.instruct import InstructError, InstructOptions, build_instruct_data, write_instruct_outputs
 
 
 @task(name="build-instructions")
 def build_instructions_task(options: InstructOptions):
-    """Prefect task: :func:`tasks.instruct.build_instruct_data`."""
+    """Prefect task: :func:`tasks.instruct.instruct.build_instruct_data`."""
     return build_instruct_data(options)
 
 

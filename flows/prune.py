@@ -18,10 +18,11 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.cli import Stage
-from tasks.embeddings import Embedder
-from tasks.files import staged_dir, write_atomic
-from tasks.params import ParamsError, load_section, to_options
-from tasks.pruning import (
+from tasks.core.embeddings import Embedder
+from tasks.core.files import staged_dir, write_atomic
+from tasks.core.params import ParamsError, load_section, to_options
+from tasks.core.tracking import stage_run
+from tasks.prune.pruning import (
     EMBEDDING_STRATEGIES,
     PruneOptions,
     PruneResult,
@@ -31,7 +32,6 @@ from tasks.pruning import (
     scaling_plot_table,
     write_prune_outputs,
 )
-from tasks.tracking import stage_run
 
 
 def prune_options() -> PruneOptions:
@@ -46,7 +46,7 @@ def prune_options() -> PruneOptions:
 # Inputs are the whole split and the embedding cache: hashing them for a task cache would cost more than the work.
 @task(name="prune-select", cache_policy=NO_CACHE)
 def prune_task(samples: pl.DataFrame, options: PruneOptions, embedder: Embedder | None) -> PruneResult:
-    """Prefect task: :func:`tasks.pruning.prune` over every dataset of the split."""
+    """Prefect task: :func:`tasks.prune.pruning.prune` over every dataset of the split."""
     return prune(samples, options, embedder)
 
 

@@ -10,9 +10,9 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from flows.cli import Stage
-from tasks.files import write_atomic
-from tasks.params import ParamsError, load_section, to_options
-from tasks.report import ReportOptions, build_report, paper_section
+from tasks.core.files import write_atomic
+from tasks.core.params import ParamsError, load_section, to_options
+from tasks.report.report import ReportOptions, build_report, paper_section
 
 
 @flow(name="report", log_prints=True)

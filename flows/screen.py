@@ -9,16 +9,16 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.cli import Stage
-from tasks.files import staged_dir
-from tasks.label_names import load_synonyms
-from tasks.params import load_section, to_options
-from tasks.schema import InvalidSamplesError, read_samples
-from tasks.screening import ScreenOptions, ScreenResult, report_markdown, screen, write_screen_outputs
+from tasks.core.files import staged_dir
+from tasks.core.label_names import load_synonyms
+from tasks.core.params import load_section, to_options
+from tasks.core.schema import InvalidSamplesError, read_samples
+from tasks.screen.screening import ScreenOptions, ScreenResult, report_markdown, screen, write_screen_outputs
 
 
 @task(name="screen-datasets")
 def screen_task(options: ScreenOptions) -> ScreenResult:
-    """Prefect task: :func:`tasks.screening.screen` over every ingested dataset."""
+    """Prefect task: :func:`tasks.screen.screening.screen` over every ingested dataset."""
     return screen(read_samples(options.samples_dir), load_synonyms(options.synonyms_file), options)
 
 

@@ -9,10 +9,10 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from flows.cli import Stage
-from tasks.files import staged_dir
-from tasks.params import load_section, to_options
-from tasks.schema import InvalidSamplesError
-from tasks.standardize import (
+from tasks.core.files import staged_dir
+from tasks.core.params import load_section, to_options
+from tasks.core.schema import InvalidSamplesError
+from tasks.standardize.standardize import (
     StandardizeOptions,
     UnmappedLabelsError,
     raise_on_unmapped,
@@ -20,7 +20,7 @@ from tasks.standardize import (
     total_mapping_counts,
     write_standardize_metrics,
 )
-from tasks.taxonomy import TaxonomyError, check_taxonomy, label_map_table, load_taxonomy, type_names_table
+from tasks.standardize.taxonomy import TaxonomyError, check_taxonomy, label_map_table, load_taxonomy, type_names_table
 
 
 @flow(name="standardize", log_prints=True)

@@ -1,6 +1,6 @@
 """Train flow: ``python -m flows.train`` (the dvc.yaml stage after instruct).
 
-Launches ``tasks.train_worker`` as one subprocess job with N processes per node (N = the visible
+Launches ``tasks.train.worker`` as one subprocess job with N processes per node (N = the visible
 GPUs, 1 on CPU; ``train.num_processes`` overrides) through torchrun or the DeepSpeed launcher,
 streams its output line by line into the Prefect run's log, and fails with the failing rank's
 traceback. Checkpoints live in ``train.checkpoint_dir``; a killed job run again with
@@ -27,11 +27,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.cli import Stage
-from tasks.files import atomic_path, fingerprint_of, is_marked, mark, replace_dir, write_metrics
-from tasks.params import ParamsError, load_section, to_options
-from tasks.progress import Progress
-from tasks.tracking import TrackingOptions, tracking_options
-from tasks.training import DEMO_BASE_MODEL, JobSpec, TrainError, TrainOptions, file_sha256
+from tasks.core.files import atomic_path, fingerprint_of, is_marked, mark, replace_dir, write_metrics
+from tasks.core.params import ParamsError, load_section, to_options
+from tasks.core.progress import Progress
+from tasks.core.tracking import TrackingOptions, tracking_options
+from tasks.train.training import DEMO_BASE_MODEL, JobSpec, TrainError, TrainOptions, file_sha256
 
 COMPLETED = "completed"  # the outputs of the finished job, beside its checkpoints
 TAIL_LINES = 60
@@ -63,7 +63,7 @@ def launch_command(options: TrainOptions, num_processes: int, job_file: Path, ma
     DeepSpeed: ``--num_gpus`` on one node; across nodes the hostfile names the hosts and their
     slots, and the launcher starts the ranks on each over ssh (pdsh).
     """
-    worker = ["tasks.train_worker", "--job", str(job_file)]
+    worker = ["tasks.train.worker", "--job", str(job_file)]
     bin_dir = Path(sys.executable).parent
     if options.launcher == "torchrun":
         command = [str(bin_dir / "torchrun"), "--nproc-per-node", str(num_processes), "--max-restarts", "0"]

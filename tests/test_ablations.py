@@ -1,6 +1,6 @@
 """The table-7 comparison read back from real MLflow runs, logged the way the stages log them.
 
-Runs are created through :func:`tasks.tracking.stage_run` (one pipeline run per DVC experiment,
+Runs are created through :func:`tasks.core.tracking.stage_run` (one pipeline run per DVC experiment,
 stage runs nested under it) into a real SQLite store, and once into a real ``mlflow server``.
 The scores are the paper's table 7, so the expected deltas are the paper's.
 """
@@ -14,8 +14,8 @@ import mlflow
 import pytest
 import yaml
 
-from tasks.ablations import ablations_of, comparison_rows, fetch_pipelines, log_switches, main, variant_name
-from tasks.tracking import TrackingOptions, stage_run
+from tasks.core.tracking import TrackingOptions, log_switches, stage_run
+from tasks.report.ablations import ablations_of, comparison_rows, fetch_pipelines, main, variant_name
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = {
@@ -188,7 +188,7 @@ def test_cli_reads_a_real_mlflow_server(mlflow_server_url, tmp_path):
         [
             sys.executable,
             "-m",
-            "tasks.ablations",
+            "tasks.report.ablations",
             "--tracking-uri",
             mlflow_server_url,
             "--experiment",

@@ -4,7 +4,7 @@ from itertools import permutations
 
 import pytest
 
-from tasks.answers import locate_mentions, parse_answer
+from tasks.evaluate.answers import locate_mentions, parse_answer
 
 EN_TEXT = "John Smith met Mary Jones in New York , then flew to Paris ."
 EN_LABELS = ["person", "location", "geo-political entity"]

@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 import yaml
 
-from tasks.ingest import IngestOptions, ingest_dataset
-from tasks.registry import DatasetEntry
-from tasks.schema import read_samples
+from tasks.core.registry import DatasetEntry
+from tasks.core.schema import read_samples
+from tasks.ingest.ingest import IngestOptions, ingest_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -256,8 +256,8 @@ def test_bad_b2nerd_line_is_rejected_on_both_paths(tmp_path, bad_line, reason):
 
 
 def test_vectorized_b2nerd_path_equals_record_by_record(tmp_path):
-    from tasks.demo_corpus import write_demo_corpus
-    from tasks.readers import FormatSpec, _iter_json_lines, _read_b2nerd_lines, _read_json_records
+    from tasks.demo_corpus.generate import write_demo_corpus
+    from tasks.formats.readers import FormatSpec, _iter_json_lines, _read_b2nerd_lines, _read_json_records
 
     write_demo_corpus(tmp_path, seed=3, scale=0.5)
     path, spec = tmp_path / "demo_wiki_en" / "train.json", FormatSpec("b2nerd", "en")

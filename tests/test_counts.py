@@ -1,4 +1,4 @@
-"""One vocabulary of counts (tasks/counts.py): every stage's samples in, out and dropped reconcile."""
+"""One vocabulary of counts (tasks/core/counts.py): every stage's samples in, out and dropped reconcile."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from tasks.counts import CountsError, funnel, stage_counts
-from tasks.pruning import prune_counts
-from tasks.report import funnel_section
+from tasks.core.counts import CountsError, funnel, stage_counts
+from tasks.prune.pruning import prune_counts
+from tasks.report.report import funnel_section
 
 
 def test_counts_that_reconcile_become_the_shared_keys():

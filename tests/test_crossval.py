@@ -15,7 +15,10 @@ import torch
 from prefect.artifacts import Artifact
 
 from flows.crossval import crossval_flow
-from tasks.crossval import (
+from tasks.core.label_names import load_synonyms
+from tasks.core.registry import load_registry, select_datasets
+from tasks.core.tracking import TrackingOptions
+from tasks.crossval.crossval import (
     CrossvalInputError,
     CrossvalOptions,
     dataset_labels,
@@ -26,11 +29,7 @@ from tasks.crossval import (
     span_scores,
     with_label_groups,
 )
-from tasks.demo_corpus import write_demo_corpus
-from tasks.ingest import IngestOptions, ingest_dataset
-from tasks.label_names import load_synonyms
-from tasks.registry import load_registry, select_datasets
-from tasks.token_classification import (
+from tasks.crossval.token_classification import (
     CASES,
     PACKAGED_ENCODER,
     add_unknown_characters,
@@ -41,7 +40,8 @@ from tasks.token_classification import (
     token_tags,
     word_tags,
 )
-from tasks.tracking import TrackingOptions
+from tasks.demo_corpus.generate import write_demo_corpus
+from tasks.ingest.ingest import IngestOptions, ingest_dataset
 
 SYNONYMS = load_synonyms()
 # Enough to learn the demo's label policies in ~10 s per job on one thread.
@@ -409,7 +409,7 @@ def test_real_conll_and_ontonotes_reproduce_table_9(shared_data, tmp_path):
 
 def test_crf_without_transition_scores_is_per_token_softmax():
     """With zero start, end and transition scores the CRF factorises: NLL = summed cross-entropy, Viterbi = argmax."""
-    from tasks.token_classification import LinearChainCRF
+    from tasks.crossval.token_classification import LinearChainCRF
 
     emissions = torch.randn(2, 5, 4, generator=torch.Generator().manual_seed(0))
     tags = torch.tensor([[1, 2, 0, 3, 0], [2, 2, 1, 0, 0]])

@@ -1,4 +1,4 @@
-"""Tests of the embedded demo corpus generator (tasks/demo_corpus.py).
+"""Tests of the embedded demo corpus generator (tasks/demo_corpus/generate.py).
 
 The files are read back with small parsers written here, independent of the
 generator, and the way to read each dataset comes from its catalog YAML, so the
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.demo_corpus import DATASETS, main, split_size, write_demo_corpus
+from tasks.demo_corpus.generate import DATASETS, main, split_size, write_demo_corpus
 
 CATALOG_DIR = Path(__file__).resolve().parents[1] / "tasks" / "catalog" / "datasets"
 CATALOG_KEYS = [

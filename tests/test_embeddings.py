@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tasks.embeddings import (
+from tasks.core.embeddings import (
     COMPACT_ABOVE_SHARDS,
     DEFAULT_MODEL,
     Embedder,

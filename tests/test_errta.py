@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.errta import (
+from tasks.evaluate.errta import (
     ERROR_TYPES,
     ERRTA_GUIDANCE,
     errta_counts,
@@ -18,7 +18,7 @@ from tasks.errta import (
     typical_examples,
     with_errta_guidance,
 )
-from tasks.scoring import parse_predictions
+from tasks.evaluate.scoring import parse_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTITY = pl.List(pl.Struct({"start": pl.Int32, "end": pl.Int32, "label": pl.String, "mention": pl.String}))
@@ -173,8 +173,8 @@ DETERMINISM_SCRIPT = """
 import json, sys
 import polars as pl
 sys.path.insert(0, sys.argv[1])
-from tasks.errta import errta_errors, errta_totals
-from tasks.scoring import parse_predictions
+from tasks.evaluate.errta import errta_errors, errta_totals
+from tasks.evaluate.scoring import parse_predictions
 frame = pl.read_parquet(sys.argv[2])
 errors = errta_errors(parse_predictions(frame))
 print(json.dumps({"totals": errta_totals(errors), \

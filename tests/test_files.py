@@ -1,4 +1,4 @@
-"""The one way files and folders are put in place (tasks/files.py): whole or not at all."""
+"""The one way files and folders are put in place (tasks/core/files.py): whole or not at all."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.files import atomic_path, fingerprint_of, is_marked, mark, staged_dir, write_atomic, write_metrics
+from tasks.core.files import atomic_path, fingerprint_of, is_marked, mark, staged_dir, write_atomic, write_metrics
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_partial(tmp_path):

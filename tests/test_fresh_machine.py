@@ -35,7 +35,7 @@ def free_port() -> int:
 
 def workspace(tmp_path: Path) -> Path:
     """A project folder like a fresh clone's: params.yaml, the catalog, and a small demo corpus."""
-    from tasks.demo_corpus import write_demo_corpus
+    from tasks.demo_corpus.generate import write_demo_corpus
 
     work = tmp_path / "work"
     work.mkdir()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from prefect.artifacts import Artifact
 
-from tasks.generation import (
+from tasks.evaluate.generation import (
     GenerationOptions,
     RunFileError,
     fingerprint,

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.crossval import CrossvalOptions
-from tasks.params import to_options
+from tasks.core.params import to_options
+from tasks.crossval.crossval import CrossvalOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"

@@ -7,7 +7,8 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.instruct import (
+from tasks.core.schema import STANDARDIZED_SCHEMA, to_arrow
+from tasks.instruct.instruct import (
     INSTRUCT_SCHEMA,
     TEMPLATES,
     InstructError,
@@ -18,7 +19,6 @@ from tasks.instruct import (
     dataset_label_sets,
     format_answer,
 )
-from tasks.schema import STANDARDIZED_SCHEMA, to_arrow
 
 EN_TYPES = ["person", "location", "organization", "date", "event", "product", "money", "law"]
 
@@ -243,7 +243,7 @@ def standardized_options(tmp_path: Path, **options) -> InstructOptions:
 
 
 def test_a_training_set_holding_a_held_out_dataset_is_refused(tmp_path):
-    from tasks.instruct import InstructError, build_instruct_data
+    from tasks.instruct.instruct import InstructError, build_instruct_data
 
     samples, tests = standardized_train_and_test(tmp_path)
     options = standardized_options(
@@ -293,7 +293,7 @@ def test_flow_writes_train_and_test_prompts(tmp_path):
 
 
 def test_bad_options_and_missing_input_are_refused_early(tmp_path):
-    from tasks.instruct import build_instruct_data
+    from tasks.instruct.instruct import build_instruct_data
 
     with pytest.raises(ValueError, match="variant"):
         InstructOptions(variant="chain-of-thought")

@@ -15,9 +15,9 @@ import pytest
 from prefect.artifacts import Artifact
 
 from flows.train import TrainJobError, launch_command, train_flow
-from tasks.instruct import INSTRUCT_SCHEMA, build_prompt, format_answer
-from tasks.tracking import TrackingOptions
-from tasks.training import TrainOptions
+from tasks.core.tracking import TrackingOptions
+from tasks.instruct.instruct import INSTRUCT_SCHEMA, build_prompt, format_answer
+from tasks.train.training import TrainOptions
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +109,7 @@ def test_launch_commands():
         "--num_gpus",
         "8",
         "--module",
-        "tasks.train_worker",
+        "tasks.train.worker",
         "--job",
         "job.json",
     ]
@@ -139,7 +139,7 @@ def test_launch_commands():
         "--rdzv-id",
         "b2ner-train",
         "-m",
-        "tasks.train_worker",
+        "tasks.train.worker",
         "--job",
         "job.json",
     ]
@@ -194,8 +194,8 @@ def test_a_killed_job_resumes_from_its_last_checkpoint(tmp_path, instruct_dir):
         tmp_path, instruct_dir, num_processes=1, max_steps=40, save_steps=2, logging_steps=5, max_length=256
     )
     script = (
-        "import sys, json; from flows.train import train_flow; from tasks.training import TrainOptions; "
-        "from tasks.tracking import TrackingOptions; "
+        "import sys, json; from flows.train import train_flow; from tasks.train.training import TrainOptions; "
+        "from tasks.core.tracking import TrackingOptions; "
         "train_flow(TrainOptions(**json.loads(sys.argv[1])), TrackingOptions(enabled=False))"
     )
     from dataclasses import asdict

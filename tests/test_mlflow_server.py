@@ -17,7 +17,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 STAGE_PROCESS = """
 import mlflow
-from tasks.tracking import stage_run
+from tasks.core.tracking import stage_run
 with stage_run({stage!r}, {{"k": 3, "nested": {{"on": True}}}}):
     mlflow.log_metric("f1/avg", {f1})
 """

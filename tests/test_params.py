@@ -8,16 +8,16 @@ import pytest
 import yaml
 
 from flows.evaluate import EvaluateOptions
-from tasks.crossval import CrossvalOptions
-from tasks.ingest import IngestOptions
-from tasks.instruct import InstructOptions
-from tasks.params import SHIPPED_PARAMS, ParamsError, load_section, to_options
-from tasks.pruning import PruneOptions
-from tasks.report import ReportOptions
-from tasks.screening import ScreenOptions
-from tasks.standardize import StandardizeOptions
-from tasks.tracking import TrackingOptions
-from tasks.training import TrainOptions
+from tasks.core.params import SHIPPED_PARAMS, ParamsError, load_section, to_options
+from tasks.core.tracking import TrackingOptions
+from tasks.crossval.crossval import CrossvalOptions
+from tasks.ingest.ingest import IngestOptions
+from tasks.instruct.instruct import InstructOptions
+from tasks.prune.pruning import PruneOptions
+from tasks.report.report import ReportOptions
+from tasks.screen.screening import ScreenOptions
+from tasks.standardize.standardize import StandardizeOptions
+from tasks.train.training import TrainOptions
 
 SECTIONS = {
     "ingest": IngestOptions,

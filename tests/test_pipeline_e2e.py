@@ -107,7 +107,9 @@ def test_every_measuring_stage_logged_a_nested_mlflow_run(project):
         "instruct.regularize": "True",
     }.items() <= stages["evaluate"].data.params.items()
     table = run(
-        [sys.executable, "-m", "tasks.ablations", "--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}"], folder, env
+        [sys.executable, "-m", "tasks.report.ablations", "--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}"],
+        folder,
+        env,
     )
     assert "| workspace | B2NER (full method) |" in table.stdout, table.stdout
 

@@ -54,11 +54,11 @@ def prefect_server(tmp_path_factory):
 
 
 def test_ingest_flow_run_is_listed_by_the_server(prefect_server, tmp_path):
-    from tasks.demo_corpus import write_demo_corpus
+    from tasks.demo_corpus.generate import write_demo_corpus
 
     write_demo_corpus(tmp_path / "raw", seed=1, scale=0.1)
     code = (
-        "from flows.ingest import ingest_flow; from tasks.ingest import IngestOptions; "
+        "from flows.ingest import ingest_flow; from tasks.ingest.ingest import IngestOptions; "
         f"ingest_flow(IngestOptions(raw_dir={str(tmp_path / 'raw')!r}, out_dir={str(tmp_path / 'out')!r}, "
         f"metrics_file={str(tmp_path / 'm.json')!r}))"
     )

@@ -8,8 +8,8 @@ from prefect import flow, task
 from prefect.artifacts import Artifact
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from tasks import progress as progress_module
-from tasks.progress import Progress, progress_line
+from tasks.core import progress as progress_module
+from tasks.core.progress import Progress, progress_line
 
 
 def test_a_long_loop_prints_its_rate_and_time_left(capsys, monkeypatch):

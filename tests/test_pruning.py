@@ -18,14 +18,14 @@ from prefect.artifacts import Artifact
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.prune import prune_flow, prune_scaling_flow
-from tasks.embeddings import Embedder
-from tasks.ingest import IngestOptions, ingest_dataset
-from tasks.params import ParamsError, to_options
-from tasks.pruning import PRUNED_SCHEMA, PruneOptions, mean_pairwise_cosine, prune, sample_types
-from tasks.registry import load_registry
-from tasks.schema import STANDARDIZED_SCHEMA, SampleWriter, read_samples
-from tasks.standardize import StandardizeOptions, standardize_dataset
-from tasks.taxonomy import label_map_table, load_taxonomy, type_names_table
+from tasks.core.embeddings import Embedder
+from tasks.core.params import ParamsError, to_options
+from tasks.core.registry import load_registry
+from tasks.core.schema import STANDARDIZED_SCHEMA, SampleWriter, read_samples
+from tasks.ingest.ingest import IngestOptions, ingest_dataset
+from tasks.prune.pruning import PRUNED_SCHEMA, PruneOptions, mean_pairwise_cosine, prune, sample_types
+from tasks.standardize.standardize import StandardizeOptions, standardize_dataset
+from tasks.standardize.taxonomy import label_map_table, load_taxonomy, type_names_table
 
 ROOT = Path(__file__).resolve().parents[1]
 # Real train splits, cut so that the whole file embeds in well under a minute on shared cores.

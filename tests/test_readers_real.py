@@ -12,11 +12,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.bio import write_bio
-from tasks.ingest import IngestOptions, ingest_dataset
-from tasks.readers import FormatSpec, read_file
-from tasks.registry import load_registry
-from tasks.schema import read_samples
+from tasks.core.registry import load_registry
+from tasks.core.schema import read_samples
+from tasks.formats.bio import write_bio
+from tasks.formats.readers import FormatSpec, read_file
+from tasks.ingest.ingest import IngestOptions, ingest_dataset
 
 REGISTRY = load_registry()
 REAL = [

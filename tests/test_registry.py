@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.registry import REGISTRY_DIR, DatasetEntry, RegistryError, load_registry, select_datasets
+from tasks.core.registry import REGISTRY_DIR, DatasetEntry, RegistryError, load_registry, select_datasets
 
 ROOT = Path(__file__).resolve().parents[1]
 

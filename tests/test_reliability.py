@@ -17,9 +17,9 @@ import polars as pl
 import pytest
 import yaml
 
-from tasks.demo_corpus import write_demo_corpus
-from tasks.ingest import IngestOptions, ingest_dataset
-from tasks.registry import load_registry, select_datasets
+from tasks.core.registry import load_registry, select_datasets
+from tasks.demo_corpus.generate import write_demo_corpus
+from tasks.ingest.ingest import IngestOptions, ingest_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = {

@@ -5,9 +5,9 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tasks.ablations import fetch_pipelines
-from tasks.scaling import main, plot_points, scaling_points
-from tasks.tracking import TrackingOptions, stage_run
+from tasks.core.tracking import TrackingOptions, stage_run
+from tasks.report.ablations import fetch_pipelines
+from tasks.report.scaling import main, plot_points, scaling_points
 
 # (strategy, k) -> (samples kept, F1 avg); the shape of the paper's figure 5: diversity peaks highest,
 # with fewer samples.

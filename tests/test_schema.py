@@ -3,7 +3,7 @@
 import polars as pl
 import pytest
 
-from tasks.schema import ENTITY_DTYPE, InvalidSamplesError, read_samples, with_nested_flag, write_samples
+from tasks.core.schema import ENTITY_DTYPE, InvalidSamplesError, read_samples, with_nested_flag, write_samples
 
 
 def frame(text, entities, nested=False):

@@ -7,12 +7,12 @@ import pytest
 from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
 
-from tasks.answers import occurrences
-from tasks.bio import bio_tags, tokenize
-from tasks.ingest import IngestOptions, ingest_dataset
-from tasks.registry import load_registry
-from tasks.schema import read_samples
-from tasks.scoring import averages, flat_metrics, parse_predictions, score
+from tasks.core.registry import load_registry
+from tasks.core.schema import read_samples
+from tasks.evaluate.answers import occurrences
+from tasks.evaluate.scoring import averages, flat_metrics, parse_predictions, score
+from tasks.formats.bio import bio_tags, tokenize
+from tasks.ingest.ingest import IngestOptions, ingest_dataset
 
 
 def sample(sample_id, text, gold, prediction, dataset="demo", lang="en", label_set=("person", "location")):

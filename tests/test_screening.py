@@ -6,12 +6,12 @@ import polars as pl
 import pytest
 
 from flows.screen import screen_flow
-from tasks.demo_corpus import write_demo_corpus
-from tasks.ingest import IngestOptions, ingest_dataset
-from tasks.label_names import SynonymsError, load_synonyms, normalize_label
-from tasks.registry import load_registry, select_datasets
-from tasks.schema import POLARS_SCHEMA, read_samples
-from tasks.screening import ScreenOptions, screen
+from tasks.core.label_names import SynonymsError, load_synonyms, normalize_label
+from tasks.core.registry import load_registry, select_datasets
+from tasks.core.schema import POLARS_SCHEMA, read_samples
+from tasks.demo_corpus.generate import write_demo_corpus
+from tasks.ingest.ingest import IngestOptions, ingest_dataset
+from tasks.screen.screening import ScreenOptions, screen
 
 SYNONYMS = load_synonyms()
 

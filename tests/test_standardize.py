@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tasks.demo_corpus import write_demo_corpus
-from tasks.ingest import IngestOptions, ingest_dataset
-from tasks.registry import load_registry, select_datasets
-from tasks.schema import ENTITY_DTYPE, STANDARDIZED_SCHEMA, read_samples, with_nested_flag, write_samples
-from tasks.standardize import StandardizeOptions, standardize_dataset
-from tasks.taxonomy import TAXONOMY_DIR, label_map_table, load_taxonomy, type_names_table
+from tasks.core.registry import load_registry, select_datasets
+from tasks.core.schema import ENTITY_DTYPE, STANDARDIZED_SCHEMA, read_samples, with_nested_flag, write_samples
+from tasks.demo_corpus.generate import write_demo_corpus
+from tasks.ingest.ingest import IngestOptions, ingest_dataset
+from tasks.standardize.standardize import StandardizeOptions, standardize_dataset
+from tasks.standardize.taxonomy import TAXONOMY_DIR, label_map_table, load_taxonomy, type_names_table
 
 ROOT = Path(__file__).resolve().parents[1]
 TAXONOMY = load_taxonomy()

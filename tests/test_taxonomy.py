@@ -6,10 +6,10 @@ import polars as pl
 import pytest
 import yaml
 
-from tasks.demo_corpus import write_demo_corpus
-from tasks.ingest import IngestOptions, ingest_dataset
-from tasks.registry import load_registry, select_datasets
-from tasks.taxonomy import TAXONOMY_DIR, check_taxonomy, load_taxonomy, main
+from tasks.core.registry import load_registry, select_datasets
+from tasks.demo_corpus.generate import write_demo_corpus
+from tasks.ingest.ingest import IngestOptions, ingest_dataset
+from tasks.standardize.taxonomy import TAXONOMY_DIR, check_taxonomy, load_taxonomy, main
 
 
 def ingested_label_counts(raw_dir, selection, out_dir) -> pl.DataFrame:

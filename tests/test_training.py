@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
-from tasks.training import (
+from tasks.train.training import (
     DEMO_MODEL_DIR,
     IGNORE_INDEX,
     RECIPES_DIR,

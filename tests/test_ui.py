@@ -16,11 +16,11 @@ import mlflow
 import pytest
 import yaml
 
-from tasks.demo_corpus import write_demo_corpus
-from tasks.ingest import IngestOptions, ingest_dataset
-from tasks.registry import load_registry, select_datasets
-from tasks.taxonomy import TAXONOMY_DIR
-from tasks.tracking import TrackingOptions, stage_run
+from tasks.core.registry import load_registry, select_datasets
+from tasks.core.tracking import TrackingOptions, stage_run
+from tasks.demo_corpus.generate import write_demo_corpus
+from tasks.ingest.ingest import IngestOptions, ingest_dataset
+from tasks.standardize.taxonomy import TAXONOMY_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium")

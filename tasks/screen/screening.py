@@ -1,0 +1,557 @@
+"""Rule-based conflict screening between datasets (B2NERD appendix A.2).
+
+For every ordered pair of datasets (source, target) that share a label name after
+:mod:`tasks.core.label_names` normalisation, every distinct mention the source annotates with that
+label is searched, exhaustively, in every target text. Each occurrence is classified against
+the target's own entities of that sample:
+
+* ``consistent``: a target entity has exactly this span and a label of the same key;
+* ``wrong_category``: a target entity has exactly this span but another label;
+* inside a larger target entity: left out (a flat dataset rightly skips it);
+* ``partially_extracted``: a target entity overlaps the occurrence without covering it;
+* ``not_extracted``: no target entity touches it.
+
+English needs word boundaries, Chinese does not: an occurrence is dropped when a mention edge
+that is a letter or digit of a spaced script (below U+3000) touches another such character.
+
+Resources: CPU only; one Aho-Corasick automaton (pyahocorasick) holds every distinct mention,
+each dataset's texts are scanned once as one string. Occurrences that touch no target entity
+(most of them) are told apart by a prefix sum over covered characters and counted per mention;
+only the rest meet the target's entities in a polars join. Example sentences are cut per target,
+before the counts are fanned out to the sources. ``workers`` targets are screened at once in
+threads (the scan holds the GIL, the polars work does not); memory grows with their occurrences.
+"""
+
+from __future__ import annotations
+
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import ahocorasick
+import numpy as np
+import polars as pl
+
+from tasks.core.counts import stage_counts
+from tasks.core.files import write_metrics
+from tasks.core.label_names import label_keys, shared_label_pairs
+
+CONSISTENT, WRONG_CATEGORY, INSIDE_LARGER, PARTIALLY_EXTRACTED, NOT_EXTRACTED = range(5)
+OUTCOMES = ("consistent", "wrong_category", "inside_larger", "partially_extracted", "not_extracted")
+INCONSISTENT = ("wrong_category", "partially_extracted", "not_extracted")
+TEXT_SEPARATOR = "\x1f"  # joins a dataset's texts into one scan; no mention contains it
+# Characters up to U+3000 that are letters or digits: those of scripts written with spaces.
+_SPACED_WORD_CHAR = np.array([chr(code).isalnum() for code in range(0x3000)] + [False])
+PAIR_LABEL = ["source", "target", "label_key"]
+OUTCOME_GROUP = ["mention_id", "label_key", "outcome", "target_label"]
+# Occurrences counted per (pair, label, mention, outcome, target label), with the first few as example sentences.
+GROUPED_SCHEMA = pl.Schema(
+    {
+        "source": pl.String,
+        "target": pl.String,
+        "label_key": pl.String,
+        "mention_id": pl.Int64,
+        "outcome": pl.String,
+        "target_label": pl.String,
+        "count": pl.UInt32,
+        "examples": pl.List(pl.String),
+    }
+)
+
+
+@dataclass(frozen=True)
+class ScreenOptions:
+    """The ``screen`` section of params.yaml."""
+
+    samples_dir: str = "data/ingest/samples"
+    synonyms_file: str = "tasks/catalog/taxonomy/synonyms.yaml"
+    out_dir: str = "data/screen"
+    metrics_file: str = "data/metrics/screen.json"
+    min_mention_chars: int = 2  # a one-character mention (Chinese "京") occurs almost everywhere
+    min_support: int = 20  # occurrences a pair and label needs to be ranked
+    cross_language: bool = False  # across languages only digits and Latin names match: mostly noise
+    relabel_min_share: float = 0.5  # wrong-category share that makes a row a relabel conflict
+    examples_per_conflict: int = 3
+    report_rows: int = 30  # summary rows shown in the Prefect artifact
+    workers: int = 2  # targets screened at once (threads); memory grows with each
+
+    def __post_init__(self) -> None:
+        for name in ("min_mention_chars", "min_support", "examples_per_conflict", "report_rows", "workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
+        if not 0 < self.relabel_min_share <= 1:
+            raise ValueError(f"relabel_min_share must be in (0, 1], not {self.relabel_min_share}")
+
+
+@dataclass
+class ScreenResult:
+    """Screening outputs: ``conflicts`` per mention and outcome, ``summary`` per pair and label, and counts.
+
+    ``samples_read`` is every sample given; ``samples_scanned`` those of the datasets searched
+    (a dataset that shares no label with another of its language has nothing to search for).
+    """
+
+    conflicts: pl.DataFrame
+    summary: pl.DataFrame
+    samples_read: int = 0
+    samples_scanned: int = 0
+
+
+def labelled_entities(samples: pl.DataFrame, synonyms: dict[str, str]) -> pl.DataFrame:
+    """One row per entity: ``(row, dataset, start, end, label, label_key, mention)``.
+
+    ``row`` is the sample's position in ``samples``, the key that ties occurrences to texts.
+    """
+    entities = (
+        samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "dataset", "entities")
+        .explode("entities")
+        .drop_nulls("entities")
+        .unnest("entities")
+    )
+    return entities.join(label_keys(entities["label"], synonyms), on="label").select(
+        "row", "dataset", "start", "end", "label", "label_key", "mention"
+    )
+
+
+def same_language_pairs(pairs: pl.DataFrame, samples: pl.DataFrame) -> pl.DataFrame:
+    """The rows of ``pairs`` whose source and target datasets are written in the same language."""
+    lang = samples.group_by("dataset").agg(pl.col("lang").first())
+    return (
+        pairs.join(lang.rename({"dataset": "source"}), on="source")
+        .join(lang.rename({"dataset": "target", "lang": "target_lang"}), on="target")
+        .filter(pl.col("lang") == pl.col("target_lang"))
+        .drop("lang", "target_lang")
+    )
+
+
+def screened_mentions(entities: pl.DataFrame, pairs: pl.DataFrame, min_chars: int) -> tuple[pl.Series, pl.DataFrame]:
+    """The mentions to search for, of shared keys only: ``names`` and who annotates them.
+
+    ``names[mention_id]`` is the mention text (ids follow its sort order); the frame lists
+    each distinct ``(mention_id, source, label_key)``.
+    """
+    shared = pairs.select(pl.col("source").alias("dataset"), "label_key").unique()
+    by_source = (
+        entities.join(shared, on=["dataset", "label_key"], how="semi")
+        .filter(
+            (pl.col("mention").str.len_chars() >= min_chars)
+            & ~pl.col("mention").str.contains(TEXT_SEPARATOR, literal=True)
+        )
+        .select("mention", pl.col("dataset").alias("source"), "label_key")
+        .unique()
+    )
+    ids = by_source.select("mention").unique().sort("mention").with_row_index("mention_id")
+    annotated = ids.join(by_source, on="mention").select(pl.col("mention_id").cast(pl.Int64), "source", "label_key")
+    return ids["mention"], annotated
+
+
+def build_automaton(names: pl.Series) -> ahocorasick.Automaton:
+    """An Aho-Corasick automaton whose values are ``mention_id``, the position in ``names``."""
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    for mention_id, mention in enumerate(names.to_list()):
+        automaton.add_word(mention, mention_id)
+    automaton.make_automaton()
+    return automaton
+
+
+def text_offsets(texts: pl.DataFrame) -> np.ndarray:
+    """Where each text starts once ``texts`` are joined by :data:`TEXT_SEPARATOR`, plus the total length."""
+    lengths = texts["text"].str.len_chars().to_numpy().astype(np.int64) + len(TEXT_SEPARATOR)
+    return np.concatenate([[0], np.cumsum(lengths)])
+
+
+def find_occurrences(
+    texts: pl.DataFrame, automaton: ahocorasick.Automaton, mention_chars: np.ndarray, wanted: np.ndarray
+) -> pl.DataFrame:
+    """Every whole-word occurrence of a wanted mention in ``texts(row, text)``: ``(row, start, end, mention_id)``.
+
+    ``mention_chars[id]`` is the length of mention ``id``; ``wanted[id]`` says whether to keep it.
+    The texts are scanned as one string, so the per-sentence work stays inside the automaton.
+    """
+    joined = TEXT_SEPARATOR.join(texts["text"].to_list())
+    found = np.fromiter(itertools.chain.from_iterable(automaton.iter(joined)), dtype=np.int64).reshape(-1, 2)
+    last_char, mention_id = found[:, 0], found[:, 1]
+    keep = wanted[mention_id]
+    last_char, mention_id = last_char[keep], mention_id[keep]
+    start = last_char + 1 - mention_chars[mention_id]
+    end = last_char + 1
+    code_points = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    word_char = np.append(
+        _SPACED_WORD_CHAR[np.minimum(code_points, len(_SPACED_WORD_CHAR) - 1)], False
+    )  # [-1] past either end
+    whole_word = ~(word_char[start] & word_char[start - 1]) & ~(word_char[end - 1] & word_char[end])
+    start, end, mention_id = start[whole_word], end[whole_word], mention_id[whole_word]
+    text_starts = text_offsets(texts)
+    position = np.searchsorted(text_starts, start, side="right") - 1
+    return pl.DataFrame(
+        {
+            "row": texts["row"].to_numpy()[position],
+            "start": (start - text_starts[position]).astype(np.int32),
+            "end": (end - text_starts[position]).astype(np.int32),
+            "mention_id": mention_id,
+        }
+    )
+
+
+def touching_entity(occurrences: pl.DataFrame, entities: pl.DataFrame, texts: pl.DataFrame) -> np.ndarray:
+    """Whether each occurrence overlaps any of ``entities`` in its sample, without a join.
+
+    Positions become offsets into the texts laid end to end as the scan laid them (:func:`text_offsets`); a prefix
+    sum over the characters some entity covers then answers each occurrence in O(1). Most
+    occurrences touch no entity (not extracted) and need no per-entity comparison at all.
+    """
+    rows = texts["row"].to_numpy()
+    offsets = text_offsets(texts)
+
+    def laid_out(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        base = offsets[np.searchsorted(rows, frame["row"].to_numpy())]
+        return base + frame["start"].to_numpy(), base + frame["end"].to_numpy()
+
+    entity_start, entity_end = laid_out(entities)
+    depth = np.cumsum(
+        np.bincount(entity_start, minlength=offsets[-1] + 1) - np.bincount(entity_end, minlength=offsets[-1] + 1)
+    )
+    covered_before = np.concatenate([[0], np.cumsum(depth > 0)])
+    start, end = laid_out(occurrences)
+    return covered_before[end] > covered_before[start]
+
+
+def classify(occurrences: pl.DataFrame, entities: pl.DataFrame) -> pl.DataFrame:
+    """Add ``outcome`` and ``target_label`` to ``occurrences(row, start, end, label_key, ...)``.
+
+    ``entities`` are the target's. Each occurrence takes the strongest relation to any entity
+    of its sample, in the order of :data:`OUTCOMES`; ``target_label`` is that entity's label.
+    """
+    keyed = occurrences.with_row_index("occurrence")
+    touching = (
+        keyed.select("occurrence", "row", "start", "end", "label_key")
+        .join(
+            entities.select(
+                "row",
+                pl.col("start").alias("e_start"),
+                pl.col("end").alias("e_end"),
+                "label",
+                pl.col("label_key").alias("e_key"),
+            ),
+            on="row",
+        )
+        .filter((pl.col("e_start") < pl.col("end")) & (pl.col("e_end") > pl.col("start")))
+    )
+    exact = (pl.col("e_start") == pl.col("start")) & (pl.col("e_end") == pl.col("end"))
+    covering = (pl.col("e_start") <= pl.col("start")) & (pl.col("e_end") >= pl.col("end"))
+    relation = (
+        pl.when(exact & (pl.col("e_key") == pl.col("label_key")))
+        .then(CONSISTENT)
+        .when(exact)
+        .then(WRONG_CATEGORY)
+        .when(covering)
+        .then(INSIDE_LARGER)
+        .otherwise(PARTIALLY_EXTRACTED)
+    )
+    strongest = (
+        touching.select("occurrence", relation.alias("code"), "label")
+        .sort("occurrence", "code", "label")
+        .unique("occurrence", keep="first")
+    )
+    return (
+        keyed.join(strongest, on="occurrence", how="left")
+        .with_columns(
+            pl.col("code")
+            .fill_null(NOT_EXTRACTED)
+            .replace_strict(list(range(len(OUTCOMES))), OUTCOMES)
+            .alias("outcome"),
+            pl.col("label").alias("target_label"),
+        )
+        .drop("occurrence", "code", "label")
+    )
+
+
+def with_examples(grouped: pl.DataFrame, texts: pl.DataFrame) -> pl.DataFrame:
+    """Replace the example positions ``(row, start, end)`` of inconsistent groups by bracketed sentences.
+
+    An example brackets the occurrence in its sentence: ``... visited [[Paris]] in ...``.
+    Consistent groups keep an empty list: nobody reads examples of agreement.
+    """
+    keyed = grouped.with_row_index("group")
+    shown = (
+        keyed.filter(pl.col("outcome").is_in(INCONSISTENT))
+        .select("group", "row", "start", "end")
+        .explode("row", "start", "end")
+        .join(texts.select("row", "text"), on="row")
+    )
+    bracketed = pl.concat_str(
+        pl.col("text").str.slice(0, pl.col("start")),
+        pl.lit("[["),
+        pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")),
+        pl.lit("]]"),
+        pl.col("text").str.slice(pl.col("end")),
+    )
+    examples = shown.group_by("group").agg(bracketed.alias("examples"))
+    return (
+        keyed.join(examples, on="group", how="left", maintain_order="left")
+        .with_columns(pl.col("examples").fill_null(pl.lit([], dtype=pl.List(pl.String))))
+        .drop("group", "row", "start", "end")
+    )
+
+
+def screen_target(
+    target_texts: pl.DataFrame,
+    target_entities: pl.DataFrame,
+    keys: pl.DataFrame,
+    automaton: ahocorasick.Automaton,
+    mention_chars: np.ndarray,
+    examples: int,
+) -> pl.DataFrame:
+    """Occurrences in one target dataset, counted per source and :data:`OUTCOME_GROUP` (:data:`GROUPED_SCHEMA`).
+
+    ``keys`` are the ``(mention_id, label_key, sources)`` to search for in this target. An
+    occurrence is classified and counted once per label key, whatever the number of sources
+    that annotate the mention with that key, and only the counts are fanned out to those
+    sources. An occurrence that touches no target entity is "not extracted" under every key,
+    so it is counted per mention before meeting the keys at all.
+    """
+    target = target_texts["dataset"][0]
+    wanted = np.zeros(len(mention_chars), dtype=bool)
+    wanted[keys["mention_id"].to_numpy()] = True
+    occurrences = find_occurrences(target_texts, automaton, mention_chars, wanted)
+    touched = touching_entity(occurrences, target_entities, target_texts)
+    mention_keys = keys.select("mention_id", "label_key")
+
+    def count(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+        return frame.group_by(by).agg(pl.len().alias("count"), pl.col("row", "start", "end").head(examples))
+
+    untouched = (
+        count(occurrences.filter(~touched), ["mention_id"])
+        .join(mention_keys, on="mention_id")
+        .with_columns(pl.lit("not_extracted").alias("outcome"), pl.lit(None, dtype=pl.String).alias("target_label"))
+    )
+    classified = classify(occurrences.filter(touched).join(mention_keys, on="mention_id"), target_entities).filter(
+        pl.col("outcome") != "inside_larger"
+    )
+    grouped = pl.concat(
+        [count(classified, OUTCOME_GROUP), untouched.select(*OUTCOME_GROUP, "count", "row", "start", "end")]
+    )
+    fanned_out = (
+        with_examples(grouped, target_texts)
+        .join(keys, on=["mention_id", "label_key"])
+        .explode("sources")
+        .rename({"sources": "source"})
+        .filter(pl.col("source") != target)
+    )
+    return fanned_out.with_columns(pl.lit(target).alias("target")).select(GROUPED_SCHEMA.names()).cast(GROUPED_SCHEMA)
+
+
+def conflict_table(grouped: pl.DataFrame, names: pl.Series) -> pl.DataFrame:
+    """Inconsistent occurrence groups ``(source, target, label_key, mention, outcome, target_label, count, examples)``.
+
+    Sorted by pair and label, then largest count; ``mention_id`` order is the mentions' order.
+    """
+    inconsistent = grouped.filter(pl.col("outcome").is_in(INCONSISTENT)).sort(
+        PAIR_LABEL + ["count", "mention_id", "outcome", "target_label"],
+        descending=[False, False, False, True, False, False, False],
+        nulls_last=True,
+    )
+    return inconsistent.with_columns(names.gather(inconsistent["mention_id"]).alias("mention")).select(
+        PAIR_LABEL + ["mention", "outcome", "target_label", "count", "examples"]
+    )
+
+
+def wilson_lower_bound(successes: pl.Expr, trials: pl.Expr, z: float = 1.96) -> pl.Expr:
+    """Lower end of the 95% Wilson interval of ``successes / trials``: a ratio discounted for thin evidence."""
+    share, n = successes / trials, trials.cast(pl.Float64)
+    centre = share + z * z / (2 * n)
+    spread = z * (share * (1 - share) / n + z * z / (4 * n * n)).sqrt()
+    return (centre - spread) / (1 + z * z / n)
+
+
+def summary_table(
+    grouped: pl.DataFrame,
+    pairs: pl.DataFrame,
+    conflicts: pl.DataFrame,
+    min_support: int,
+    relabel_min_share: float = 0.5,
+) -> pl.DataFrame:
+    """Outcome counts and inconsistency per ``(source, target, label_key)``, ranked two ways.
+
+    ``rank`` orders rows with at least ``min_support`` occurrences by the Wilson lower bound of
+    ``inconsistency = inconsistent / occurrences``, so 40 of 40 does not outrank 3,000 of 3,050.
+    ``relabel_rank`` orders the rows where the target gives most found spans another label
+    (``wrong_category_share >= relabel_min_share``) by how many: the same mentions under another
+    name, e.g. CoNLL's LOC that OntoNotes calls GPE, the first thing to settle when renaming.
+    ``top_conflict`` names the largest conflict group.
+    """
+    counts = (
+        grouped.group_by(PAIR_LABEL)
+        .agg(
+            pl.col("mention_id").n_unique().alias("mentions_found"),
+            pl.col("count").sum().cast(pl.Int64).alias("occurrences"),
+            *(
+                pl.col("count").filter(pl.col("outcome") == outcome).sum().cast(pl.Int64).alias(outcome)
+                for outcome in ("consistent", *INCONSISTENT)
+            ),
+        )
+        .with_columns(
+            (1 - pl.col("consistent") / pl.col("occurrences")).alias("inconsistency"),
+            wilson_lower_bound(pl.col("occurrences") - pl.col("consistent"), pl.col("occurrences")).alias(
+                "inconsistency_lower"
+            ),
+            (pl.col("wrong_category") / pl.col("occurrences")).alias("wrong_category_share"),
+        )
+    )
+    top_conflict = (
+        conflicts.group_by(PAIR_LABEL + ["outcome", "target_label"])
+        .agg(pl.col("count").sum())
+        .sort("count", "outcome", "target_label", descending=[True, False, False], nulls_last=True)
+        .group_by(PAIR_LABEL, maintain_order=True)
+        .first()
+        .select(
+            *PAIR_LABEL,
+            pl.format("{} as {} ({})", "outcome", pl.col("target_label").fill_null("-"), "count").alias("top_conflict"),
+        )
+    )
+    supported = pl.col("occurrences") >= min_support
+    relabel = supported & (pl.col("wrong_category_share") >= relabel_min_share)
+    summary = pairs.join(counts, on=PAIR_LABEL).join(top_conflict, on=PAIR_LABEL, how="left")
+    relabel_ranks = (
+        summary.filter(relabel)
+        .sort("wrong_category", "wrong_category_share", *PAIR_LABEL, descending=[True, True, False, False, False])
+        .select(*PAIR_LABEL, pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("relabel_rank"))
+    )
+    ranked = summary.join(relabel_ranks, on=PAIR_LABEL, how="left").sort(
+        supported, "inconsistency_lower", "occurrences", *PAIR_LABEL, descending=[True, True, True, False, False, False]
+    )
+    return ranked.select(pl.when(supported).then(supported.cum_sum()).alias("rank").cast(pl.Int64), pl.all())
+
+
+def screen(samples: pl.DataFrame, synonyms: dict[str, str], options: ScreenOptions = ScreenOptions()) -> ScreenResult:
+    """Screen every label-sharing dataset pair of ``samples`` (canonical samples, any datasets)."""
+    entities = labelled_entities(samples, synonyms)
+    pairs = shared_label_pairs(entities)
+    if not options.cross_language:
+        pairs = same_language_pairs(pairs, samples)
+    names, mentions = screened_mentions(entities, pairs, options.min_mention_chars)
+    automaton = build_automaton(names)
+    mention_chars = names.str.len_chars().cast(pl.Int64).to_numpy()
+    texts = samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "dataset", "text").partition_by(
+        "dataset", as_dict=True
+    )
+    entities_of = entities.partition_by("dataset", as_dict=True)
+    # Who annotates each mention with each key, gathered once per key: a target searches the
+    # mentions of its keys that some other dataset annotates.
+    keys = (
+        mentions.group_by("mention_id", "label_key")
+        .agg(pl.col("source").alias("sources"))
+        .with_columns(
+            pl.when(pl.col("sources").list.len() == 1).then(pl.col("sources").list.first()).alias("sole_source")
+        )
+    )
+    keys_of = keys.partition_by("label_key", as_dict=True)
+
+    def screen_one(target: str) -> pl.DataFrame:
+        target_entities = entities_of[(target,)]
+        target_keys = (
+            pl.concat(
+                [
+                    keys.clear(),
+                    *(keys_of[(key,)] for key in target_entities["label_key"].unique().sort() if (key,) in keys_of),
+                ]
+            )
+            .filter(pl.col("sole_source").ne_missing(target))
+            .drop("sole_source")
+        )
+        return screen_target(
+            texts[(target,)], target_entities, target_keys, automaton, mention_chars, options.examples_per_conflict
+        )
+
+    # Two targets at a time: the automaton scan holds the GIL, the polars and numpy work of
+    # the other target does not, so the two overlap on two cores.
+    targets = pairs["target"].unique().sort().to_list()
+    with ThreadPoolExecutor(max_workers=options.workers) as pool:
+        per_target = list(pool.map(screen_one, targets))
+    grouped = pl.concat([pl.DataFrame(schema=GROUPED_SCHEMA), *per_target])
+    conflicts = conflict_table(grouped, names)
+    return ScreenResult(
+        conflicts=conflicts,
+        summary=summary_table(grouped, pairs, conflicts, options.min_support, options.relabel_min_share),
+        samples_read=samples.height,
+        samples_scanned=sum(texts[(target,)].height for target in targets),
+    )
+
+
+def write_screen_outputs(result: ScreenResult, staging: Path, metrics_file: Path) -> dict:
+    """Write ``conflicts.parquet`` and ``summary.parquet`` into ``staging`` and the DVC metrics; return them."""
+    result.conflicts.write_parquet(staging / "conflicts.parquet", compression="zstd")
+    result.summary.write_parquet(staging / "summary.parquet", compression="zstd")
+    summary = result.summary
+    occurrences = int(summary["occurrences"].sum())
+    inconsistent = int(summary.select(pl.sum_horizontal(INCONSISTENT).sum()).item())
+    metrics = {
+        **stage_counts(
+            "screen",
+            samples_in=result.samples_read,
+            samples_out=result.samples_scanned,
+            dropped={"no_shared_label": result.samples_read - result.samples_scanned},
+        ),
+        "pair_labels": summary.height,
+        "pair_labels_ranked": int(summary["rank"].is_not_null().sum()),
+        "dataset_pairs": summary.select("source", "target").unique().height,
+        "occurrences": occurrences,
+        "inconsistent": inconsistent,
+        "inconsistency": round(inconsistent / occurrences, 4) if occurrences else 0.0,
+        "conflict_groups": result.conflicts.height,
+    }
+    write_metrics(metrics, metrics_file)
+    return metrics
+
+
+def report_markdown(result: ScreenResult, options: ScreenOptions, detailed_rows: int = 10) -> str:
+    """The page a person reads to decide renames: the ranking, then the top conflicts with examples."""
+    ranked = result.summary.filter(pl.col("rank").is_not_null()).head(options.report_rows)
+    lines = [
+        "# Conflict screening",
+        f"Pairs and labels with at least {options.min_support} occurrences, most inconsistent first.",
+        "",
+        "| rank | source → target | label (source / target) | occurrences | consistent | wrong category | partial "
+        "| not extracted | inconsistency | top conflict |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in ranked.iter_rows(named=True):
+        lines.append(
+            f"| {row['rank']} | {row['source']} → {row['target']} "
+            f"| {row['label_key']} ({row['source_labels']} / {row['target_labels']}) "
+            f"| {row['occurrences']} | {row['consistent']} | {row['wrong_category']} | {row['partially_extracted']} "
+            f"| {row['not_extracted']} | {row['inconsistency']:.0%} | {row['top_conflict'] or '-'} |"
+        )
+    relabel = result.summary.filter(pl.col("relabel_rank").is_not_null()).sort("relabel_rank").head(options.report_rows)
+    lines += [
+        "",
+        "## Relabel conflicts",
+        f"The target gives at least {options.relabel_min_share:.0%} of the found spans another label; "
+        "most occurrences first.",
+        "",
+        "| relabel rank | source → target | label (source / target) | occurrences | wrong category | share "
+        "| top conflict |",
+        "|---:|---|---|---:|---:|---:|---|",
+    ]
+    for row in relabel.iter_rows(named=True):
+        lines.append(
+            f"| {row['relabel_rank']} | {row['source']} → {row['target']} "
+            f"| {row['label_key']} ({row['source_labels']} / {row['target_labels']}) "
+            f"| {row['occurrences']} | {row['wrong_category']} | {row['wrong_category_share']:.0%} "
+            f"| {row['top_conflict'] or '-'} |"
+        )
+    top_groups = (
+        result.conflicts.join(ranked.head(detailed_rows).select(*PAIR_LABEL, "rank"), on=PAIR_LABEL)
+        .sort("rank", pl.col("count"), descending=[False, True])
+        .group_by("rank", maintain_order=True)
+        .head(3)
+    )
+    lines += ["", "## Largest conflicts of the top pairs", ""]
+    for row in top_groups.iter_rows(named=True):
+        lines.append(
+            f"- #{row['rank']} {row['source']} → {row['target']}: '{row['mention']}' {row['outcome']}"
+            f"{' as ' + row['target_label'] if row['target_label'] else ''} ×{row['count']}, "
+            f'e.g. "{row["examples"][0]}"'
+        )
+    return "\n".join(lines) + "\n"
