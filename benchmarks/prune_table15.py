@@ -24,8 +24,8 @@ from dataclasses import replace
 
 import polars as pl
 
+from tasks.core.markdown import markdown_table
 from tasks.prune.pruning import PruneOptions, beside_paper, prune, read_split
-from tasks.report.report import markdown_table
 
 WITHIN = 10.0  # percent, the tolerance
 

@@ -174,7 +174,9 @@ def test_bad_run_file_is_refused_with_its_name(tmp_path):
 
 @pytest.mark.integration
 def test_evaluate_flow_end_to_end(tiny_run, tmp_path, monkeypatch):
-    from flows.evaluate import EvaluateOptions, evaluate_flow, load_test_samples
+    from flows.evaluate import evaluate_flow
+    from tasks.evaluate.options import EvaluateOptions
+    from tasks.evaluate.wiring import load_test_samples
 
     monkeypatch.chdir(tmp_path)  # MLflow's default sqlite store lands here, not in the repository
     entity = pl.List(pl.Struct({"start": pl.Int32, "end": pl.Int32, "label": pl.String, "mention": pl.String}))

@@ -14,9 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 from prefect.artifacts import Artifact
 
-from flows.train import TrainJobError, launch_command, train_flow
+from flows.train import train_flow
 from tasks.core.tracking import TrackingOptions
 from tasks.instruct.instruct import INSTRUCT_SCHEMA, build_prompt, format_answer
+from tasks.train.launcher import TrainJobError, launch_command
 from tasks.train.training import TrainOptions
 
 pytestmark = pytest.mark.integration

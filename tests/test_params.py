@@ -7,10 +7,10 @@ from dataclasses import MISSING, fields
 import pytest
 import yaml
 
-from flows.evaluate import EvaluateOptions
 from tasks.core.params import SHIPPED_PARAMS, ParamsError, load_section, to_options
 from tasks.core.tracking import TrackingOptions
 from tasks.crossval.crossval import CrossvalOptions
+from tasks.evaluate.options import EvaluateOptions
 from tasks.ingest.ingest import IngestOptions
 from tasks.instruct.instruct import InstructOptions
 from tasks.prune.pruning import PruneOptions

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
+import polars as pl
 from mlflow.tracking import MlflowClient
 
 from tasks.core.files import write_atomic
+from tasks.core.markdown import markdown_table
 from tasks.core.tracking import SWITCH_PARAMS, SWITCHES, add_tracking_arguments
 
 EVALUATE_STAGE = "evaluate"
@@ -146,10 +148,9 @@ def _cell(column: str, value: object) -> str:
 
 def to_markdown(rows: list[dict[str, object]]) -> str:
     """A markdown table of :func:`comparison_rows`."""
-    columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines += ["| " + " | ".join(_cell(column, row[column]) for column in columns) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_table(
+        pl.DataFrame([{column: _cell(column, value) for column, value in row.items()} for row in rows])
+    )
 
 
 def _search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> list[mlflow.entities.Run]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from tasks.core.counts import funnel
+from tasks.core.markdown import markdown_table
 from tasks.core.params import shipped_default
 from tasks.report.paper_comparison import PaperInputs, compare, comparison_markdown, is_real_run
 
@@ -38,22 +39,6 @@ class ReportOptions:
     @property
     def paper_inputs(self) -> PaperInputs:
         return PaperInputs(**self.paper)
-
-
-def markdown_table(frame: pl.DataFrame) -> str:
-    """``frame`` as a Markdown table; floats to 4 significant decimals, lists joined."""
-
-    def cell(value) -> str:
-        if isinstance(value, float):
-            return f"{value:.4g}"
-        if isinstance(value, list):
-            return "; ".join(map(str, value))[:120]
-        return str(value).replace("|", "\\|")
-
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * frame.width
-    rows = ["| " + " | ".join(cell(value) for value in row) + " |" for row in frame.iter_rows()]
-    return "\n".join([header, rule, *rows])
 
 
 def metrics_section(metrics_dir: Path) -> list[str]:
