@@ -34,9 +34,10 @@ from benchmarks.markdown import run_header, write_section
 from flows.crossval import crossval_flow
 from tasks.core.registry import load_registry, select_datasets
 from tasks.core.tracking import TrackingOptions
-from tasks.crossval.crossval import CrossvalOptions
+from tasks.crossval.options import CrossvalOptions
 from tasks.demo_corpus.generate import write_demo_corpus
-from tasks.ingest.ingest import IngestOptions, ingest_dataset
+from tasks.ingest.ingest import ingest_dataset
+from tasks.ingest.options import IngestOptions
 
 REAL_DATASETS = ["conll2003", "ontonotes5", "wikiann-en", "broad-twitter"]
 

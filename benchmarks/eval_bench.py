@@ -32,7 +32,8 @@ from tasks.core.schema import read_samples
 from tasks.evaluate.answers import parse_answer
 from tasks.evaluate.errta import errta_errors, errta_totals
 from tasks.evaluate.scoring import count_by_type, parse_predictions, unit_key
-from tasks.ingest.ingest import IngestOptions, ingest_dataset
+from tasks.ingest.ingest import ingest_dataset
+from tasks.ingest.options import IngestOptions
 
 TEST_SPLITS = {
     "conll2003": "test",

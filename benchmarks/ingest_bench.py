@@ -6,7 +6,7 @@
 1. Generates the synthetic corpus (:mod:`benchmarks.corpus`) under ``<workdir>/corpus/``,
    or reuses it when one of the same scale, seed, generator and registry is there.
 2. Runs our ingest (:func:`tasks.ingest.ingest.ingest_dataset` per registry entry, then
-   :func:`tasks.ingest.ingest.write_ingest_outputs`; no Prefect server) and then the reference reader
+   :func:`tasks.ingest.wiring.write_ingest_outputs`; no Prefect server) and then the reference reader
    (:mod:`benchmarks.reference_reader`), each in a fresh subprocess pinned to ``--cores`` CPUs,
    one after the other. Each child measures its own work time and peak RSS
    (``getrusage(RUSAGE_SELF).ru_maxrss``) and prints them as JSON; the parent, which imports
@@ -59,7 +59,9 @@ def run_ours(corpus_dir: Path, out_dir: Path) -> dict:
     """Ingest every paper dataset of the corpus with the platform's ingest functions."""
     imports_started = time.perf_counter()
     from tasks.core.registry import load_registry, select_datasets
-    from tasks.ingest.ingest import IngestOptions, ingest_dataset, write_ingest_outputs
+    from tasks.ingest.ingest import ingest_dataset
+    from tasks.ingest.options import IngestOptions
+    from tasks.ingest.wiring import write_ingest_outputs
 
     import_seconds = time.perf_counter() - imports_started
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -86,7 +88,7 @@ def run_ours(corpus_dir: Path, out_dir: Path) -> dict:
             "rejected": sum(row.get("records_rejected") or 0 for row in report.manifest),
         }
     outputs_started = time.perf_counter()
-    write_ingest_outputs(reports, out_dir, Path(options.metrics_file))
+    write_ingest_outputs(reports, out_dir)
     finished = time.perf_counter()
     return {
         "seconds": finished - started,

@@ -44,21 +44,23 @@ NO_PREFECT = {
     "noop": "pass",
     "ingest": (
         "from pathlib import Path; "
-        "from tasks.ingest.ingest import IngestOptions, ingest_dataset, write_ingest_outputs; "
+        "from tasks.ingest.ingest import ingest_dataset; from tasks.ingest.options import IngestOptions; "
+        "from tasks.ingest.wiring import write_ingest_outputs; "
         "from tasks.core.registry import load_registry, select_datasets; "
         "o = IngestOptions(raw_dir='raw', out_dir='ref/ingest', "
         "metrics_file='ref/ingest.json'); Path('ref/ingest/samples').mkdir(parents=True, exist_ok=True); "
         "r = [ingest_dataset(e, o, Path('ref/ingest/samples')) for e in select_datasets(load_registry(), o.datasets)]; "
-        "write_ingest_outputs(r, Path('ref/ingest'), Path(o.metrics_file))"
+        "write_ingest_outputs(r, Path('ref/ingest'))"
     ),
     "screen": (
         "from pathlib import Path; from tasks.core.label_names import load_synonyms; "
         "from tasks.core.schema import read_samples; "
-        "from tasks.screen.screening import ScreenOptions, screen, write_screen_outputs; "
+        "from tasks.screen.options import ScreenOptions; from tasks.screen.screening import screen; "
+        "from tasks.screen.wiring import write_screen_outputs; "
         "o = ScreenOptions(samples_dir='out/ingest/samples'); "
         "Path('ref/screen').mkdir(parents=True, exist_ok=True); "
         "write_screen_outputs(screen(read_samples(o.samples_dir), load_synonyms(o.synonyms_file), o), "
-        "Path('ref/screen'), Path('ref/screen.json'))"
+        "Path('ref/screen'))"
     ),
 }
 NOOP_FLOW = (

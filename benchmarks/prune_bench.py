@@ -47,7 +47,9 @@ import polars as pl
 
 from benchmarks.markdown import run_header, write_section
 from tasks.core.schema import STANDARDIZED_ENTITY_DTYPE, read_samples
-from tasks.prune.pruning import PruneOptions, prune, write_prune_outputs
+from tasks.prune.options import PruneOptions
+from tasks.prune.pruning import prune
+from tasks.prune.wiring import write_prune_outputs
 
 PAPER_TRAIN_SAMPLES = 1_419_161
 OUT = Path("benchmarks/out/prune")

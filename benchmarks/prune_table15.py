@@ -25,7 +25,10 @@ from dataclasses import replace
 import polars as pl
 
 from tasks.core.markdown import markdown_table
-from tasks.prune.pruning import PruneOptions, beside_paper, prune, read_split
+from tasks.prune.options import PruneOptions
+from tasks.prune.pruning import prune
+from tasks.prune.report import beside_paper
+from tasks.prune.wiring import read_split
 
 WITHIN = 10.0  # percent, the tolerance
 

@@ -28,7 +28,8 @@ from benchmarks.markdown import run_header, write_section
 from tasks.core.label_names import load_synonyms, normalize_label
 from tasks.core.registry import load_registry
 from tasks.core.schema import read_samples
-from tasks.ingest.ingest import IngestOptions, ingest_dataset
+from tasks.ingest.ingest import ingest_dataset
+from tasks.ingest.options import IngestOptions
 from tasks.screen.screening import screen
 
 REFERENCE_SAMPLE = 2000

@@ -27,8 +27,8 @@ import polars as pl
 
 from benchmarks.markdown import run_header, write_section
 from tasks.core.tracking import TrackingOptions
-from tasks.instruct.instruct import InstructOptions
-from tasks.train.training import TrainOptions
+from tasks.instruct.options import InstructOptions
+from tasks.train.options import TrainOptions
 
 OUT = Path("benchmarks/out/train")
 

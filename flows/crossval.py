@@ -13,16 +13,17 @@ import polars as pl
 from prefect import flow
 
 from flows.cli import Stage
-from tasks.core.params import ParamsError, load_section, to_options
+from tasks.core.params import ParamsError, load_options
 from tasks.core.tracking import TrackingOptions
-from tasks.crossval.crossval import RESULT_SCHEMA, CrossvalInputError, CrossvalOptions, crossval_metrics
+from tasks.crossval.crossval import RESULT_SCHEMA, CrossvalInputError, crossval_metrics
+from tasks.crossval.options import CrossvalOptions
 from tasks.crossval.wiring import log_to_mlflow, plan_run, run_jobs, show_results, task_runner, write_outputs
 
 
 @flow(name="crossval", log_prints=True)
 def crossval_flow(options: CrossvalOptions | None = None, tracking: TrackingOptions | None = None) -> dict:
     """Group datasets by label, train once per dataset, test on its peers, report and persist."""
-    options = options or to_options(CrossvalOptions, load_section("crossval"), "params.yaml crossval")
+    options = options or load_options(CrossvalOptions)
     plan = plan_run(options)
     fresh = run_jobs.with_options(task_runner=task_runner(options))(plan.todo, options) if plan.todo else []
     results = pl.concat([pl.DataFrame(schema=RESULT_SCHEMA), *plan.reused, *fresh]).sort(

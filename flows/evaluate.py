@@ -15,7 +15,7 @@ from pathlib import Path
 from prefect import flow
 
 from flows.cli import Stage
-from tasks.core.params import load_section, to_options
+from tasks.core.params import load_options
 from tasks.core.schema import parquet_rows
 from tasks.evaluate.generation import RunFileError, read_predictions
 from tasks.evaluate.options import EvaluateOptions
@@ -34,7 +34,7 @@ from tasks.evaluate.wiring import (
 @flow(name="evaluate", log_prints=True)
 def evaluate_flow(options: EvaluateOptions | None = None) -> dict:
     """Generate, score and analyse the test predictions; write outputs, metrics, plots and artifacts."""
-    options = options or to_options(EvaluateOptions, load_section("evaluate"), "params.yaml evaluate")
+    options = options or load_options(EvaluateOptions)
     samples = load_test_samples(options)
     generation = generate_task(samples, options) if options.generate else {}
     results = score_task(samples, read_predictions(Path(options.predictions_dir)), options)

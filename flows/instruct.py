@@ -1,40 +1,27 @@
-"""Instruct flow: ``python -m flows.instruct`` (the dvc.yaml stage after prune)."""
+"""Instruct flow: ``python -m flows.instruct`` (after prune; section 3.3's instruction data box)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from prefect import flow, task
-from prefect.artifacts import create_table_artifact
+from prefect import flow
 
 from flows.cli import Stage
 from tasks.core.files import staged_dir
-from tasks.core.params import ParamsError, load_section, to_options
+from tasks.core.params import ParamsError, load_options
 from tasks.core.schema import InvalidSamplesError
-from tasks.instruct.instruct import InstructError, InstructOptions, build_instruct_data, write_instruct_outputs
-
-
-@task(name="build-instructions")
-def build_instructions_task(options: InstructOptions):
-    """Prefect task: :func:`tasks.instruct.instruct.build_instruct_data`."""
-    return build_instruct_data(options)
+from tasks.instruct.instruct import InstructError
+from tasks.instruct.options import InstructOptions
+from tasks.instruct.wiring import build_instructions_task, show_results, write_instruct_outputs
 
 
 @flow(name="instruct", log_prints=True)
 def instruct_flow(options: InstructOptions | None = None) -> dict:
     """Build train and test prompts; write them and the metrics, swapping the output folder in whole."""
-    options = options or to_options(InstructOptions, load_section("instruct"), "params.yaml instruct")
-    train, test, metrics = build_instructions_task(options)
-    with staged_dir(options.out_dir) as staging:
-        write_instruct_outputs(train, test, metrics, staging, Path(options.metrics_file))
-
-    print(f"train prompts: {metrics['train']}")
-    print(f"test prompts: {metrics['test']}")
-    create_table_artifact(
-        key="instruct-counts",
-        table=[{"split": split, **metrics[split]} for split in ("train", "test")],
-        description="Prompts built, labels per prompt, entities kept and dropped (cap, label dropout)",
-    )
+    options = options or load_options(InstructOptions)
+    train, test, built = build_instructions_task(options)
+    with staged_dir(options.out_dir, options.metrics_file) as (staging, metrics):
+        write_instruct_outputs(train, test, staging)
+        metrics.update(built)
+    show_results(metrics)
     return metrics
 
 

@@ -11,8 +11,9 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.cli import Stage
 from tasks.core.files import write_atomic
-from tasks.core.params import ParamsError, load_section, to_options
-from tasks.report.report import ReportOptions, build_report, paper_section
+from tasks.core.params import ParamsError, load_options
+from tasks.report.options import ReportOptions
+from tasks.report.report import build_report, paper_section
 
 
 @flow(name="report", log_prints=True)
@@ -29,7 +30,7 @@ def report_flow(options: ReportOptions | None = None) -> str:
 
 
 def report_options() -> ReportOptions:
-    return to_options(ReportOptions, load_section("report"), "params.yaml report")
+    return load_options(ReportOptions)
 
 
 def print_paper_comparison() -> None:

@@ -14,7 +14,8 @@ from flows.cli import Stage
 from tasks.core.params import ParamsError, load_section, to_options
 from tasks.core.tracking import TrackingOptions, tracking_options
 from tasks.train.launcher import TrainJobError, run_job
-from tasks.train.training import TrainError, TrainOptions
+from tasks.train.options import TrainOptions
+from tasks.train.training import TrainError
 from tasks.train.wiring import publish
 
 

@@ -13,7 +13,8 @@ import yaml
 
 from tasks.core.registry import DatasetEntry
 from tasks.core.schema import read_samples
-from tasks.ingest.ingest import IngestOptions, ingest_dataset
+from tasks.ingest.ingest import ingest_dataset
+from tasks.ingest.options import IngestOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 

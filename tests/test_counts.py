@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tasks.core.counts import CountsError, funnel, stage_counts
-from tasks.prune.pruning import prune_counts
+from tasks.prune.report import prune_counts
 from tasks.report.report import funnel_section
 
 

@@ -20,7 +20,6 @@ from tasks.core.registry import load_registry, select_datasets
 from tasks.core.tracking import TrackingOptions
 from tasks.crossval.crossval import (
     CrossvalInputError,
-    CrossvalOptions,
     dataset_labels,
     label_groups,
     merged_keys,
@@ -29,6 +28,7 @@ from tasks.crossval.crossval import (
     span_scores,
     with_label_groups,
 )
+from tasks.crossval.options import CrossvalOptions
 from tasks.crossval.token_classification import (
     CASES,
     PACKAGED_ENCODER,
@@ -41,7 +41,8 @@ from tasks.crossval.token_classification import (
     word_tags,
 )
 from tasks.demo_corpus.generate import write_demo_corpus
-from tasks.ingest.ingest import IngestOptions, ingest_dataset
+from tasks.ingest.ingest import ingest_dataset
+from tasks.ingest.options import IngestOptions
 
 SYNONYMS = load_synonyms()
 # Enough to learn the demo's label policies in ~10 s per job on one thread.

@@ -5,7 +5,8 @@ from collections import Counter
 from tasks.core.registry import load_registry, select_datasets
 from tasks.core.schema import read_samples
 from tasks.demo_corpus.generate import write_demo_corpus
-from tasks.ingest.ingest import IngestOptions, ingest_dataset
+from tasks.ingest.ingest import ingest_dataset
+from tasks.ingest.options import IngestOptions
 
 
 def test_demo_corpus_ingests_with_zero_rejects(tmp_path):

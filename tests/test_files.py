@@ -50,18 +50,21 @@ def test_metrics_are_json_that_reads_back(tmp_path):
 
 
 def test_a_staged_folder_is_swapped_in_whole_or_not_at_all(tmp_path):
-    target = tmp_path / "stage"
-    with staged_dir(target) as staging:
+    target, metrics_file = tmp_path / "stage", tmp_path / "metrics" / "stage.json"
+    with staged_dir(target, metrics_file) as (staging, metrics):
         (staging / "a.txt").write_text("first")
-    with pytest.raises(RuntimeError), staged_dir(target) as staging:
+        metrics["samples_out"] = 1
+    with pytest.raises(RuntimeError), staged_dir(target, metrics_file) as (staging, metrics):
         (staging / "a.txt").write_text("second, half done")
+        metrics["samples_out"] = 2
         raise RuntimeError("stage failed")
     assert (target / "a.txt").read_text() == "first"  # the failed run changed nothing a reader sees
-    with staged_dir(target) as staging:  # a retry starts from an empty staging folder
+    assert json.loads(metrics_file.read_text()) == {"samples_out": 1}  # nor the metrics describing it
+    with staged_dir(target) as (staging, _):  # a retry starts from an empty staging folder
         assert list(staging.iterdir()) == []
         (staging / "b.txt").write_text("third")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["stage"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics", "stage"]
 
 
 def test_a_folder_can_be_written_atomically(tmp_path):

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tasks.core.params import to_options
-from tasks.crossval.crossval import CrossvalOptions
+from tasks.crossval.options import CrossvalOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"

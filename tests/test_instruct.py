@@ -12,13 +12,13 @@ from tasks.instruct.instruct import (
     INSTRUCT_SCHEMA,
     TEMPLATES,
     InstructError,
-    InstructOptions,
     build_prompt,
     build_split,
     choose_label_set,
     dataset_label_sets,
     format_answer,
 )
+from tasks.instruct.options import InstructOptions
 
 EN_TYPES = ["person", "location", "organization", "date", "event", "product", "money", "law"]
 
@@ -243,7 +243,8 @@ def standardized_options(tmp_path: Path, **options) -> InstructOptions:
 
 
 def test_a_training_set_holding_a_held_out_dataset_is_refused(tmp_path):
-    from tasks.instruct.instruct import InstructError, build_instruct_data
+    from tasks.instruct.instruct import InstructError
+    from tasks.instruct.wiring import build_instruct_data
 
     samples, tests = standardized_train_and_test(tmp_path)
     options = standardized_options(
@@ -293,7 +294,7 @@ def test_flow_writes_train_and_test_prompts(tmp_path):
 
 
 def test_bad_options_and_missing_input_are_refused_early(tmp_path):
-    from tasks.instruct.instruct import build_instruct_data
+    from tasks.instruct.wiring import build_instruct_data
 
     with pytest.raises(ValueError, match="variant"):
         InstructOptions(variant="chain-of-thought")

@@ -18,7 +18,7 @@ from flows.train import train_flow
 from tasks.core.tracking import TrackingOptions
 from tasks.instruct.instruct import INSTRUCT_SCHEMA, build_prompt, format_answer
 from tasks.train.launcher import TrainJobError, launch_command
-from tasks.train.training import TrainOptions
+from tasks.train.options import TrainOptions
 
 pytestmark = pytest.mark.integration
 

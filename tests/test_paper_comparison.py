@@ -3,8 +3,9 @@
 import polars as pl
 import pytest
 
+from tasks.report.options import ReportOptions
 from tasks.report.paper_comparison import PaperInputs, compare, is_real_run
-from tasks.report.report import ReportOptions, build_report
+from tasks.report.report import build_report
 
 MANIFEST = [  # dataset, split, lang, role, samples, types, then the paper's types, raw train, pruned train, test
     ("conll2003", "train", "en", "train", 14041, 4, 4, 12613, 1069, 3184),

@@ -22,9 +22,12 @@ from tasks.core.embeddings import Embedder
 from tasks.core.params import ParamsError, to_options
 from tasks.core.registry import load_registry
 from tasks.core.schema import STANDARDIZED_SCHEMA, SampleWriter, read_samples
-from tasks.ingest.ingest import IngestOptions, ingest_dataset
-from tasks.prune.pruning import PRUNED_SCHEMA, PruneOptions, mean_pairwise_cosine, prune, sample_types
-from tasks.standardize.standardize import StandardizeOptions, standardize_dataset
+from tasks.ingest.ingest import ingest_dataset
+from tasks.ingest.options import IngestOptions
+from tasks.prune.options import PruneOptions
+from tasks.prune.pruning import PRUNED_SCHEMA, mean_pairwise_cosine, prune, sample_types
+from tasks.standardize.options import StandardizeOptions
+from tasks.standardize.standardize import standardize_dataset
 from tasks.standardize.taxonomy import label_map_table, load_taxonomy, type_names_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,10 +224,12 @@ def test_diversity_keeps_less_similar_samples_than_random_per_type(real_samples,
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        ({"k": 0}, "k must be an integer >= 1"),
-        ({"b": 3}, r"b must be in \[-1, 1\]"),
-        ({"strategy": "best"}, "strategy must be one of diversity, threshold, random_per_type, random"),
-        ({"precision": "fp16"}, "precision must be one of auto, float32, bfloat16, not 'fp16'"),
+        ({"k": 0}, "k must be >= 1, not 0"),
+        ({"k": "10"}, "k must be a number >= 1, not '10'"),
+        ({"b": 3}, "b must be <= 1, not 3"),
+        ({"strategy": "best"}, r"strategy must be one of \['diversity', 'threshold', 'random_per_type', 'random'\]"),
+        ({"precision": "fp16"}, r"precision must be one of \['auto', 'float32', 'bfloat16'\], not 'fp16'"),
+        ({"scaling_strategies": ["random", "best"]}, "scaling_strategies must be one of"),
         (
             {"model": "no-such-org/no-such-model"},
             "model: embedding model 'no-such-org/no-such-model' is not available offline",
@@ -249,7 +254,7 @@ def test_stage_refuses_bad_params_naming_the_key(tmp_path):
         timeout=300,
     )
     assert result.returncode == 1
-    assert "params.yaml prune: k must be an integer >= 1, not 0" in result.stderr
+    assert "params.yaml prune: k must be >= 1, not 0" in result.stderr
     assert "no train.parquet" not in result.stderr, "the params are checked before the input is looked for"
 
 

@@ -16,7 +16,8 @@ from tasks.core.registry import load_registry
 from tasks.core.schema import read_samples
 from tasks.formats.bio import write_bio
 from tasks.formats.readers import FormatSpec, read_file
-from tasks.ingest.ingest import IngestOptions, ingest_dataset
+from tasks.ingest.ingest import ingest_dataset
+from tasks.ingest.options import IngestOptions
 
 REGISTRY = load_registry()
 REAL = [

@@ -19,7 +19,8 @@ import yaml
 
 from tasks.core.registry import load_registry, select_datasets
 from tasks.demo_corpus.generate import write_demo_corpus
-from tasks.ingest.ingest import IngestOptions, ingest_dataset
+from tasks.ingest.ingest import ingest_dataset
+from tasks.ingest.options import IngestOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = {

@@ -13,7 +13,8 @@ from tasks.evaluate.answers import occurrences
 from tasks.evaluate.report import flat_metrics
 from tasks.evaluate.scoring import averages, parse_predictions, score
 from tasks.formats.bio import bio_tags, tokenize
-from tasks.ingest.ingest import IngestOptions, ingest_dataset
+from tasks.ingest.ingest import ingest_dataset
+from tasks.ingest.options import IngestOptions
 
 
 def sample(sample_id, text, gold, prediction, dataset="demo", lang="en", label_set=("person", "location")):

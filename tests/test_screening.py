@@ -10,8 +10,10 @@ from tasks.core.label_names import SynonymsError, load_synonyms, normalize_label
 from tasks.core.registry import load_registry, select_datasets
 from tasks.core.schema import POLARS_SCHEMA, read_samples
 from tasks.demo_corpus.generate import write_demo_corpus
-from tasks.ingest.ingest import IngestOptions, ingest_dataset
-from tasks.screen.screening import ScreenOptions, screen
+from tasks.ingest.ingest import ingest_dataset
+from tasks.ingest.options import IngestOptions
+from tasks.screen.options import ScreenOptions
+from tasks.screen.screening import screen
 
 SYNONYMS = load_synonyms()
 

@@ -14,8 +14,10 @@ import yaml
 from tasks.core.registry import load_registry, select_datasets
 from tasks.core.schema import ENTITY_DTYPE, STANDARDIZED_SCHEMA, read_samples, with_nested_flag, write_samples
 from tasks.demo_corpus.generate import write_demo_corpus
-from tasks.ingest.ingest import IngestOptions, ingest_dataset
-from tasks.standardize.standardize import StandardizeOptions, standardize_dataset
+from tasks.ingest.ingest import ingest_dataset
+from tasks.ingest.options import IngestOptions
+from tasks.standardize.options import StandardizeOptions
+from tasks.standardize.standardize import standardize_dataset
 from tasks.standardize.taxonomy import TAXONOMY_DIR, label_map_table, load_taxonomy, type_names_table
 
 ROOT = Path(__file__).resolve().parents[1]

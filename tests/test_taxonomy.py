@@ -8,7 +8,8 @@ import yaml
 
 from tasks.core.registry import load_registry, select_datasets
 from tasks.demo_corpus.generate import write_demo_corpus
-from tasks.ingest.ingest import IngestOptions, ingest_dataset
+from tasks.ingest.ingest import ingest_dataset
+from tasks.ingest.options import IngestOptions
 from tasks.standardize.taxonomy import TAXONOMY_DIR, check_taxonomy, load_taxonomy, main
 
 

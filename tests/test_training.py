@@ -7,17 +7,15 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
+from tasks.train.options import RECIPES_DIR, TrainOptions, load_recipe
 from tasks.train.training import (
     DEMO_MODEL_DIR,
     IGNORE_INDEX,
-    RECIPES_DIR,
     PaddingCollator,
     TrainError,
-    TrainOptions,
     apply_lora,
     build_demo_model,
     load_base_model,
-    load_recipe,
     load_tokenizer,
     lora_targets,
     pack_rows,

@@ -8,7 +8,8 @@ Four mechanisms, each written once:
 - :func:`write_atomic` writes a table, text or a metrics dict through :func:`atomic_path`;
   :func:`write_metrics` is the one format of every stage's metrics JSON.
 - :func:`staged_dir` yields an empty ``<target>.staging`` folder and swaps it in for ``target``
-  whole when the block succeeds, so a stage's outputs are all from one run.
+  whole when the block succeeds, so a stage's outputs are all from one run; the stage's metrics,
+  filled in during the block, are written after the swap (:func:`publish_dir`).
 - A resume marker: :func:`fingerprint_of` digests what a piece of work depends on, :func:`mark`
   records it beside the finished work and :func:`is_marked` tells a rerun whether that work can
   be kept (cross-validation jobs, training checkpoints, generated predictions).
@@ -97,18 +98,28 @@ def write_metrics(metrics: dict, path: Path | str) -> Path:
 
 
 @contextmanager
-def staged_dir(target: Path | str) -> Iterator[Path]:
-    """Yield an empty ``<target>.staging`` folder; swap it in for ``target`` whole if the block succeeds.
+def staged_dir(target: Path | str, metrics_file: Path | str | None = None) -> Iterator[tuple[Path, dict]]:
+    """Yield an empty ``<target>.staging`` folder and a metrics dict to fill; swap the folder in whole on success.
 
-    The staging folder of a failed or killed run is removed by the next run, so a retry starts
-    clean; ``target`` keeps the previous run's complete outputs until the swap.
+    The metrics are part of the staged output: they are written to ``metrics_file`` only after the
+    swap, so a metrics file never describes outputs that are not in place. The staging folder of
+    a failed or killed run is removed by the next run, so a retry starts clean; ``target`` keeps
+    the previous run's complete outputs until the swap.
     """
     target = Path(target)
     staging = target.with_name(target.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    yield staging
+    metrics: dict = {}
+    yield staging, metrics
+    publish_dir(staging, target, metrics, metrics_file)
+
+
+def publish_dir(staging: Path, target: Path | str, metrics: dict, metrics_file: Path | str | None) -> None:
+    """Swap a fully written ``staging`` folder in for ``target``, then write ``metrics`` to ``metrics_file``."""
     replace_dir(staging, target)
+    if metrics_file is not None:
+        write_metrics(metrics, metrics_file)
 
 
 def replace_dir(staging: Path, target: Path) -> None:

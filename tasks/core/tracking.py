@@ -24,17 +24,19 @@ from pathlib import Path
 import mlflow
 import yaml
 
-from tasks.core.params import PARAMS_FILE, load_section, to_options
+from tasks.core.params import PARAMS_FILE, load_section, option, options, to_options
 
 PIPELINE_KEY_TAG = "pipeline_key"
 
 
-@dataclass(frozen=True)
+@options("mlflow")
 class TrackingOptions:
-    tracking_uri: str = "sqlite:///mlflow.db"
-    experiment: str = "ner-pipeline"
-    enabled: bool = True
-    system_metrics: bool = False  # CPU/GPU/memory curves per run (a sampling thread)
+    """The ``mlflow`` section of params.yaml."""
+
+    tracking_uri: str = option("sqlite:///mlflow.db, or a server: http://127.0.0.1:5000")
+    experiment: str = option("the MLflow experiment every run goes to")
+    enabled: bool = option("false: no MLflow runs at all")
+    system_metrics: bool = option("CPU/GPU/memory curves per run (a sampling thread)")
 
 
 def resolved_tracking_uri(uri: str) -> str:

@@ -24,7 +24,7 @@ import functools
 import hashlib
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +35,9 @@ from tasks.core.files import fingerprint_of, is_marked, mark, write_atomic
 from tasks.core.label_names import label_keys, shared_label_pairs
 from tasks.core.progress import Progress
 from tasks.core.schema import first_split, parquet_rows, read_samples
+from tasks.crossval.options import CrossvalOptions
 from tasks.crossval.token_classification import (
-    HEADS,
     PACKAGED_ENCODER,
-    TrainingConfig,
     encoder_path,
     predict_spans,
     prediction_batches,
@@ -46,7 +45,6 @@ from tasks.crossval.token_classification import (
     training_steps,
 )
 
-RUNNERS = ("local", "dask", "sequential")
 RESULT_SCHEMA = pl.Schema(
     {
         "train_dataset": pl.String,
@@ -75,89 +73,6 @@ GROUP_SCHEMA = pl.Schema({"label_group": pl.String, "dataset": pl.String, "label
 
 class CrossvalInputError(ValueError):
     """Missing or unusable input, found before any training starts."""
-
-
-@dataclass(frozen=True)
-class CrossvalOptions:
-    """The ``crossval`` section of params.yaml."""
-
-    samples_dir: str = "data/ingest/samples"
-    label_counts_file: str = "data/ingest/label_counts.parquet"
-    manifest_file: str = "data/ingest/manifest.parquet"  # each dataset's language
-    synonyms_file: str = "tasks/catalog/taxonomy/synonyms.yaml"
-    out_dir: str = "data/crossval"  # results.parquet, groups.parquet, f1_pairs.csv, heatmaps/, jobs/
-    metrics_file: str = "data/metrics/crossval.json"
-    datasets: str | list = "all"  # "all" or a list of dataset names
-    label_embedding_threshold: float | None = None  # e.g. 0.8: also merge label keys whose names embed this close
-    cross_language: bool = False  # false: groups are per language, "person (en)" and "person (zh)", as in figure 2
-    train_splits: list = field(default_factory=lambda: ["train", "dev"])  # first present is trained on
-    test_splits: list = field(default_factory=lambda: ["test", "dev"])  # first present is tested on
-    encoder: str = PACKAGED_ENCODER  # or a local path / cached hub name: bert-base-cased, bert-base-chinese
-    head: str = "linear"  # linear | crf
-    max_length: int = 128
-    epochs: int = 2
-    batch_size: int = 16
-    learning_rate: float = 3e-4
-    freeze_word_embeddings: bool = True
-    # characters the encoder reads as [UNK] (most Chinese ones for MiniLM) get trainable rows
-    extend_vocabulary: bool = True
-    case_feature: bool = True  # each token's case (lower, Title, UPPER) embedded: the packaged MiniLM is uncased
-    max_train_samples: int = 300  # sampled with ``seed``; 0: all
-    max_test_samples: int = 200  # per peer; 0: all
-    seed: int = 0
-    runner: str = "local"  # local: Dask LocalCluster of worker processes | dask: existing scheduler | sequential
-    workers: int = 2  # local worker processes (one per GPU when there are GPUs)
-    address: str | None = None  # dask scheduler, e.g. tcp://10.0.0.5:8786
-    job_resources: dict = field(default_factory=dict)  # dask resources per job, e.g. {"GPU": 1}
-    torch_threads: int = 0  # per job; 0: the machine's cores divided by ``workers``
-    device: str = "auto"  # auto: a GPU when present (worker i takes GPU i), else cpu
-    retries: int = 1
-    retry_delay_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        checks = {
-            "runner": (self.runner in RUNNERS, f"must be one of {RUNNERS}"),
-            "head": (self.head in HEADS, f"must be one of {HEADS}"),
-            "address": (self.runner != "dask" or bool(self.address), "is required when runner is dask"),
-            "datasets": (
-                self.datasets == "all" or (isinstance(self.datasets, list) and len(self.datasets) >= 2),
-                "must be 'all' or a list of at least 2 names",
-            ),
-            "label_embedding_threshold": (
-                self.label_embedding_threshold is None or 0 < self.label_embedding_threshold <= 1,
-                "must be in (0, 1]",
-            ),
-            "train_splits": (bool(self.train_splits), "must name at least one split"),
-            "test_splits": (bool(self.test_splits), "must name at least one split"),
-            "job_resources": (isinstance(self.job_resources, dict), "must be a mapping like {GPU: 1}"),
-        }
-        for name in ("max_length", "epochs", "batch_size", "workers"):
-            checks[name] = (getattr(self, name) >= 1, "must be >= 1")
-        for name in ("max_train_samples", "max_test_samples", "torch_threads", "retries", "retry_delay_s"):
-            checks[name] = (getattr(self, name) >= 0, "must be >= 0")
-        checks["learning_rate"] = (self.learning_rate > 0, "must be > 0")
-        for name, (ok, reason) in checks.items():
-            if not ok:
-                raise ValueError(f"{name} {reason}, not {getattr(self, name)!r}")
-
-    @property
-    def training(self) -> TrainingConfig:
-        return TrainingConfig(
-            encoder=self.encoder,
-            head=self.head,
-            max_length=self.max_length,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            seed=self.seed,
-            freeze_word_embeddings=self.freeze_word_embeddings,
-            extend_vocabulary=self.extend_vocabulary,
-            case_feature=self.case_feature,
-        )
-
-    @property
-    def jobs_dir(self) -> Path:
-        return Path(self.out_dir) / "jobs"
 
 
 @dataclass(frozen=True)

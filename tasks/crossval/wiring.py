@@ -26,7 +26,6 @@ from tasks.core.progress import Progress
 from tasks.core.tracking import TrackingOptions, stage_run
 from tasks.crossval.crossval import (
     CrossvalInputError,
-    CrossvalOptions,
     JobSpec,
     dataset_labels,
     f1_pairs,
@@ -41,6 +40,7 @@ from tasks.crossval.crossval import (
     run_job,
     with_label_groups,
 )
+from tasks.crossval.options import CrossvalOptions
 from tasks.crossval.token_classification import encoder_available
 
 
@@ -163,7 +163,7 @@ def write_outputs(results: pl.DataFrame, groups: pl.DataFrame, options: Crossval
     write_atomic(groups, out_dir / "groups.parquet")
     write_atomic(f1_pairs(results), out_dir / "f1_pairs.csv")
     names = results["label_group"].unique().sort().to_list()
-    with staged_dir(out_dir / "heatmaps") as staging, Progress(len(names), "heatmaps", unit="group") as progress:
+    with staged_dir(out_dir / "heatmaps") as (staging, _), Progress(len(names), "heatmaps", unit="group") as progress:
         for group in names:
             heatmap_png(results, group, staging / f"{file_stem(group)}.png")
             progress.update()

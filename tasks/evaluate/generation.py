@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.core.files import fingerprint_of, is_marked, mark, write_atomic
+from tasks.core.params import shipped_default
 from tasks.core.progress import Progress
 
 BACKENDS = ("hf", "vllm", "auto")
@@ -56,19 +57,14 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class GenerationOptions:
-    batch_size: int = 8
-    max_new_tokens: int = 256
-    sort_by_length: bool = True
-    chunk_size: int = 64  # samples per part file: the most work a kill can lose
-    backend: str = "auto"  # hf | vllm | auto (vllm where installed and a GPU is present)
-    torch_threads: int = 0  # 0: torch's default
+    """The decoding knobs, a part of the evaluate section: their defaults, help and checks are EvaluateOptions'."""
 
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
-        for name in ("batch_size", "max_new_tokens", "chunk_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
+    batch_size: int = shipped_default("evaluate", "batch_size")
+    max_new_tokens: int = shipped_default("evaluate", "max_new_tokens")
+    sort_by_length: bool = shipped_default("evaluate", "sort_by_length")
+    chunk_size: int = shipped_default("evaluate", "chunk_size")  # samples per part file: the most work a kill can lose
+    backend: str = shipped_default("evaluate", "backend")  # vllm where installed and a GPU is present
+    torch_threads: int = shipped_default("evaluate", "torch_threads")
 
 
 def load_run_spec(path: Path) -> RunSpec:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from tasks.core.params import option, options
 from tasks.evaluate.generation import (
+    BACKENDS,
     GenerationOptions,
 )
 from tasks.evaluate.scoring import (
@@ -17,37 +17,30 @@ PROMPT_VARIANTS = ("dataset", "errta")
 TEST_COLUMNS = ["sample_id", "dataset", "lang", "text", "prompt", "label_set", "entities"]
 
 
-@dataclass(frozen=True)
+@options("evaluate")
 class EvaluateOptions:
     """The ``evaluate`` section of params.yaml."""
 
-    test_file: str = "data/instruct/test.parquet"
-    run_file: str = "data/train/run.json"
-    out_dir: str = "data/evaluate"
-    predictions_dir: str = "data/evaluate/predictions"  # resumable parts; keep it across runs (dvc: persist)
-    metrics_file: str = "data/metrics/evaluate.json"
-    plots_dir: str = "data/plots"
-    generate: bool = True  # false: score the parts already in predictions_dir
-    prompt_variant: str = "dataset"  # dataset: the test file's prompt | errta: OmniNER Figure 2 guidance in front
-    datasets: list[str] = field(default_factory=list)  # empty: every dataset of the test file
-    max_samples_per_dataset: int = 0  # 0: all; a cap for smoke runs
-    primary_mode: str = "string"  # string (the paper's evaluator) | span
-    examples_per_type: int = 5
-    batch_size: int = 8
-    max_new_tokens: int = 256
-    sort_by_length: bool = True
-    chunk_size: int = 64
-    backend: str = "auto"  # hf | vllm | auto
-    torch_threads: int = 0
-
-    def __post_init__(self) -> None:
-        if self.prompt_variant not in PROMPT_VARIANTS:
-            raise ValueError(f"prompt_variant must be one of {PROMPT_VARIANTS}, not {self.prompt_variant!r}")
-        if self.primary_mode not in MODES:
-            raise ValueError(f"primary_mode must be one of {MODES}, not {self.primary_mode!r}")
-        if self.max_samples_per_dataset < 0 or self.examples_per_type < 0:
-            raise ValueError("max_samples_per_dataset and examples_per_type must be >= 0")
-        self.generation()  # validates the decoding knobs
+    test_file: str = option("the instruct stage's test prompts")
+    run_file: str = option("the train stage's run.json: which base model and adapter answer")
+    out_dir: str = option("predictions, score and ERRTA tables, report.md")
+    predictions_dir: str = option("resumable parts; keep it across runs (dvc: persist)")
+    metrics_file: str = option("the stage's counts, F1 and ERRTA totals, for dvc metrics")
+    plots_dir: str = option("the two plot CSVs for dvc plots")
+    generate: bool = option("false: score the parts already in predictions_dir")
+    prompt_variant: str = option(
+        "dataset: the test file's prompt | errta: OmniNER Figure 2 guidance in front", choices=PROMPT_VARIANTS
+    )
+    datasets: list[str] = option("empty: every dataset of the test file")
+    max_samples_per_dataset: int = option("0: all; a cap for smoke runs", at_least=0)
+    primary_mode: str = option("string (the paper's evaluator) | span", choices=MODES)
+    examples_per_type: int = option("ERRTA examples kept per error type and category", at_least=0)
+    batch_size: int = option("prompts generated together", at_least=1)
+    max_new_tokens: int = option("longest answer generated", at_least=1)
+    sort_by_length: bool = option("batches of similar prompt length (less padding)")
+    chunk_size: int = option("predictions per resumable part", at_least=1)
+    backend: str = option("hf | vllm | auto", choices=BACKENDS)
+    torch_threads: int = option("CPU threads; 0: torch's default", at_least=0)
 
     def generation(self) -> GenerationOptions:
         return GenerationOptions(

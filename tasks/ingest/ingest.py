@@ -17,14 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-from prefect import task
 
-from tasks.core.counts import stage_counts
-from tasks.core.files import write_metrics
 from tasks.core.registry import DatasetEntry
 from tasks.core.schema import REJECT_SCHEMA, SampleWriter, sample_problems, with_nested_flag
 from tasks.formats.readers import REJECT_COLUMNS as READER_REJECT_COLUMNS
 from tasks.formats.readers import FormatSpec, ParsedBatch, UnreadableFileError, likely_cause, read_file
+from tasks.ingest.options import IngestOptions
 
 MANIFEST_SCHEMA = {
     "dataset": pl.String,
@@ -49,33 +47,6 @@ MANIFEST_SCHEMA = {
 }
 REJECT_COLUMNS = pl.Schema(pl.from_arrow(REJECT_SCHEMA.empty_table()).schema)
 LABEL_COUNT_SCHEMA = {"dataset": pl.String, "split": pl.String, "label": pl.String, "count": pl.Int64}
-
-
-@dataclass(frozen=True)
-class IngestOptions:
-    """The ``ingest`` section of params.yaml."""
-
-    raw_dir: str = "data/raw/demo"
-    datasets: str | list[str] = "demo"  # demo | paper | all | [names]
-    private_registry_dir: str | None = None  # a folder of entries added to the built-in registry (same name: overrides)
-    out_dir: str = "data/ingest"
-    metrics_file: str = "data/metrics/ingest.json"
-    require_all: bool = False  # a selected dataset without raw files fails the stage
-    fail_on_error: bool = True  # a dataset whose file cannot be read fails the stage (after the others)
-    on_broken_tags: str = "reject"  # reject the sentence | repair (conlleval reading: a stray I- starts an entity)
-    max_reject_share: float = 0.2  # more rejects than this share of a file's records fail its dataset (wrong format?)
-    min_rejects_to_fail: int = 10  # ... if they are this many: a few bad records in a tiny file are not a wrong format
-    batch_mb: int = 16
-
-    def __post_init__(self) -> None:
-        if self.on_broken_tags not in ("reject", "repair"):
-            raise ValueError(f"on_broken_tags must be reject or repair, not {self.on_broken_tags!r}")
-        if not 0 <= self.max_reject_share <= 1:
-            raise ValueError(f"max_reject_share must be between 0 and 1, not {self.max_reject_share}")
-        if self.min_rejects_to_fail < 1:
-            raise ValueError(f"min_rejects_to_fail must be >= 1, not {self.min_rejects_to_fail}")
-        if self.batch_mb < 1:
-            raise ValueError(f"batch_mb must be >= 1, not {self.batch_mb}")
 
 
 @dataclass
@@ -251,54 +222,3 @@ def _manifest_base(entry: DatasetEntry, split: str | None, path: Path) -> dict:
         "paper_pruned_train": entry.paper.get("pruned_train"),
         "paper_test": entry.paper.get("test"),
     }
-
-
-def write_ingest_outputs(reports: list[DatasetReport], staging: Path, metrics_file: Path) -> pl.DataFrame:
-    """Write manifest, rejects and label counts into ``staging`` and the DVC metrics; return the manifest."""
-    manifest = pl.DataFrame(
-        [row for report in reports for row in report.manifest], schema=MANIFEST_SCHEMA, strict=False
-    )
-    manifest.write_parquet(staging / "manifest.parquet", compression="zstd")
-    pl.concat([report.rejects for report in reports]).write_parquet(staging / "rejects.parquet", compression="zstd")
-    pl.concat([report.label_counts for report in reports]).write_parquet(
-        staging / "label_counts.parquet", compression="zstd"
-    )
-    ok = manifest.filter(pl.col("status") == "ok")
-    metrics = {
-        "datasets_ok": len({r.dataset for r in reports if r.status == "ok"}),
-        "datasets_missing": sum(r.status == "missing" for r in reports),
-        "datasets_failed": sum(r.status == "failed" for r in reports),
-        "warnings": manifest["warning"].is_not_null().sum(),
-        **stage_counts(
-            "ingest",
-            samples_in=int(ok["records_read"].sum()),
-            samples_out=int(ok["samples_written"].sum()),
-            dropped={"invalid_record": int(ok["records_rejected"].sum())},  # each with its reason in rejects.parquet
-        ),
-        "entities_out": int(ok["entities"].sum()),
-    }
-    write_metrics(metrics, metrics_file)
-    return manifest
-
-
-def summary_table(manifest: pl.DataFrame) -> pl.DataFrame:
-    """The per dataset and split view shown to people: what was written beside the paper's counts."""
-    return manifest.select(
-        "dataset",
-        "split",
-        "status",
-        "samples_written",
-        "entities",
-        "types",
-        "records_rejected",
-        "paper_raw_train",
-        "paper_test",
-        "error",
-        "warning",
-    ).sort("dataset", "split", nulls_last=True)
-
-
-@task(name="ingest-dataset", task_run_name="ingest-{entry.name}", retries=0)
-def ingest_dataset_task(entry: DatasetEntry, options: IngestOptions, samples_dir: Path) -> DatasetReport:
-    """Prefect task: :func:`ingest_dataset` for one registry entry."""
-    return ingest_dataset(entry, options, samples_dir)

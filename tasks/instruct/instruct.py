@@ -32,22 +32,18 @@ regularization: the dataset's full label set, in order.
 
 from __future__ import annotations
 
-import glob
 import random
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import yaml
 
-from tasks.core.counts import stage_counts
-from tasks.core.files import write_metrics
-from tasks.core.registry import TRAINING_ROLES, RegistryError, ingested_datasets, select_datasets
-from tasks.core.schema import ENTITY_TYPE, PARQUET_OPTIONS, STANDARDIZED_SCHEMA, first_split, read_samples
+from tasks.core.registry import TRAINING_ROLES, RegistryError, ingested_datasets
+from tasks.core.schema import ENTITY_TYPE
+from tasks.instruct.options import InstructOptions
 
-VARIANTS = ("zero-shot", "guidelines", "few-shot")
 _FORMAT_EN = 'The answer format should be "entity label: entity; entity label: entity".'
 _FORMAT_ZH = '答案格式为 "实体标签: 实体; 实体标签: 实体"。'
 TEMPLATES: dict[tuple[str, str], str] = {
@@ -104,44 +100,6 @@ INSTRUCT_SCHEMA = pa.schema(
 
 class InstructError(ValueError):
     """Bad instruct input or options; the message names the file or sample and the reason."""
-
-
-@dataclass(frozen=True)
-class InstructOptions:
-    """The ``instruct`` section of params.yaml."""
-
-    train_input: str = "data/prune/train.parquet"  # a file, directory or glob of STANDARDIZED samples
-    test_samples_dir: str = "data/standardize/samples"  # <dataset>/test.parquet of each evaluation dataset
-    test_datasets: str | list[str] = "demo"  # registry selection: demo | ood_test | paper | all | names
-    manifest_file: str = "data/ingest/manifest.parquet"  # which datasets were ingested, and their registry roles
-    out_dir: str = "data/instruct"
-    metrics_file: str = "data/metrics/instruct.json"
-    variant: str = "zero-shot"  # zero-shot | guidelines | few-shot (figures 9, 10, 11)
-    regularize: bool = True  # false: none of the three below (baseline, in-domain)
-    dynamic_label_set: bool = True
-    max_labels_in_prompt: int = 20
-    label_dropout: float = 0.1
-    label_shuffle: bool = True
-    dataset_names_in_prompt: bool = False  # ablation "w/ dataset names" (training prompts only)
-    few_shot_examples: int = 3  # few-shot variant: solved examples per prompt
-    guidelines_file: str | None = None  # guidelines variant: YAML {label: description}
-    max_test_samples_per_dataset: int | None = None  # a seeded subset per dataset; null: all
-    test_splits: list[str] = field(default_factory=lambda: ["test", "dev"])  # first present is evaluated (CLUENER: dev)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, not {self.variant!r}")
-        if not 0.0 <= self.label_dropout < 1.0:
-            raise ValueError(f"label_dropout must be in [0, 1), not {self.label_dropout}")
-        if self.max_labels_in_prompt < 1:
-            raise ValueError(f"max_labels_in_prompt must be >= 1, not {self.max_labels_in_prompt}")
-        if self.variant == "few-shot" and self.few_shot_examples < 1:
-            raise ValueError("the few-shot variant needs few_shot_examples >= 1")
-        if self.variant == "guidelines" and not self.guidelines_file:
-            raise ValueError("the guidelines variant needs guidelines_file (YAML: label -> description)")
-        if self.max_test_samples_per_dataset is not None and self.max_test_samples_per_dataset < 1:
-            raise ValueError("max_test_samples_per_dataset must be >= 1 or null")
 
 
 def format_answer(pairs: list[tuple[str, str]]) -> str:
@@ -338,54 +296,6 @@ def _answer_within(entities: list[dict], label_set: list[str]) -> str:
     return format_answer([(entity["label"], entity["mention"]) for entity in entities if entity["label"] in label_set])
 
 
-def evaluation_datasets(options: InstructOptions) -> list[str]:
-    """Names of the ingested evaluation datasets: a selection (``ood_test``, ``demo``, ...) or a list of names."""
-    try:
-        return sorted(
-            entry.name for entry in select_datasets(ingested_datasets(options.manifest_file), options.test_datasets)
-        )
-    except RegistryError as error:
-        raise InstructError(f"instruct.test_datasets: {error}") from error
-
-
-def read_test_inputs(options: InstructOptions) -> tuple[pl.DataFrame, dict[str, list[str]], dict[str, list[dict]], int]:
-    """Test samples of every evaluation dataset, each dataset's full label set, few-shot pools, and
-    how many test samples ``max_test_samples_per_dataset`` left out.
-
-    A dataset is tested on the first of ``test_splits`` it has; its label set is every type in
-    any of its splits; few-shot examples come from its train split when there is one.
-    """
-    root = Path(options.test_samples_dir)
-    names = evaluation_datasets(options)
-    found = {name: first_split(root, name, options.test_splits) for name in names}
-    missing = [name for name, split in found.items() if split is None]
-    if missing:
-        raise InstructError(f"{root}: none of the splits {options.test_splits} for evaluation datasets {missing}")
-    tests, label_sets, pools, capped = [], {}, {}, 0
-    for name in names:
-        every_split = read_samples(root / name, STANDARDIZED_SCHEMA)
-        label_sets[name] = dataset_label_sets(every_split).get(name, [])
-        test = every_split.filter(pl.col("split") == found[name][0])
-        if options.max_test_samples_per_dataset is not None and test.height > options.max_test_samples_per_dataset:
-            capped += test.height - options.max_test_samples_per_dataset
-            test = test.sample(options.max_test_samples_per_dataset, seed=options.seed).sort("record")
-        tests.append(test)
-        pools[name] = every_split.filter(pl.col("split") == "train").to_dicts()
-    return pl.concat(tests), label_sets, pools, capped
-
-
-def read_train_input(options: InstructOptions) -> pl.DataFrame:
-    """The training samples from a file, a directory or a glob (``data/standardize/samples/*/train.parquet``)."""
-    pattern = options.train_input
-    files = sorted(map(Path, glob.glob(pattern))) if glob.has_magic(pattern) else [Path(pattern)]
-    if not files or not all(file.exists() for file in files):
-        raise InstructError(f"instruct.train_input {pattern}: no such file, directory or matching files")
-    samples = pl.concat([read_samples(file, STANDARDIZED_SCHEMA) for file in files])
-    if samples.height == 0:
-        raise InstructError(f"instruct.train_input {pattern}: no samples")
-    return samples
-
-
 def refuse_held_out(train: pl.DataFrame, test: pl.DataFrame, manifest_file: str) -> None:
     """InstructError unless every training sample comes from a training-role dataset and none is a test sample."""
     try:
@@ -407,39 +317,3 @@ def refuse_held_out(train: pl.DataFrame, test: pl.DataFrame, manifest_file: str)
         raise InstructError(
             f"{shared.height} training samples are also evaluation samples, e.g. {shared['sample_id'][0]}"
         )
-
-
-def build_instruct_data(options: InstructOptions) -> tuple[pa.Table, pa.Table, dict]:
-    """Train and test tables plus metrics; every input is read and checked before any prompt is built."""
-    guidelines = load_guidelines(options.guidelines_file) if options.guidelines_file else None
-    train_samples = read_train_input(options)
-    test_samples, test_label_sets, test_pools, capped = read_test_inputs(options)
-    refuse_held_out(train_samples, test_samples, options.manifest_file)
-    train_label_sets = dataset_label_sets(train_samples)
-    train_pools = {dataset: group.to_dicts() for (dataset,), group in train_samples.group_by("dataset")}
-    train, train_counts = build_split(train_samples, train_label_sets, options, True, train_pools, guidelines)
-    test, test_counts = build_split(test_samples, test_label_sets, options, False, test_pools, guidelines)
-    read = train_samples.height + test_samples.height + capped
-    metrics = {
-        **stage_counts(
-            "instruct",
-            samples_in=read,
-            samples_out=train.num_rows + test.num_rows,
-            dropped={"over_max_test_samples_per_dataset": capped},
-        ),
-        "entities_out": train_counts.entities_kept + test_counts.entities_kept,
-        "train": train_counts.as_dict(),
-        "test": test_counts.as_dict(),
-        "train_datasets": dict(sorted(Counter(train_samples["dataset"].to_list()).items())),
-        "test_datasets": dict(sorted(Counter(test_samples["dataset"].to_list()).items())),
-    }
-    return train, test, metrics
-
-
-def write_instruct_outputs(train: pa.Table, test: pa.Table, metrics: dict, staging: Path, metrics_file: Path) -> None:
-    """Write both tables into ``staging`` and the metrics JSON."""
-    import pyarrow.parquet as pq
-
-    pq.write_table(train, staging / "train.parquet", **PARQUET_OPTIONS)
-    pq.write_table(test, staging / "test.parquet", **PARQUET_OPTIONS)
-    write_metrics(metrics, metrics_file)

@@ -44,34 +44,16 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from tasks.core.counts import stage_counts
-from tasks.core.embeddings import DEVICES, PRECISIONS, Embedder, EncoderNotFoundError, resolve_model
-from tasks.core.files import write_metrics
+from tasks.core.embeddings import Embedder
 from tasks.core.progress import Progress
-from tasks.core.registry import TRAINING_ROLES, ingested_datasets
-from tasks.core.schema import STANDARDIZED_SCHEMA, SampleWriter, read_samples
+from tasks.core.schema import STANDARDIZED_SCHEMA
+from tasks.prune.options import EMBEDDING_STRATEGIES, PruneOptions
 
-STRATEGIES = ("diversity", "threshold", "random_per_type", "random")
-# How a kept sample counts toward the pools of its types (the paper: "if a sample is added to a
-# pool, all entity mentions within it are retained", which reads two ways):
-#   all_types: a sample that joins any pool is kept whole, so it takes a place in every open pool
-#              of its types (its mentions of those types are in the training set);
-#   joined:    it takes a place only in the pools whose own draw it passed.
-KEPT_COUNTS = ("all_types", "joined")
-# Which label names a pool (pools are per dataset either way: "we treat the same entity type in
-# different datasets as distinct entity types"):
-#   raw_label: the dataset's own label, as Table 15 counts a dataset's types (ACE04: 7);
-#   label:     the standardized label, which may split one raw label by context (ACE04 PER into
-#              person and general mention of person: 14 pools).
-POOL_LABELS = ("raw_label", "label")
-EMBEDDING_STRATEGIES = ("diversity", "threshold")
-NEGATIVES_PER_K = 5  # up to k // 5 samples without entities per dataset
 PRUNED_SCHEMA = STANDARDIZED_SCHEMA.append(pa.field("pools", pa.list_(pa.string()), nullable=False))
 POOL_FILL_SCHEMA = {
     "dataset": pl.String,
@@ -87,97 +69,6 @@ MIN_BATCH = 16  # fewest candidates embedded together
 
 EmbedRows = Callable[[np.ndarray], np.ndarray]
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PruneOptions:
-    """The ``prune`` section of params.yaml."""
-
-    samples_dir: str = "data/standardize/samples"
-    split: str = "train"  # reads <samples_dir>/<dataset>/<split>.parquet of the datasets whose role trains
-    manifest_file: str = "data/ingest/manifest.parquet"  # each dataset's registry role, as ingest read it
-    out_dir: str = "data/prune"
-    metrics_file: str = "data/metrics/prune.json"
-    strategy: str = "diversity"  # diversity | threshold | random_per_type | random
-    kept_counts_in: str = "all_types"  # all_types | joined: which pools a kept sample fills (KEPT_COUNTS)
-    # raw_label | label: the dataset's own label or the standardized one names a pool (POOL_LABELS)
-    pool_label: str = "raw_label"
-    k: int = 400  # samples per (dataset, type) pool; the paper's value
-    b: float = 0.0  # offset added to 1 - max cosine; the paper's value
-    min_distance: float = 0.3  # threshold strategy only: join iff 1 - max cosine >= this
-    seed: int = 0
-    model: str = "all-MiniLM-L6-v2"  # bundled; or a local path / cached HF id, e.g. WhereIsAI/UAE-Large-V1 (AnglE)
-    device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto (bfloat16 where the hardware has it) | float32 | bfloat16
-    max_seq_length: int | None = None  # encoder truncation in word pieces; None: the model's own
-    embed_batch_size: int = 64  # texts per encoder forward pass
-    lookahead: int = 1024  # most candidate samples gathered and embedded together
-    cache_dir: str | None = "data/cache/embeddings"  # None: no disk cache
-    eager: bool = False  # embed every sample before selecting (the reference a lazy run must equal)
-    scaling_ks: tuple[int, ...] = (50, 100, 200, 400, 800)  # the data-scaling sweep (figure 5)
-    scaling_strategies: tuple[str, ...] = ("diversity", "random_per_type", "random")
-    scaling_file: str = "data/plots/prune_scaling.csv"
-
-    def __post_init__(self) -> None:
-        checks = {
-            "k": (isinstance(self.k, int) and self.k >= 1, "must be an integer >= 1"),
-            "b": (
-                isinstance(self.b, (int, float)) and -1 <= self.b <= 1,
-                "must be in [-1, 1] (p = 1 - max cosine + b)",
-            ),
-            "min_distance": (
-                isinstance(self.min_distance, (int, float)) and 0 <= self.min_distance <= 2,
-                "must be in [0, 2]",
-            ),
-            "strategy": (self.strategy in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
-            "kept_counts_in": (self.kept_counts_in in KEPT_COUNTS, f"must be one of {', '.join(KEPT_COUNTS)}"),
-            "pool_label": (self.pool_label in POOL_LABELS, f"must be one of {', '.join(POOL_LABELS)}"),
-            "device": (self.device in DEVICES, f"must be one of {', '.join(DEVICES)}"),
-            "precision": (self.precision in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}"),
-            "max_seq_length": (
-                self.max_seq_length is None or (isinstance(self.max_seq_length, int) and self.max_seq_length >= 8),
-                "must be None or >= 8",
-            ),
-            "embed_batch_size": (isinstance(self.embed_batch_size, int) and self.embed_batch_size >= 1, "must be >= 1"),
-            "lookahead": (isinstance(self.lookahead, int) and self.lookahead >= 1, "must be >= 1"),
-            "scaling_ks": (
-                len(self.scaling_ks) > 0 and all(isinstance(k, int) and k >= 1 for k in self.scaling_ks),
-                "must be integers >= 1",
-            ),
-            "scaling_strategies": (
-                all(s in STRATEGIES for s in self.scaling_strategies),
-                f"must be among {', '.join(STRATEGIES)}",
-            ),
-        }
-        bad = [f"{name} {reason}, not {getattr(self, name)!r}" for name, (ok, reason) in checks.items() if not ok]
-        if bad:
-            raise ValueError("; ".join(bad))
-        if self.needs_embeddings:
-            try:
-                resolve_model(self.model)
-            except EncoderNotFoundError as error:
-                raise ValueError(f"model: {error}") from error
-
-    @property
-    def needs_embeddings(self) -> bool:
-        """Whether some strategy this run may use compares texts."""
-        return any(s in EMBEDDING_STRATEGIES for s in (self.strategy, *self.scaling_strategies))
-
-    @property
-    def negatives(self) -> int:
-        """Samples without entities kept per dataset."""
-        return self.k // NEGATIVES_PER_K
-
-    def embedder(self) -> Embedder:
-        """The :class:`~tasks.core.embeddings.Embedder` these options describe."""
-        return Embedder(
-            self.model,
-            self.device,
-            self.embed_batch_size,
-            self.max_seq_length,
-            self.cache_dir,
-            precision=self.precision,
-        )
 
 
 @dataclass
@@ -593,120 +484,3 @@ def statistics_table(samples: pl.DataFrame, kept: pl.DataFrame) -> pl.DataFrame:
         )
         .sort(pl.col("lang") == "total", "lang")
     )
-
-
-def training_files(options: PruneOptions) -> tuple[list[Path], list[str]]:
-    """The ``<split>.parquet`` of every dataset whose registry role trains, and the held-out datasets passed over.
-
-    Only roles in :data:`TRAINING_ROLES` feed pruning: the paper trains on none of its held-out
-    test sets (Tables 15-16 give them no Train mark), so their train splits are never read,
-    whatever ``split`` says. A dataset missing from the registry is an error.
-    """
-    files = sorted(Path(options.samples_dir).glob(f"*/{options.split}.parquet"))
-    if not files:
-        raise FileNotFoundError(
-            f"no {options.split}.parquet under {options.samples_dir}/<dataset>/ (run the standardize stage first)"
-        )
-    registry = ingested_datasets(options.manifest_file)
-    unknown = sorted(file.parent.name for file in files if file.parent.name not in registry)
-    if unknown:
-        raise FileNotFoundError(
-            f"{options.samples_dir}: datasets {unknown} are not in {options.manifest_file}, so their role is unknown"
-        )
-    training = [file for file in files if registry[file.parent.name].role in TRAINING_ROLES]
-    return training, sorted({file.parent.name for file in files} - {file.parent.name for file in training})
-
-
-def read_split(options: PruneOptions) -> pl.DataFrame:
-    """The training datasets' ``<split>.parquet`` (:func:`training_files`), standardized schema."""
-    files, held_out = training_files(options)
-    if held_out:
-        print(f"held out of training (registry role not in {TRAINING_ROLES}): {', '.join(held_out)}")
-    if not files:
-        raise FileNotFoundError(f"{options.samples_dir}: no dataset with a training role has a {options.split} split")
-    return pl.concat([read_samples(file, STANDARDIZED_SCHEMA) for file in files])
-
-
-def prune_counts(counts: dict, strategy: str) -> dict:
-    """Samples in and out, and why each other sample was dropped (the same four reasons for every strategy).
-
-    ``negatives_over_quota``: a sample without entities beyond ``k / 5`` per dataset;
-    ``pools_full``: every pool of its types was full when it was visited; ``not_diverse``: it
-    reached an open pool but lost the draw ``p = 1 - max cosine + b``; ``not_drawn``: the
-    ``random`` strategy's uniform sample left it out.
-    """
-    raw, kept = counts["samples_in"], counts["samples_out"]
-    dropped = dict.fromkeys(("negatives_over_quota", "pools_full", "not_diverse", "not_drawn"), 0)
-    if strategy == "random":
-        dropped["not_drawn"] = raw - kept
-    else:
-        kept_in_pools = kept - counts["negatives_kept"]
-        reached = counts["candidates"] if strategy in EMBEDDING_STRATEGIES else kept_in_pools
-        dropped["negatives_over_quota"] = counts["negatives_raw"] - counts["negatives_kept"]
-        dropped["pools_full"] = raw - counts["negatives_raw"] - reached
-        dropped["not_diverse"] = reached - kept_in_pools
-    return stage_counts("prune", samples_in=raw, samples_out=kept, dropped=dropped)
-
-
-def prune_metrics(result: PruneResult, options: PruneOptions) -> dict:
-    """The DVC/MLflow metrics of one run."""
-    fill = result.pool_fill
-    cosines = fill["mean_cosine"].drop_nulls()
-    return {
-        **result.counts,
-        **prune_counts(result.counts, options.strategy),
-        "kept_share": round(result.counts["samples_out"] / max(result.counts["samples_in"], 1), 5),
-        "embedded_share": round(result.counts["samples_embedded"] / max(result.counts["samples_in"], 1), 5),
-        "pools": fill.height,
-        "pools_full": int(fill["full"].sum()),
-        "pools_empty": int((fill["kept"] == 0).sum()),
-        "max_pool_fill": int(fill["kept"].max() or 0),
-        "mean_pool_cosine": round(float(cosines.mean()), 5) if cosines.len() else None,
-    }
-
-
-def beside_paper(by_dataset: pl.DataFrame, manifest_file: str) -> pl.DataFrame:
-    """Table 15 for this run: each dataset's raw and kept samples beside the paper's "Pruned Train Num".
-
-    The paper's figure is the registry's ``paper.pruned_train``, as ingest recorded it in its
-    manifest; ``kept_diff_%`` is (kept - paper) / paper in percent, empty where the paper has none.
-    """
-    manifest = pl.read_parquet(manifest_file)
-    paper = manifest.select(
-        "dataset",
-        pl.col("paper_pruned_train")
-        if "paper_pruned_train" in manifest.columns
-        else pl.lit(None, pl.Int64).alias("paper_pruned_train"),
-    )
-    return by_dataset.join(paper.unique("dataset"), on="dataset", how="left").with_columns(
-        ((pl.col("kept") - pl.col("paper_pruned_train")) / pl.col("paper_pruned_train") * 100)
-        .round(1)
-        .alias("kept_diff_%")
-    )
-
-
-def write_prune_outputs(result: PruneResult, options: PruneOptions, staging: Path) -> dict:
-    """Write the stage's outputs into ``staging`` and its metrics; return the metrics.
-
-    Outputs: ``train.parquet`` (standardized columns + ``pools``), ``stats.parquet``, ``by_dataset.parquet``
-    and ``pool_fill.parquet``.
-    """
-    with SampleWriter(staging / f"{options.split}.parquet", schema=PRUNED_SCHEMA) as writer:
-        writer.write(result.kept)
-    result.stats.write_parquet(staging / "stats.parquet", compression="zstd")
-    beside_paper(result.by_dataset, options.manifest_file).write_parquet(
-        staging / "by_dataset.parquet", compression="zstd"
-    )
-    result.pool_fill.write_parquet(staging / "pool_fill.parquet", compression="zstd")
-    metrics = prune_metrics(result, options)
-    write_metrics(metrics, options.metrics_file)
-    return metrics
-
-
-def scaling_plot_table(sweep: pl.DataFrame) -> pl.DataFrame:
-    """One row per ``k``, one column per strategy: a line per strategy for ``dvc plots``.
-
-    Columns: ``samples_kept_<strategy>`` and, where measured, ``mean_pool_cosine_<strategy>``.
-    """
-    wide = sweep.pivot(on="strategy", index="k", values=["samples_kept", "mean_pool_cosine"]).sort("k")
-    return wide.select(name for name in wide.columns if wide[name].null_count() < wide.height)

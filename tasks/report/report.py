@@ -9,36 +9,14 @@ ingested datasets of the paper, the page ends with the paper-versus-ours compari
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from tasks.core.counts import funnel
 from tasks.core.markdown import markdown_table
-from tasks.core.params import shipped_default
-from tasks.report.paper_comparison import PaperInputs, compare, comparison_markdown, is_real_run
-
-
-@dataclass(frozen=True)
-class ReportOptions:
-    """The ``report`` section of params.yaml."""
-
-    metrics_dir: str = "data/metrics"
-    out_file: str = "data/report/report.md"
-    rows: int = 10  # rows shown per table
-    # title -> Parquet file, shown head-first in this order
-    tables: dict[str, str] = shipped_default("report", "tables")
-    paper: dict[str, str] = shipped_default("report", "paper")  # the comparison's input files (PaperInputs fields)
-
-    def __post_init__(self) -> None:
-        if self.rows < 1:
-            raise ValueError(f"rows must be >= 1, not {self.rows}")
-        PaperInputs(**self.paper)  # unknown keys are a TypeError here, as everywhere in params
-
-    @property
-    def paper_inputs(self) -> PaperInputs:
-        return PaperInputs(**self.paper)
+from tasks.report.options import ReportOptions
+from tasks.report.paper_comparison import compare, comparison_markdown, is_real_run
 
 
 def metrics_section(metrics_dir: Path) -> list[str]:

@@ -27,15 +27,13 @@ from __future__ import annotations
 import itertools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import ahocorasick
 import numpy as np
 import polars as pl
 
-from tasks.core.counts import stage_counts
-from tasks.core.files import write_metrics
 from tasks.core.label_names import label_keys, shared_label_pairs
+from tasks.screen.options import ScreenOptions
 
 CONSISTENT, WRONG_CATEGORY, INSIDE_LARGER, PARTIALLY_EXTRACTED, NOT_EXTRACTED = range(5)
 OUTCOMES = ("consistent", "wrong_category", "inside_larger", "partially_extracted", "not_extracted")
@@ -58,30 +56,6 @@ GROUPED_SCHEMA = pl.Schema(
         "examples": pl.List(pl.String),
     }
 )
-
-
-@dataclass(frozen=True)
-class ScreenOptions:
-    """The ``screen`` section of params.yaml."""
-
-    samples_dir: str = "data/ingest/samples"
-    synonyms_file: str = "tasks/catalog/taxonomy/synonyms.yaml"
-    out_dir: str = "data/screen"
-    metrics_file: str = "data/metrics/screen.json"
-    min_mention_chars: int = 2  # a one-character mention (Chinese "京") occurs almost everywhere
-    min_support: int = 20  # occurrences a pair and label needs to be ranked
-    cross_language: bool = False  # across languages only digits and Latin names match: mostly noise
-    relabel_min_share: float = 0.5  # wrong-category share that makes a row a relabel conflict
-    examples_per_conflict: int = 3
-    report_rows: int = 30  # summary rows shown in the Prefect artifact
-    workers: int = 2  # targets screened at once (threads); memory grows with each
-
-    def __post_init__(self) -> None:
-        for name in ("min_mention_chars", "min_support", "examples_per_conflict", "report_rows", "workers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
-        if not 0 < self.relabel_min_share <= 1:
-            raise ValueError(f"relabel_min_share must be in (0, 1], not {self.relabel_min_share}")
 
 
 @dataclass
@@ -424,8 +398,9 @@ def summary_table(
     return ranked.select(pl.when(supported).then(supported.cum_sum()).alias("rank").cast(pl.Int64), pl.all())
 
 
-def screen(samples: pl.DataFrame, synonyms: dict[str, str], options: ScreenOptions = ScreenOptions()) -> ScreenResult:
+def screen(samples: pl.DataFrame, synonyms: dict[str, str], options: ScreenOptions | None = None) -> ScreenResult:
     """Screen every label-sharing dataset pair of ``samples`` (canonical samples, any datasets)."""
+    options = options or ScreenOptions()
     entities = labelled_entities(samples, synonyms)
     pairs = shared_label_pairs(entities)
     if not options.cross_language:
@@ -477,81 +452,3 @@ def screen(samples: pl.DataFrame, synonyms: dict[str, str], options: ScreenOptio
         samples_read=samples.height,
         samples_scanned=sum(texts[(target,)].height for target in targets),
     )
-
-
-def write_screen_outputs(result: ScreenResult, staging: Path, metrics_file: Path) -> dict:
-    """Write ``conflicts.parquet`` and ``summary.parquet`` into ``staging`` and the DVC metrics; return them."""
-    result.conflicts.write_parquet(staging / "conflicts.parquet", compression="zstd")
-    result.summary.write_parquet(staging / "summary.parquet", compression="zstd")
-    summary = result.summary
-    occurrences = int(summary["occurrences"].sum())
-    inconsistent = int(summary.select(pl.sum_horizontal(INCONSISTENT).sum()).item())
-    metrics = {
-        **stage_counts(
-            "screen",
-            samples_in=result.samples_read,
-            samples_out=result.samples_scanned,
-            dropped={"no_shared_label": result.samples_read - result.samples_scanned},
-        ),
-        "pair_labels": summary.height,
-        "pair_labels_ranked": int(summary["rank"].is_not_null().sum()),
-        "dataset_pairs": summary.select("source", "target").unique().height,
-        "occurrences": occurrences,
-        "inconsistent": inconsistent,
-        "inconsistency": round(inconsistent / occurrences, 4) if occurrences else 0.0,
-        "conflict_groups": result.conflicts.height,
-    }
-    write_metrics(metrics, metrics_file)
-    return metrics
-
-
-def report_markdown(result: ScreenResult, options: ScreenOptions, detailed_rows: int = 10) -> str:
-    """The page a person reads to decide renames: the ranking, then the top conflicts with examples."""
-    ranked = result.summary.filter(pl.col("rank").is_not_null()).head(options.report_rows)
-    lines = [
-        "# Conflict screening",
-        f"Pairs and labels with at least {options.min_support} occurrences, most inconsistent first.",
-        "",
-        "| rank | source → target | label (source / target) | occurrences | consistent | wrong category | partial "
-        "| not extracted | inconsistency | top conflict |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for row in ranked.iter_rows(named=True):
-        lines.append(
-            f"| {row['rank']} | {row['source']} → {row['target']} "
-            f"| {row['label_key']} ({row['source_labels']} / {row['target_labels']}) "
-            f"| {row['occurrences']} | {row['consistent']} | {row['wrong_category']} | {row['partially_extracted']} "
-            f"| {row['not_extracted']} | {row['inconsistency']:.0%} | {row['top_conflict'] or '-'} |"
-        )
-    relabel = result.summary.filter(pl.col("relabel_rank").is_not_null()).sort("relabel_rank").head(options.report_rows)
-    lines += [
-        "",
-        "## Relabel conflicts",
-        f"The target gives at least {options.relabel_min_share:.0%} of the found spans another label; "
-        "most occurrences first.",
-        "",
-        "| relabel rank | source → target | label (source / target) | occurrences | wrong category | share "
-        "| top conflict |",
-        "|---:|---|---|---:|---:|---:|---|",
-    ]
-    for row in relabel.iter_rows(named=True):
-        lines.append(
-            f"| {row['relabel_rank']} | {row['source']} → {row['target']} "
-            f"| {row['label_key']} ({row['source_labels']} / {row['target_labels']}) "
-            f"| {row['occurrences']} | {row['wrong_category']} | {row['wrong_category_share']:.0%} "
-            f"| {row['top_conflict'] or '-'} |"
-        )
-    top_groups = (
-        result.conflicts.join(ranked.head(detailed_rows).select(*PAIR_LABEL, "rank"), on=PAIR_LABEL)
-        .sort("rank", pl.col("count"), descending=[False, True])
-        .group_by("rank", maintain_order=True)
-        .head(3)
-    )
-    lines += ["", "## Largest conflicts of the top pairs", ""]
-    for row in top_groups.iter_rows(named=True):
-        lines.append(
-            f"- #{row['rank']} {row['source']} → {row['target']}: '{row['mention']}' {row['outcome']}"
-            f"{' as ' + row['target_label'] if row['target_label'] else ''} ×{row['count']}, "
-            f'e.g. "{row["examples"][0]}"'
-        )
-    return "\n".join(lines) + "\n"

@@ -16,25 +16,20 @@ scope restrictions in universal names (``location (without country)``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-from prefect import task
 
-from tasks.core.counts import stage_counts
-from tasks.core.files import write_metrics
 from tasks.core.schema import (
     STANDARDIZED_ENTITY_DTYPE,
     STANDARDIZED_SCHEMA,
     SampleWriter,
-    parquet_rows,
     read_samples,
     with_nested_flag,
 )
+from tasks.standardize.options import StandardizeOptions
 from tasks.standardize.taxonomy import describe_unmapped
 
-ON_UNMAPPED = ("error", "keep", "drop")
 MAPPING_COUNT_SCHEMA = {
     "dataset": pl.String,
     "raw_label": pl.String,
@@ -112,23 +107,6 @@ LEADING_DETERMINER = r"^(?i:the|a|an|this|that|these|those|some|any|each|every|m
 
 class UnmappedLabelsError(ValueError):
     """Raw labels without a map while ``on_unmapped`` is ``error``; the message lists each with its count."""
-
-
-@dataclass(frozen=True)
-class StandardizeOptions:
-    """The ``standardize`` section of params.yaml."""
-
-    in_dir: str = "data/ingest"
-    out_dir: str = "data/standardize"
-    metrics_file: str = "data/metrics/standardize.json"
-    taxonomy_dir: str = "tasks/catalog/taxonomy"  # types.yaml, label_maps.yaml, synonyms.yaml
-    on_unmapped: str = "error"  # error: fail naming each | keep: the raw label stays | drop: the entity is removed
-    enabled: bool = True  # false: raw labels pass through (ablation "w/o entity definition std.")
-    dataset_names_in_labels: bool = False  # true: "location [conll2003]" (ablation "w/ dataset names")
-
-    def __post_init__(self) -> None:
-        if self.on_unmapped not in ON_UNMAPPED:
-            raise ValueError(f"on_unmapped must be one of {', '.join(ON_UNMAPPED)}, not {self.on_unmapped!r}")
 
 
 def mention_kind() -> pl.Expr:
@@ -270,35 +248,3 @@ def raise_on_unmapped(mapping_counts: pl.DataFrame, on_unmapped: str) -> None:
             f"{unmapped.height} raw labels have no map in label_maps.yaml (add them, or set standardize.on_unmapped "
             "to keep or drop): " + "; ".join(describe_unmapped(unmapped))
         )
-
-
-def write_standardize_metrics(mapping_counts: pl.DataFrame, in_dir: Path, out_dir: Path, metrics_file: Path) -> dict:
-    """Write the DVC metrics of one run and return them.
-
-    Samples in and out, counted from the files' metadata (every sample is kept: only entities of
-    ``dropped`` labels leave), entities by status and the label vocabulary's sizes.
-    """
-    by_status = dict(mapping_counts.group_by("status").agg(pl.col("count").sum()).iter_rows())
-    entities = int(mapping_counts["count"].sum())
-    metrics = {
-        **stage_counts("standardize", samples_in=parquet_rows(in_dir), samples_out=parquet_rows(out_dir), dropped={}),
-        "entities_out": entities - int(by_status.get("dropped", 0)),
-        "datasets": mapping_counts["dataset"].n_unique(),
-        "entities": entities,
-        **{
-            f"entities_{status}": int(by_status.get(status, 0))
-            for status in ("mapped", "passthrough", "unmapped", "dropped")
-        },
-        "raw_labels": mapping_counts.select("dataset", "raw_label").n_unique(),
-        "labels": mapping_counts["label"].drop_nulls().n_unique(),
-    }
-    write_metrics(metrics, metrics_file)
-    return metrics
-
-
-@task(name="standardize-dataset", task_run_name="standardize-{dataset_dir.name}", retries=0)
-def standardize_dataset_task(
-    dataset_dir: Path, out_dir: Path, label_maps: pl.DataFrame, type_names: pl.DataFrame, options: StandardizeOptions
-) -> pl.DataFrame:
-    """Prefect task: :func:`standardize_dataset` for one ingested dataset."""
-    return standardize_dataset(dataset_dir, out_dir, label_maps, type_names, options)

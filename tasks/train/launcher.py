@@ -25,7 +25,8 @@ from pathlib import Path
 from tasks.core.files import atomic_path, fingerprint_of, is_marked, mark
 from tasks.core.progress import Progress
 from tasks.core.tracking import TrackingOptions
-from tasks.train.training import DEMO_BASE_MODEL, JobSpec, TrainError, TrainOptions, file_sha256
+from tasks.train.options import TrainOptions
+from tasks.train.training import DEMO_BASE_MODEL, JobSpec, TrainError, file_sha256
 
 COMPLETED = "completed"  # the outputs of the finished job, beside its checkpoints
 TAIL_LINES = 60

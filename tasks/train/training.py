@@ -26,19 +26,17 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import polars as pl
-import yaml
 
 from tasks.core.files import write_atomic
 from tasks.core.progress import progress_line
+from tasks.train.options import Hyperparameters
 
 DEMO_MODEL_DIR = Path("infra/models/demo_lm")
 DEMO_BASE_MODEL = "demo"  # base_model value meaning "build from DEMO_MODEL_DIR"
-LAUNCHERS = ("torchrun", "deepspeed")
-RECIPES_DIR = Path(__file__).parents[1] / "catalog" / "recipes"  # one flat YAML per training profile
 IGNORE_INDEX = -100
 SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
 # LoRA targets per architecture (config.model_type); the paper's "wqkv" is InternLM2's fused attention.
@@ -54,121 +52,6 @@ PROGRESS_EVERY_S = 2.0  # rank 0 reports its optimizer step at most this often
 
 class TrainError(ValueError):
     """Bad training options or input; the message names the file or option and the reason."""
-
-
-@dataclass(frozen=True)
-class Hyperparameters:
-    """What a profile fixes; every field can be overridden from params.yaml."""
-
-    base_model: str
-    lora_r: int
-    lora_alpha: int
-    lora_dropout: float
-    lora_targets: list[str] | str  # "auto": LORA_TARGETS of the model's architecture
-    modules_to_save: list[str]  # trained in full beside the adapter
-    learning_rate: float
-    warmup_ratio: float
-    scheduler: str
-    epochs: float
-    per_device_batch_size: int
-    gradient_accumulation_steps: int
-    max_length: int
-
-
-def load_recipe(profile: str) -> Hyperparameters:
-    """A training recipe: a shipped name (``tasks/catalog/recipes/<name>.yaml``) or the path of a YAML file.
-
-    A recipe is flat, one key per :class:`Hyperparameters` field, in LLaMA-Factory's manner; a key
-    missing or unknown is an error naming the file.
-    """
-    path = RECIPES_DIR / f"{profile}.yaml" if profile in recipe_names() else Path(profile)
-    if not path.is_file():
-        raise ValueError(f"profile must be one of {recipe_names()} or a YAML recipe file, not {profile!r}")
-    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    names = {item.name for item in fields(Hyperparameters)}
-    unknown, missing = sorted(set(values) - names), sorted(names - set(values))
-    if unknown or missing:
-        raise ValueError(f"{path}: unknown keys {unknown}, missing keys {missing} (fields: {sorted(names)})")
-    return Hyperparameters(**values)
-
-
-def recipe_names() -> tuple[str, ...]:
-    """The shipped recipes: ``demo`` and ``real``."""
-    return tuple(sorted(path.stem for path in RECIPES_DIR.glob("*.yaml")))
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """The ``train`` section of params.yaml. ``null`` hyperparameters take the profile's value."""
-
-    profile: str = "demo"  # demo | real (tasks/catalog/recipes/) | the path of a YAML recipe
-    instruct_dir: str = "data/instruct"  # train.parquet from the instruct stage
-    out_dir: str = "data/train"  # adapter/, base_model/ (demo), run.json
-    checkpoint_dir: str = "data/checkpoints/train"  # outside out_dir: DVC clears outputs before a run
-    metrics_file: str = "data/metrics/train.json"
-    trust_remote_code: bool = False  # only for models whose code is not in transformers
-    launcher: str = "torchrun"  # torchrun | deepspeed
-    deepspeed_config: str = "infra/deepspeed/zero2.json"
-    num_processes: int | None = None  # per node; null: the visible GPUs (1 on CPU)
-    num_nodes: int = 1
-    hostfile: str | None = None  # deepspeed multi-node: "host slots=N" lines
-    node_rank: int = 0  # torchrun multi-node: this node's rank
-    master_addr: str = "127.0.0.1"
-    master_port: int = 29500
-    resume: bool = True  # continue from the last checkpoint of checkpoint_dir
-    packing: bool = False  # true: packed rows; false: padded batches
-    length_grouped: bool = False  # padded batches of similar length (less padding); false: uniform random batches
-    max_steps: int | None = None  # null: epochs decide
-    max_train_samples: int | None = None  # a seeded subset; null: all
-    logging_steps: int = 10
-    save_steps: int = 200
-    save_total_limit: int = 2
-    seed: int = 0
-    torch_threads: int = 0  # CPU threads per rank; 0: torch's default
-    system_metrics: bool = True  # CPU/GPU/memory curves in the MLflow run
-    base_model: str | None = None
-    lora_r: int | None = None
-    lora_alpha: int | None = None
-    lora_dropout: float | None = None
-    lora_targets: list[str] | str | None = None
-    modules_to_save: list[str] | None = None
-    learning_rate: float | None = None
-    warmup_ratio: float | None = None
-    scheduler: str | None = None
-    epochs: float | None = None
-    per_device_batch_size: int | None = None
-    gradient_accumulation_steps: int | None = None
-    max_length: int | None = None
-
-    def __post_init__(self) -> None:
-        load_recipe(self.profile)  # a missing or malformed recipe fails here, naming it
-        if self.launcher not in LAUNCHERS:
-            raise ValueError(f"launcher must be one of {LAUNCHERS}, not {self.launcher!r}")
-        for name in (
-            "num_processes",
-            "max_steps",
-            "max_train_samples",
-            "per_device_batch_size",
-            "gradient_accumulation_steps",
-            "max_length",
-            "lora_r",
-        ):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1 or null, not {value}")
-        if self.num_nodes < 1 or self.logging_steps < 1 or self.save_steps < 1:
-            raise ValueError("num_nodes, logging_steps and save_steps must be >= 1")
-        if self.num_nodes > 1 and self.launcher == "deepspeed" and not self.hostfile:
-            raise ValueError("a multi-node deepspeed run needs hostfile (see infra/hostfile.example)")
-
-    def hyperparameters(self) -> Hyperparameters:
-        """The profile's values with this section's non-null overrides."""
-        overrides = {
-            item.name: getattr(self, item.name)
-            for item in fields(Hyperparameters)
-            if getattr(self, item.name) is not None
-        }
-        return replace(load_recipe(self.profile), **overrides)
 
 
 # ---------------------------------------------------------------------------

@@ -7,15 +7,14 @@ from pathlib import Path
 
 from prefect.artifacts import create_table_artifact
 
-from tasks.core.files import replace_dir, write_metrics
-from tasks.train.training import TrainOptions
+from tasks.core.files import publish_dir
+from tasks.train.options import TrainOptions
 
 
 def publish(outputs: Path, options: TrainOptions) -> dict:
     """Move a finished job's staged ``outputs`` into ``out_dir``, write the DVC metrics and the Prefect table."""
     metrics = json.loads((outputs / "metrics.json").read_text(encoding="utf-8"))
-    replace_dir(outputs, Path(options.out_dir))
-    write_metrics(metrics, options.metrics_file)
+    publish_dir(outputs, options.out_dir, metrics, options.metrics_file)
     create_table_artifact(
         key="train-metrics",
         table=[{"metric": name, "value": value} for name, value in metrics.items()],

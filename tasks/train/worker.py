@@ -23,14 +23,13 @@ from pathlib import Path
 from tasks.core.counts import stage_counts
 from tasks.core.files import write_atomic, write_metrics
 from tasks.core.schema import parquet_rows
+from tasks.train.options import Hyperparameters, TrainOptions
 from tasks.train.training import (
     DEMO_BASE_MODEL,
     DEMO_MODEL_DIR,
-    Hyperparameters,
     JobSpec,
     ListDataset,
     PaddingCollator,
-    TrainOptions,
     apply_lora,
     build_demo_model,
     dvc_lock_hashes,

@@ -1,0 +1,109 @@
+"""The instruct stage's Prefect wiring: inputs read and checked, prompts built as a task, tables written."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+from prefect import task
+from prefect.artifacts import create_table_artifact
+
+from tasks.core.registry import RegistryError, ingested_datasets, select_datasets
+from tasks.core.schema import PARQUET_OPTIONS, STANDARDIZED_SCHEMA, first_split, read_samples
+from tasks.instruct.instruct import InstructError, build_split, dataset_label_sets, load_guidelines, refuse_held_out
+from tasks.instruct.options import InstructOptions
+from tasks.instruct.report import instruct_metrics
+
+
+def evaluation_datasets(options: InstructOptions) -> list[str]:
+    """Names of the ingested evaluation datasets: a selection (``ood_test``, ``demo``, ...) or a list of names."""
+    try:
+        return sorted(
+            entry.name for entry in select_datasets(ingested_datasets(options.manifest_file), options.test_datasets)
+        )
+    except RegistryError as error:
+        raise InstructError(f"instruct.test_datasets: {error}") from error
+
+
+def read_test_inputs(options: InstructOptions) -> tuple[pl.DataFrame, dict[str, list[str]], dict[str, list[dict]], int]:
+    """Test samples of every evaluation dataset, each dataset's full label set, few-shot pools, and
+    how many test samples ``max_test_samples_per_dataset`` left out.
+
+    A dataset is tested on the first of ``test_splits`` it has; its label set is every type in
+    any of its splits; few-shot examples come from its train split when there is one.
+    """
+    root = Path(options.test_samples_dir)
+    names = evaluation_datasets(options)
+    found = {name: first_split(root, name, options.test_splits) for name in names}
+    missing = [name for name, split in found.items() if split is None]
+    if missing:
+        raise InstructError(f"{root}: none of the splits {options.test_splits} for evaluation datasets {missing}")
+    tests, label_sets, pools, capped = [], {}, {}, 0
+    for name in names:
+        every_split = read_samples(root / name, STANDARDIZED_SCHEMA)
+        label_sets[name] = dataset_label_sets(every_split).get(name, [])
+        test = every_split.filter(pl.col("split") == found[name][0])
+        if options.max_test_samples_per_dataset is not None and test.height > options.max_test_samples_per_dataset:
+            capped += test.height - options.max_test_samples_per_dataset
+            test = test.sample(options.max_test_samples_per_dataset, seed=options.seed).sort("record")
+        tests.append(test)
+        pools[name] = every_split.filter(pl.col("split") == "train").to_dicts()
+    return pl.concat(tests), label_sets, pools, capped
+
+
+def read_train_input(options: InstructOptions) -> pl.DataFrame:
+    """The training samples from a file, a directory or a glob (``data/standardize/samples/*/train.parquet``)."""
+    pattern = options.train_input
+    files = sorted(map(Path, glob.glob(pattern))) if glob.has_magic(pattern) else [Path(pattern)]
+    if not files or not all(file.exists() for file in files):
+        raise InstructError(f"instruct.train_input {pattern}: no such file, directory or matching files")
+    samples = pl.concat([read_samples(file, STANDARDIZED_SCHEMA) for file in files])
+    if samples.height == 0:
+        raise InstructError(f"instruct.train_input {pattern}: no samples")
+    return samples
+
+
+def build_instruct_data(options: InstructOptions) -> tuple[pa.Table, pa.Table, dict]:
+    """Train and test tables plus metrics; every input is read and checked before any prompt is built."""
+    guidelines = load_guidelines(options.guidelines_file) if options.guidelines_file else None
+    train_samples = read_train_input(options)
+    test_samples, test_label_sets, test_pools, capped = read_test_inputs(options)
+    refuse_held_out(train_samples, test_samples, options.manifest_file)
+    train_label_sets = dataset_label_sets(train_samples)
+    train_pools = {dataset: group.to_dicts() for (dataset,), group in train_samples.group_by("dataset")}
+    train, train_counts = build_split(train_samples, train_label_sets, options, True, train_pools, guidelines)
+    test, test_counts = build_split(test_samples, test_label_sets, options, False, test_pools, guidelines)
+    return (
+        train,
+        test,
+        instruct_metrics(
+            train_samples, test_samples, capped, train.num_rows + test.num_rows, train_counts, test_counts
+        ),
+    )
+
+
+def write_instruct_outputs(train: pa.Table, test: pa.Table, staging: Path) -> None:
+    """Write both tables into ``staging``."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(train, staging / "train.parquet", **PARQUET_OPTIONS)
+    pq.write_table(test, staging / "test.parquet", **PARQUET_OPTIONS)
+
+
+@task(name="build-instructions")
+def build_instructions_task(options: InstructOptions):
+    """Prefect task: :func:`tasks.instruct.instruct.build_instruct_data`."""
+    return build_instruct_data(options)
+
+
+def show_results(metrics: dict) -> None:
+    """Prompts built per split in the log, and the split counts as a Prefect table."""
+    print(f"train prompts: {metrics['train']}")
+    print(f"test prompts: {metrics['test']}")
+    create_table_artifact(
+        key="instruct-counts",
+        table=[{"split": split, **metrics[split]} for split in ("train", "test")],
+        description="Prompts built, labels per prompt, entities kept and dropped (cap, label dropout)",
+    )
