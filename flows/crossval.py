@@ -15,8 +15,9 @@ from prefect import flow
 from flows.cli import Stage
 from tasks.core.params import ParamsError, load_options
 from tasks.core.tracking import TrackingOptions
-from tasks.crossval.crossval import RESULT_SCHEMA, CrossvalInputError, crossval_metrics
+from tasks.crossval.crossval import RESULT_SCHEMA, CrossvalInputError
 from tasks.crossval.options import CrossvalOptions
+from tasks.crossval.report import crossval_metrics
 from tasks.crossval.wiring import log_to_mlflow, plan_run, run_jobs, show_results, task_runner, write_outputs
 
 

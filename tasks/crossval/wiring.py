@@ -28,19 +28,16 @@ from tasks.crossval.crossval import (
     CrossvalInputError,
     JobSpec,
     dataset_labels,
-    f1_pairs,
     failed_rows,
-    file_stem,
-    heatmap_png,
     job_fingerprint,
     label_groups,
     persisted_result,
     plan_jobs,
-    report_markdown,
     run_job,
     with_label_groups,
 )
 from tasks.crossval.options import CrossvalOptions
+from tasks.crossval.report import f1_pairs, file_stem, heatmap_png, report_markdown
 from tasks.crossval.token_classification import encoder_available
 
 

@@ -24,6 +24,7 @@ from tasks.core.counts import stage_counts
 from tasks.core.files import write_atomic, write_metrics
 from tasks.core.schema import parquet_rows
 from tasks.train.options import Hyperparameters, TrainOptions
+from tasks.train.report import job_metrics
 from tasks.train.training import (
     DEMO_BASE_MODEL,
     DEMO_MODEL_DIR,
@@ -178,34 +179,8 @@ def train(spec: JobSpec, rank: int, world: int) -> None:
         trainer.save_model(str(staging / "adapter"))
         if rank == 0:
             resumed_from = int(Path(last).name.split("-")[-1]) if last else 0
-            # A job resumed from its final checkpoint trains no step now: this session's loss and
-            # speed do not exist (the Trainer would report 0.0), so they are null, not zero.
-            trained_now = trainer.state.global_step > resumed_from
-            runtime = result.metrics.get("train_runtime", 0.0)
-            metrics = {
-                **counts,
-                "train_loss": round(result.training_loss, 4) if trained_now else None,
-                "first_logged_loss": next(
-                    (entry["loss"] for entry in trainer.state.log_history if "loss" in entry), None
-                ),
-                "last_logged_loss": next(
-                    (entry["loss"] for entry in reversed(trainer.state.log_history) if "loss" in entry), None
-                ),
-                "global_step": trainer.state.global_step,
-                "resumed_from_step": resumed_from,
-                "train_runtime_s": round(runtime, 2) if trained_now else None,
-                "tokens_per_second": round(session_tokens / max(runtime, 1e-9), 1) if trained_now else None,
-                "padding_fraction": round(padding / max(real + padding, 1.0), 4) if trained_now else None,
-                "trainable_parameters": sum(
-                    parameter.numel() for parameter in model.parameters() if parameter.requires_grad
-                ),
-                "total_parameters": sum(parameter.numel() for parameter in model.parameters()),
-                "world_size": world,
-                "launcher": options.launcher,
-                "deepspeed_zero_stage": trainer.model_wrapped.zero_optimization_stage()
-                if trainer.is_deepspeed_enabled
-                else None,
-            }
+            tokens = {"real": real, "padding": padding, "session": session_tokens}
+            metrics = job_metrics(counts, trainer, result, resumed_from, tokens, model, world, options.launcher)
             write_outputs(staging, options, hyper, tokenizer, metrics)
             if mlflow_run is not None:
                 log_to_mlflow(staging, options, hyper, metrics)
