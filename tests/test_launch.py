@@ -195,7 +195,7 @@ def test_a_killed_job_resumes_from_its_last_checkpoint(tmp_path, instruct_dir):
         tmp_path, instruct_dir, num_processes=1, max_steps=40, save_steps=2, logging_steps=5, max_length=256
     )
     script = (
-        "import sys, json; from flows.train import train_flow; from tasks.train.training import TrainOptions; "
+        "import sys, json; from flows.train import train_flow; from tasks.train.options import TrainOptions; "
         "from tasks.core.tracking import TrackingOptions; "
         "train_flow(TrainOptions(**json.loads(sys.argv[1])), TrackingOptions(enabled=False))"
     )

@@ -58,7 +58,7 @@ def test_ingest_flow_run_is_listed_by_the_server(prefect_server, tmp_path):
 
     write_demo_corpus(tmp_path / "raw", seed=1, scale=0.1)
     code = (
-        "from flows.ingest import ingest_flow; from tasks.ingest.ingest import IngestOptions; "
+        "from flows.ingest import ingest_flow; from tasks.ingest.options import IngestOptions; "
         f"ingest_flow(IngestOptions(raw_dir={str(tmp_path / 'raw')!r}, out_dir={str(tmp_path / 'out')!r}, "
         f"metrics_file={str(tmp_path / 'm.json')!r}))"
     )
