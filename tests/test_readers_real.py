@@ -14,8 +14,8 @@ import pytest
 
 from tasks.core.registry import load_registry
 from tasks.core.schema import read_samples
-from tasks.formats.bio import write_bio
-from tasks.formats.readers import FormatSpec, read_file
+from tasks.formats import FormatSpec, read_file
+from tasks.formats.conll import write_bio
 from tasks.ingest.ingest import IngestOptions, ingest_dataset
 
 REGISTRY = load_registry()

@@ -11,7 +11,7 @@ from tasks.core.registry import load_registry
 from tasks.core.schema import read_samples
 from tasks.evaluate.answers import occurrences
 from tasks.evaluate.scoring import averages, flat_metrics, parse_predictions, score
-from tasks.formats.bio import bio_tags, tokenize
+from tasks.formats.conll import bio_tags, tokenize
 from tasks.ingest.ingest import IngestOptions, ingest_dataset
 
 
