@@ -34,6 +34,10 @@ SNIPPET_CHARS = 300
 REJECT_COLUMNS = {"record": pl.Int64, "line": pl.Int64, "reason": pl.String, "snippet": pl.String}
 
 
+class NotRepresentableError(ValueError):
+    """Samples a format cannot hold: nested entities in token/tag lines, an entity inside a token, ..."""
+
+
 class UnreadableFileError(Exception):
     """The file as a whole cannot be read: missing, undecodable, or not in its declared format."""
 
@@ -89,14 +93,20 @@ Reader = Callable[[Path, FormatSpec, bytes, int], Iterator[ParsedBatch]]
 
 @dataclass(frozen=True)
 class Format:
-    """One raw format: its name (the registry's ``format``) and its reader.
+    """One raw format: its name (the registry's ``format``), its reader and its writer.
 
     ``read(path, spec, head, batch_bytes)`` streams a file whose first bytes ``head`` passed the
-    whole-file checks; call it through :func:`read_file`.
+    whole-file checks; call it through :func:`read_file`. ``write(samples, path, spec, **layout)``
+    writes canonical samples (a frame with ``text`` and ``entities`` in
+    :data:`~tasks.core.schema.ENTITY_DTYPE`, in the language ``spec.lang``) so that :func:`read_file`
+    gives back the same texts and entities, or raises :class:`NotRepresentableError` before writing
+    anything it cannot give back. ``layout`` keywords, different per format, choose among layouts
+    that read the same (line endings, JSON spacing).
     """
 
     name: str
     read: Reader
+    write: Callable[..., None]
 
 
 def discover(package: str) -> dict[str, Format]:
@@ -244,3 +254,30 @@ def attach_entities(texts: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
         .with_columns(pl.col("entities").fill_null(pl.lit([], dtype=ENTITY_DTYPE)).cast(ENTITY_DTYPE))
         .select("record", "line", "text", "entities")
     )
+
+
+def tokenize(text: str, lang: str) -> list[tuple[int, int]]:
+    """Character spans ``(start, end)`` of the tokens of ``text``, the inverse of :attr:`FormatSpec.joiner`.
+
+    English text splits at single spaces (two spaces make an empty token), Chinese text into characters.
+    """
+    if lang == "zh":
+        return [(i, i + 1) for i in range(len(text))]
+    spans, start = [], 0
+    for token in text.split(" "):
+        spans.append((start, start + len(token)))
+        start += len(token) + 1
+    return spans
+
+
+def entity_tokens(spans: list[tuple[int, int]], entities: list[dict]) -> list[tuple[int, int]]:
+    """The first and last token of each entity; raises :class:`NotRepresentableError` for one off token boundaries."""
+    firsts = {start: index for index, (start, _) in enumerate(spans)}
+    lasts = {end: index for index, (_, end) in enumerate(spans)}
+    found = []
+    for entity in entities:
+        first, last = firsts.get(entity["start"]), lasts.get(entity["end"])
+        if first is None or last is None or first > last:
+            raise NotRepresentableError(f"entity {entity} does not start and end on token boundaries")
+        found.append((first, last))
+    return found

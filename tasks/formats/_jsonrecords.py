@@ -1,10 +1,11 @@
-"""JSON records, the layout of every format but token/tag lines: streaming, batching, field checks.
+"""JSON records, the layout of every format but token/tag lines: streaming, batching, field checks, writing.
 
 Every JSON format is read both as JSON lines and as one JSON array, whichever the file holds
 (its first character tells). JSON lines are decoded line by line and JSON arrays element by
 element, never the whole file at once. Every record read ends up either in ``samples`` or in
 ``rejects`` with its record number, line, reason and a raw snippet. A format module supplies an
 :data:`Extractor`, which turns one decoded record into samples or raises :class:`BadRecord`.
+Writers write UTF-8 with non-ASCII text unescaped and LF line endings, like the real files.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +23,14 @@ from tasks.formats._base import (
     REJECT_COLUMNS,
     SNIPPET_CHARS,
     FormatSpec,
+    NotRepresentableError,
     ParsedBatch,
     Reader,
     attach_entities,
     is_json_array,
     not_utf8,
     open_binary,
+    tokenize,
 )
 
 
@@ -224,3 +227,31 @@ def json_reader(extract: Extractor) -> Reader:
         return read_json_records(path, spec, extract, records, batch_bytes)
 
     return read
+
+
+def rows(samples: pl.DataFrame) -> Iterator[tuple[str, list[dict]]]:
+    """``(text, entities)`` of each sample, entities as dicts with start, end, label and mention."""
+    return samples.select("text", "entities").iter_rows()
+
+
+def sentence_tokens(text: str, lang: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """The tokens of ``text`` and their character spans, for formats that store token lists.
+
+    Raises :class:`NotRepresentableError` for an empty token (two spaces in a row), which readers reject.
+    """
+    spans = tokenize(text, lang)
+    if any(start == end for start, end in spans):
+        raise NotRepresentableError(f"empty token in {text!r}: English tokens are separated by single spaces")
+    return [text[start:end] for start, end in spans], spans
+
+
+def write_json_lines(records: Iterable[dict], path: Path) -> None:
+    """One JSON object per line."""
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
+def write_json_array(records: list[dict], path: Path, indent: int | None = None, final_newline: bool = True) -> None:
+    """One JSON array: on one line, or ``indent`` spaces deep; a final newline unless ``final_newline`` is off."""
+    text = json.dumps(records, ensure_ascii=False, indent=indent) + ("\n" if final_newline else "")
+    path.write_text(text, encoding="utf-8", newline="\n")

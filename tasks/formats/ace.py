@@ -6,8 +6,23 @@ list per sentence, in token offsets counted over the document. Each sentence is 
 
 from __future__ import annotations
 
-from tasks.formats._base import Format, FormatSpec
-from tasks.formats._jsonrecords import BadRecord, Span, field, json_reader, offsets, token_starts
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from tasks.formats._base import Format, FormatSpec, entity_tokens
+from tasks.formats._jsonrecords import (
+    BadRecord,
+    Span,
+    field,
+    json_reader,
+    offsets,
+    rows,
+    sentence_tokens,
+    token_starts,
+    write_json_lines,
+)
 
 
 def extract(payload: dict, spec: FormatSpec):
@@ -37,4 +52,33 @@ def extract(payload: dict, spec: FormatSpec):
         first_token += len(tokens)
 
 
-FORMAT = Format(name="ace", read=json_reader(extract))
+def write(samples: pl.DataFrame, path: Path, spec: FormatSpec, *, document_sizes: Sequence[int] | None = None) -> None:
+    """JSON lines of documents ``{"doc_key", "sentences", "ner", "relations"}``, ``doc_key`` counting from 0.
+
+    Document ``i`` holds the next ``document_sizes[i]`` samples (default: one document holds them
+    all). Raises :class:`NotRepresentableError` for an entity off token boundaries or an empty token.
+    """
+    sizes = [samples.height] if document_sizes is None else list(document_sizes)
+    if sum(sizes) != samples.height:
+        raise ValueError(f"document sizes {sizes} do not split {samples.height} samples")
+    sentences = rows(samples)
+    records = []
+    for doc_key, size in enumerate(sizes):
+        document: dict = {"doc_key": doc_key, "sentences": [], "ner": [], "relations": []}
+        first_token = 0
+        for text, entities in (next(sentences) for _ in range(size)):
+            tokens, spans = sentence_tokens(text, spec.lang)
+            document["sentences"].append(tokens)
+            document["ner"].append(
+                [
+                    [first_token + first, first_token + last, entity["label"]]
+                    for entity, (first, last) in zip(entities, entity_tokens(spans, entities))
+                ]
+            )
+            document["relations"].append([])
+            first_token += len(tokens)
+        records.append(document)
+    write_json_lines(records, path)
+
+
+FORMAT = Format(name="ace", read=json_reader(extract), write=write)

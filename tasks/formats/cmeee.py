@@ -5,8 +5,12 @@ Usually one JSON array.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import polars as pl
+
 from tasks.formats._base import Format, FormatSpec
-from tasks.formats._jsonrecords import BadRecord, Span, field, json_reader, offsets
+from tasks.formats._jsonrecords import BadRecord, Span, field, json_reader, offsets, rows, write_json_array
 
 
 def extract(payload: dict, spec: FormatSpec):
@@ -21,4 +25,22 @@ def extract(payload: dict, spec: FormatSpec):
     yield text, spans
 
 
-FORMAT = Format(name="cmeee", read=json_reader(extract))
+def write(samples: pl.DataFrame, path: Path, spec: FormatSpec, *, final_newline: bool = True) -> None:
+    """One JSON array indented by two spaces, ending in a newline unless ``final_newline`` is off.
+
+    Every sample is representable, entities in their order.
+    """
+    records = [
+        {
+            "text": text,
+            "entities": [
+                {"start_idx": e["start"], "end_idx": e["end"] - 1, "type": e["label"], "entity": e["mention"]}
+                for e in entities
+            ],
+        }
+        for text, entities in rows(samples)
+    ]
+    write_json_array(records, path, indent=2, final_newline=final_newline)
+
+
+FORMAT = Format(name="cmeee", read=json_reader(extract), write=write)

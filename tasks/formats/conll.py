@@ -6,7 +6,9 @@ digit). ``-DOCSTART-`` lines are document markers, not sentences. English tokens
 single spaces, Chinese characters without.
 
 The reader never loads a whole file: it is cut into chunks at sentence boundaries, each parsed
-vectorized in polars.
+vectorized in polars. The writer tokenizes each text back (:func:`~tasks.formats._base.tokenize`)
+and tags its entities, which must be flat and on token boundaries; :func:`tag` serves tools that
+want tags (seqeval).
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from tasks.formats._base import (
     SNIPPET_CHARS,
     Format,
     FormatSpec,
+    NotRepresentableError,
     ParsedBatch,
     UnreadableFileError,
     attach_entities,
+    entity_tokens,
     read_chunks,
+    tokenize,
 )
 
 
@@ -208,44 +213,81 @@ def _tag_problems(spec: FormatSpec) -> list[pl.Expr]:
     return [entity_id.alias("entity"), pl.coalesce(checks).alias("problem")]
 
 
-class NotRepresentableError(ValueError):
-    """A sample cannot be written as BIO: nested entities, or a span off token boundaries."""
+SEPARATORS = {"tab": "\t", "space": " "}
+# Tag prefixes per scheme: (first token, middle token, last token, single-token entity). B- at every
+# start is valid IOB1 too.
+PREFIXES = {
+    "bio": ("B", "I", "I", "B"),
+    "iob1": ("B", "I", "I", "B"),
+    "bioes": ("B", "I", "E", "S"),
+    "bmes": ("B", "M", "E", "S"),
+}
 
 
-def tokenize(text: str, lang: str) -> list[tuple[int, int]]:
-    """Character spans ``(start, end)`` of the tokens of ``text``."""
-    if lang == "zh":
-        return [(i, i + 1) for i in range(len(text))]
-    spans, start = [], 0
-    for token in text.split(" "):
-        spans.append((start, start + len(token)))
-        start += len(token) + 1
-    return spans
+def tag(
+    text: str, entities: list[dict], lang: str, scheme: str = "bio", sep: str = "tab"
+) -> tuple[list[str], list[str]]:
+    """The tokens of one sample (:func:`~tasks.formats._base.tokenize`) and their tags in ``scheme``.
 
-
-def bio_tags(text: str, entities: list[dict], lang: str) -> tuple[list[str], list[str]]:
-    """Tokens and BIO tags of one sample; raises :class:`NotRepresentableError`."""
+    Raises :class:`NotRepresentableError` for what lines separated by ``sep`` cannot hold: nested
+    or overlapping entities, an entity off token boundaries, an empty text, and a token or label
+    that would not read back as itself (see :func:`_fits_line`).
+    """
     spans = tokenize(text, lang)
-    starts = {start: i for i, (start, _) in enumerate(spans)}
-    ends = {end: i for i, (_, end) in enumerate(spans)}
+    tokens = [text[start:end] for start, end in spans]
+    if not tokens or any(token.startswith("-DOCSTART-") for token in tokens):
+        raise NotRepresentableError(f"{text!r} has no token or starts a token with -DOCSTART-")
+    for value in tokens + [entity["label"] for entity in entities]:
+        if not _fits_line(value, sep):
+            raise NotRepresentableError(f"token or label {value!r} of {text!r} cannot stand on a {sep} line")
+    first_prefix, middle_prefix, last_prefix, single_prefix = PREFIXES[scheme]
     tags = ["O"] * len(spans)
-    for entity in sorted(entities, key=lambda e: (e["start"], e["end"])):
-        first, last = starts.get(entity["start"]), ends.get(entity["end"])
-        if first is None or last is None:
-            raise NotRepresentableError(f"entity {entity} is not on token boundaries")
-        if any(tag != "O" for tag in tags[first : last + 1]):
-            raise NotRepresentableError(f"entity {entity} overlaps another (nested)")
-        tags[first] = f"B-{entity['label']}"
-        tags[first + 1 : last + 1] = [f"I-{entity['label']}"] * (last - first)
-    return [text[s:e] for s, e in spans], tags
+    for entity, (first, last) in zip(entities, entity_tokens(spans, entities)):
+        label = entity["label"]
+        if any(taken != "O" for taken in tags[first : last + 1]):
+            raise NotRepresentableError(f"entity {entity} of {text!r} overlaps another (nested)")
+        if first == last:
+            tags[first] = f"{single_prefix}-{label}"
+            continue
+        tags[first] = f"{first_prefix}-{label}"
+        tags[first + 1 : last] = [f"{middle_prefix}-{label}"] * (last - first - 1)
+        tags[last] = f"{last_prefix}-{label}"
+    return tokens, tags
 
 
-def write_bio(samples: pl.DataFrame, path: Path) -> None:
-    """Write samples as ``token<TAB>tag`` lines with a blank line after each sentence."""
-    with open(path, "w", encoding="utf-8") as handle:
-        for text, entities, lang in samples.select("text", "entities", "lang").iter_rows():
-            tokens, tags = bio_tags(text, entities, lang)
-            handle.write("".join(f"{token}\t{tag}\n" for token, tag in zip(tokens, tags)) + "\n")
+def _fits_line(value: str, sep: str) -> bool:
+    """Whether a token or label reads back as itself from a line separated by ``sep``.
+
+    It must not be empty, nor edged with whitespace (the reader strips it), nor hold a line break
+    or the separator.
+    """
+    return bool(value) and value == value.strip() and not any(c in value for c in "\r\n" + SEPARATORS[sep])
 
 
-FORMAT = Format(name="conll", read=read)
+def write(samples: pl.DataFrame, path: Path, spec: FormatSpec, *, docstart: bool = False, newline: str = "\n") -> None:
+    """Token and tag lines in ``spec``'s separator and scheme, a blank line after each sentence.
+
+    ``docstart`` puts a ``-DOCSTART-`` marker first; ``newline`` ends every line ("\\r\\n" for
+    CRLF files). With ``spec.segment_digit`` each token carries the digit of an optional
+    ``segments`` column (list of int 0-9 per sample, each token's position in its word), 0 without
+    one. Raises :class:`NotRepresentableError` as :func:`tag` does, before writing anything.
+    """
+    separator = SEPARATORS[spec.sep]
+    with_segments = spec.segment_digit and "segments" in samples.columns
+    lines = [f"-DOCSTART- -X- -X- O{newline}{newline}"] if docstart else []
+    columns = ["text", "entities", "segments"] if with_segments else ["text", "entities"]
+    for text, entities, *segments in samples.select(columns).iter_rows():
+        tokens, tags = tag(text, entities, spec.lang, spec.scheme, spec.sep)
+        if spec.segment_digit:
+            digits = segments[0] if segments else [0] * len(tokens)
+            if len(digits) != len(tokens) or not all(0 <= digit <= 9 for digit in digits):
+                raise ValueError(f"segments {digits} are not one digit per token of {text!r}")
+            tokens = [f"{token}{digit}" for token, digit in zip(tokens, digits)]
+        lines.append(
+            "".join(f"{token}{separator}{token_tag}{newline}" for token, token_tag in zip(tokens, tags)) + newline
+        )
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.writelines(lines)
+
+
+FORMAT = Format(name="conll", read=read, write=write)

@@ -5,8 +5,22 @@ Usually one JSON array. An entity's token indices must be contiguous.
 
 from __future__ import annotations
 
-from tasks.formats._base import Format, FormatSpec
-from tasks.formats._jsonrecords import BadRecord, Span, field, json_reader, offsets, token_starts
+from pathlib import Path
+
+import polars as pl
+
+from tasks.formats._base import Format, FormatSpec, entity_tokens
+from tasks.formats._jsonrecords import (
+    BadRecord,
+    Span,
+    field,
+    json_reader,
+    offsets,
+    rows,
+    sentence_tokens,
+    token_starts,
+    write_json_array,
+)
 
 
 def extract(payload: dict, spec: FormatSpec):
@@ -27,4 +41,20 @@ def extract(payload: dict, spec: FormatSpec):
     yield text, spans
 
 
-FORMAT = Format(name="genia", read=json_reader(extract))
+def write(samples: pl.DataFrame, path: Path, spec: FormatSpec) -> None:
+    """One JSON array on one line, each entity as the indices of its tokens, in their order.
+
+    Raises :class:`NotRepresentableError` for an entity off token boundaries or an empty token.
+    """
+    records = []
+    for text, entities in rows(samples):
+        tokens, spans = sentence_tokens(text, spec.lang)
+        ner = [
+            {"index": list(range(first, last + 1)), "type": entity["label"]}
+            for entity, (first, last) in zip(entities, entity_tokens(spans, entities))
+        ]
+        records.append({"sentence": tokens, "ner": ner})
+    write_json_array(records, path)
+
+
+FORMAT = Format(name="genia", read=json_reader(extract), write=write)
