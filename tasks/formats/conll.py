@@ -13,6 +13,7 @@ want tags (seqeval).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -214,6 +215,7 @@ def _tag_problems(spec: FormatSpec) -> list[pl.Expr]:
 
 
 SEPARATORS = {"tab": "\t", "space": " "}
+_UNFIT = {"tab": re.compile("[\r\n\t]"), "space": re.compile("[\r\n ]")}  # what no token or label may hold
 # Tag prefixes per scheme: (first token, middle token, last token, single-token entity). B- at every
 # start is valid IOB1 too.
 PREFIXES = {
@@ -235,7 +237,7 @@ def tag(
     """
     spans = tokenize(text, lang)
     tokens = [text[start:end] for start, end in spans]
-    if not tokens or any(token.startswith("-DOCSTART-") for token in tokens):
+    if not tokens or ("-DOCSTART-" in text and any(token.startswith("-DOCSTART-") for token in tokens)):
         raise NotRepresentableError(f"{text!r} has no token or starts a token with -DOCSTART-")
     for value in tokens + [entity["label"] for entity in entities]:
         if not _fits_line(value, sep):
@@ -261,7 +263,7 @@ def _fits_line(value: str, sep: str) -> bool:
     It must not be empty, nor edged with whitespace (the reader strips it), nor hold a line break
     or the separator.
     """
-    return bool(value) and value == value.strip() and not any(c in value for c in "\r\n" + SEPARATORS[sep])
+    return bool(value) and value == value.strip() and not _UNFIT[sep].search(value)
 
 
 def write(samples: pl.DataFrame, path: Path, spec: FormatSpec, *, docstart: bool = False, newline: str = "\n") -> None:
