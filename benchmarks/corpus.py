@@ -15,9 +15,9 @@ registry notes as nested get inner entities. Labels come from a per-dataset set 
 ``paper.types`` names.
 
 Generation is vectorized with numpy, polars and pyarrow, deterministic for a given seed, and
-cached: :func:`ensure_corpus` regenerates only when the scale, the seed, this file or the
-registry changed. ``corpus.json`` in the corpus folder lists every file with its format and
-sample count.
+cached: :func:`ensure_corpus` regenerates only when the scale, the seed, this file, the formats
+(``tasks/formats``) or the registry changed. Each format's own writer writes its files.
+``corpus.json`` in the corpus folder lists every file with its format and sample count.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import shutil
 import statistics
 import time
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +36,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+import tasks.formats
 from tasks.core.files import fingerprint_of
 from tasks.core.registry import DatasetEntry, load_registry, select_datasets
+from tasks.core.schema import ENTITY_DTYPE
 
 MANIFEST_NAME = "corpus.json"
 
@@ -96,17 +97,14 @@ class SyntheticSplit:
 
     ``words`` holds every token of every sentence in order; sentence ``i`` is
     ``words[sentence_offsets[i]:sentence_offsets[i + 1]]`` and its entities are rows
-    ``entity_offsets[i]:entity_offsets[i + 1]`` of the entity arrays (token ``first``
-    inclusive, ``stop`` exclusive, both within the sentence; ``char_start``/``char_end`` in the
-    joined text; the label as an index into ``labels``), sorted by position.
+    ``entity_offsets[i]:entity_offsets[i + 1]`` of the entity arrays (``char_start``/``char_end``
+    in the joined text, on token boundaries; the label as an index into ``labels``), sorted by position.
     """
 
     joiner: str
     words: pa.Array
     sentence_offsets: np.ndarray
     entity_offsets: np.ndarray
-    entity_first: np.ndarray
-    entity_stop: np.ndarray
     entity_char_start: np.ndarray
     entity_char_end: np.ndarray
     entity_label_ids: np.ndarray
@@ -130,26 +128,31 @@ class SyntheticSplit:
         tokens = pa.ListArray.from_arrays(pa.array(self.sentence_offsets, pa.int64()).cast(pa.int32()), self.words)
         return pl.Series("text", tokens).list.join(self.joiner)
 
-    def python_sentences(self) -> Iterator[tuple[list[str], str, list[tuple[int, int, int, int, str]]]]:
-        """Per sentence: its tokens, its text and its entities ``(first, stop, char_start, char_end, label)``.
-
-        A Python loop, for the small datasets written by the per-record JSON writers.
-        """
-        words = self.words.to_pylist()
-        labels = [self.labels[i] for i in self.entity_label_ids.tolist()]
-        entities = list(
-            zip(
-                self.entity_first.tolist(),
-                self.entity_stop.tolist(),
-                self.entity_char_start.tolist(),
-                self.entity_char_end.tolist(),
-                labels,
+    def samples(self) -> pl.DataFrame:
+        """The sentences as canonical samples: ``text`` and ``entities`` (character offsets, label, mention)."""
+        texts = self.texts()
+        entities = pl.DataFrame(
+            {
+                "text": texts.gather(self.entity_sentence()),
+                "start": self.entity_char_start,
+                "end": self.entity_char_end,
+                "label": pl.from_arrow(self.entity_labels()),
+            }
+        ).select(
+            pl.struct(
+                "start",
+                "end",
+                "label",
+                pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")).alias("mention"),
             )
         )
-        sentence_offsets, entity_offsets = self.sentence_offsets.tolist(), self.entity_offsets.tolist()
-        for index in range(self.size):
-            tokens = words[sentence_offsets[index] : sentence_offsets[index + 1]]
-            yield tokens, self.joiner.join(tokens), entities[entity_offsets[index] : entity_offsets[index + 1]]
+        per_sentence = self.per_sentence(entities.to_series().to_arrow(), self.entity_offsets)
+        return pl.DataFrame({"text": texts, "entities": per_sentence}).cast({"entities": ENTITY_DTYPE})
+
+    @staticmethod
+    def per_sentence(values: pa.Array, offsets: np.ndarray) -> pl.Series:
+        """Flat ``values`` grouped into one list per sentence at ``offsets``."""
+        return pl.from_arrow(pa.ListArray.from_arrays(pa.array(offsets, pa.int64()).cast(pa.int32()), values))
 
 
 class Vocabulary:
@@ -300,8 +303,6 @@ def generate_split(
         words=vocabulary.words.take(pa.array(token_ids)),
         sentence_offsets=sentence_offsets,
         entity_offsets=entity_offsets,
-        entity_first=first,
-        entity_stop=stop,
         entity_char_start=token_char_start[base + first],
         entity_char_end=token_char_start[base + stop - 1] + widths[base + stop - 1],
         entity_label_ids=label_ids,
@@ -310,156 +311,34 @@ def generate_split(
 
 
 # ---------------------------------------------------------------------------------------
-# Writers: one per registry format.
-
-
-def write_conll(split: SyntheticSplit, path: Path, options: dict, newline: str, rng: np.random.Generator) -> None:
-    """Token SEP tag lines, a blank line after each sentence, tags in the entry's scheme."""
-    scheme = options.get("scheme", "bio")
-    prefixes = {"bio": "BI", "iob1": "BI", "bioes": "BIES", "bmes": "BMES"}[
-        scheme
-    ]  # B- at every start is valid IOB1 too
-    tag_names = ["O"] + [f"{prefix}-{label}" for prefix in prefixes for label in split.labels]
-    entity_length = split.entity_stop - split.entity_first
-    starts = split.sentence_offsets[split.entity_sentence()] + split.entity_first
-    position = np.arange(entity_length.sum()) - np.repeat(np.cumsum(entity_length) - entity_length, entity_length)
-    length = np.repeat(entity_length, entity_length)
-    if len(prefixes) == 2:
-        prefix = np.where(position == 0, 0, 1)
-    else:
-        prefix = np.select(
-            [length == 1, position == 0, position == length - 1], [prefixes.index("S"), 0, prefixes.index("E")], 1
-        )
-    tag_ids = np.zeros(len(split.words), dtype=np.int64)
-    tag_ids[np.repeat(starts, entity_length) + position] = (
-        1 + prefix * len(split.labels) + np.repeat(split.entity_label_ids, entity_length)
-    )
-    sentence_end = np.zeros(len(split.words), dtype=bool)
-    sentence_end[split.sentence_offsets[1:] - 1] = True
-    frame = pl.DataFrame(
-        {
-            "word": pl.from_arrow(split.words),
-            "tag": pl.from_arrow(pa.array(tag_names, pa.string()).take(pa.array(tag_ids))),
-            "sentence_end": sentence_end,
-        }
-    )
-    parts: list = ["word"]
-    if options.get("segment_digit"):
-        parts.append(pl.Series(rng.integers(0, 3, len(split.words))).cast(pl.String))
-    parts += [
-        pl.lit("\t" if options.get("sep", "tab") == "tab" else " "),
-        "tag",
-        pl.when("sentence_end").then(pl.lit(newline)).otherwise(pl.lit("")),
-    ]
-    lines = frame.select(pl.concat_str(parts).str.join(newline)).item()
-    path.write_text(lines + newline, encoding="utf-8", newline="")
-
-
-def write_b2nerd(split: SyntheticSplit, path: Path) -> None:
-    """JSON lines ``{"sentence", "entities": [{"name", "type", "pos": [start, end]}]}``, built vectorized."""
-    texts = split.texts()
-    entities = pl.DataFrame(
-        {
-            "text": texts.gather(split.entity_sentence()),
-            "start": split.entity_char_start,
-            "end": split.entity_char_end,
-            "type": pl.from_arrow(split.entity_labels()),
-        }
-    ).select(
-        pl.struct(
-            pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")).alias("name"),
-            "type",
-            pl.concat_list("start", "end").alias("pos"),
-        ).alias("entity")
-    )["entity"]
-    per_sentence = pa.ListArray.from_arrays(
-        pa.array(split.entity_offsets, pa.int64()).cast(pa.int32()), entities.to_arrow()
-    )
-    lines = (
-        pl.DataFrame({"sentence": texts, "entities": pl.from_arrow(per_sentence)})
-        .select(pl.struct("sentence", "entities").struct.json_encode().str.join("\n"))
-        .item()
-    )
-    path.write_text(lines + "\n", encoding="utf-8")
-
-
-def write_cluener(split: SyntheticSplit, path: Path) -> None:
-    """JSON lines ``{"text", "label": {type: {mention: [[start, end_inclusive], ...]}}}``."""
-    lines = []
-    for _, text, entities in split.python_sentences():
-        by_label: dict[str, dict[str, list[list[int]]]] = {}
-        for _, _, start, end, label in entities:
-            by_label.setdefault(label, {}).setdefault(text[start:end], []).append([start, end - 1])
-        lines.append(json.dumps({"text": text, "label": by_label}, ensure_ascii=False))
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def write_cmeee(split: SyntheticSplit, path: Path) -> None:
-    """An indented JSON array of ``{"text", "entities": [{"start_idx", "end_idx" (inclusive), "type", "entity"}]}``."""
-    records = [
-        {
-            "text": text,
-            "entities": [
-                {"start_idx": start, "end_idx": end - 1, "type": label, "entity": text[start:end]}
-                for _, _, start, end, label in entities
-            ],
-        }
-        for _, text, entities in split.python_sentences()
-    ]
-    path.write_text(json.dumps(records, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-
-
-def write_genia(split: SyntheticSplit, path: Path) -> None:
-    """A one-line JSON array of ``{"sentence": [tokens], "ner": [{"index": [token indices], "type"}]}``."""
-    records = [
-        {
-            "sentence": tokens,
-            "ner": [{"index": list(range(first, stop)), "type": label} for first, stop, _, _, label in entities],
-        }
-        for tokens, _, entities in split.python_sentences()
-    ]
-    path.write_text(json.dumps(records, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-def write_ace(split: SyntheticSplit, path: Path, rng: np.random.Generator) -> None:
-    """JSON lines of documents of about 20 sentences; entity token offsets count over the document."""
-    lines = []
-    sentences = split.python_sentences()
-    remaining = split.size
-    doc_key = 0
-    while remaining:
-        count = min(remaining, 1 + int(rng.poisson(ACE_SENTENCES_PER_DOCUMENT - 1)))
-        document: dict = {"doc_key": doc_key, "sentences": [], "ner": [], "relations": []}
-        first_token = 0
-        for tokens, _, entities in (next(sentences) for _ in range(count)):
-            document["sentences"].append(tokens)
-            document["ner"].append(
-                [[first_token + first, first_token + stop - 1, label] for first, stop, _, _, label in entities]
-            )
-            document["relations"].append([])
-            first_token += len(tokens)
-        lines.append(json.dumps(document, ensure_ascii=False))
-        remaining -= count
-        doc_key += 1
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+# Files: each format's own writer (tasks/formats).
 
 
 def write_split(entry: DatasetEntry, split: SyntheticSplit, path: Path, rng: np.random.Generator) -> None:
-    """Write ``split`` to ``path`` in the format and options of ``entry``."""
-    if entry.format == "conll":
-        write_conll(split, path, entry.format_options, "\r\n" if entry.name in CRLF_DATASETS else "\n", rng)
-    elif entry.format == "b2nerd":
-        write_b2nerd(split, path)
-    elif entry.format == "cluener":
-        write_cluener(split, path)
-    elif entry.format == "cmeee":
-        write_cmeee(split, path)
-    elif entry.format == "genia":
-        write_genia(split, path)
-    elif entry.format == "ace":
-        write_ace(split, path, rng)
-    else:
-        raise ValueError(f"{entry.name}: no synthetic writer for format {entry.format!r}")
+    """Write ``split`` to ``path`` with the writer of ``entry``'s format, in its options.
+
+    B2NERD lines are compact JSON; CRLF_DATASETS end lines with CRLF. What the layout draws at
+    random comes from ``rng``: Weibo's segment digits, the sizes of ACE documents.
+    """
+    samples = split.samples()
+    layout: dict = {"compact": True} if entry.format == "b2nerd" else {}
+    if entry.format_options.get("segment_digit"):
+        digits = pa.array(rng.integers(0, 3, len(split.words)))
+        samples = samples.with_columns(segments=split.per_sentence(digits, split.sentence_offsets))
+    if entry.name in CRLF_DATASETS:
+        layout["newline"] = "\r\n"
+    if entry.format == "ace":
+        layout["document_sizes"] = ace_document_sizes(split.size, rng)
+    tasks.formats.registry()[entry.format].write(samples, path, entry.format_spec(), **layout)
+
+
+def ace_document_sizes(sentences: int, rng: np.random.Generator) -> list[int]:
+    """Sizes of consecutive ACE documents of about ACE_SENTENCES_PER_DOCUMENT sentences, ``sentences`` in all."""
+    sizes = []
+    while sentences:
+        sizes.append(min(sentences, 1 + int(rng.poisson(ACE_SENTENCES_PER_DOCUMENT - 1))))
+        sentences -= sizes[-1]
+    return sizes
 
 
 # ---------------------------------------------------------------------------------------
@@ -536,8 +415,10 @@ def _summarize(detail: dict, scale: float, seed: int) -> dict:
 
 
 def fingerprint(entries: list[DatasetEntry], scale: float, seed: int) -> str:
-    """Digest of what the corpus depends on: this generator's source, the registry entries, scale and seed."""
-    source = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    """Digest of what the corpus depends on: the source of this generator and of the formats' writers,
+    the registry entries, scale and seed."""
+    sources = [Path(__file__), *sorted(Path(tasks.formats.__file__).parent.glob("*.py"))]
+    source = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()
     described = [[e.name, e.lang, e.format, e.format_options, e.files, e.paper, e.notes, e.local_dir] for e in entries]
     return fingerprint_of([source, described, scale, seed])
 

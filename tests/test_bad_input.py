@@ -258,12 +258,14 @@ def test_bad_b2nerd_line_is_rejected_on_both_paths(tmp_path, bad_line, reason):
 
 def test_vectorized_b2nerd_path_equals_record_by_record(tmp_path):
     from tasks.demo_corpus.generate import write_demo_corpus
-    from tasks.formats.readers import FormatSpec, _iter_json_lines, _read_b2nerd_lines, _read_json_records
+    from tasks.formats import FormatSpec, b2nerd
+    from tasks.formats._jsonrecords import iter_json_lines, read_json_records
 
     write_demo_corpus(tmp_path, seed=3, scale=0.5)
     path, spec = tmp_path / "demo_wiki_en" / "train.json", FormatSpec("b2nerd", "en")
-    fast = pl.concat(batch.samples for batch in _read_b2nerd_lines(path, spec, 1 << 12))
-    slow = pl.concat(batch.samples for batch in _read_json_records(path, spec, _iter_json_lines(path), 1 << 12))
+    fast = pl.concat(batch.samples for batch in b2nerd.read_lines(path, spec, 1 << 12))
+    records = iter_json_lines(path)
+    slow = pl.concat(batch.samples for batch in read_json_records(path, spec, b2nerd.extract, records, 1 << 12))
     assert fast.height > 100 and fast.to_dicts() == slow.to_dicts()
 
 

@@ -14,8 +14,7 @@ import pytest
 
 from tasks.core.registry import load_registry
 from tasks.core.schema import read_samples
-from tasks.formats.bio import write_bio
-from tasks.formats.readers import FormatSpec, read_file
+from tasks.formats import FormatSpec, conll, read_file
 from tasks.ingest.ingest import ingest_dataset
 from tasks.ingest.options import IngestOptions
 
@@ -191,10 +190,9 @@ def test_repair_mode_keeps_every_sentence(shared_data, tmp_path):
 def test_parquet_to_bio_and_back_is_identical(ingested, tmp_path, name):
     out, _ = ingested
     original = read_samples(out / name / "train.parquet")
-    write_bio(original, tmp_path / "train.txt")
-    again = pl.concat(
-        batch.samples for batch in read_file(tmp_path / "train.txt", FormatSpec("conll", REGISTRY[name].lang))
-    )
+    spec = FormatSpec("conll", REGISTRY[name].lang)
+    conll.write(original, tmp_path / "train.txt", spec)
+    again = pl.concat(batch.samples for batch in read_file(tmp_path / "train.txt", spec))
     assert again["text"].to_list() == original["text"].to_list()
     assert again["entities"].to_list() == original["entities"].to_list()
 

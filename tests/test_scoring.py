@@ -12,7 +12,8 @@ from tasks.core.schema import read_samples
 from tasks.evaluate.answers import occurrences
 from tasks.evaluate.report import flat_metrics
 from tasks.evaluate.scoring import averages, parse_predictions, score
-from tasks.formats.bio import bio_tags, tokenize
+from tasks.formats import tokenize
+from tasks.formats.conll import tag
 from tasks.ingest.ingest import ingest_dataset
 from tasks.ingest.options import IngestOptions
 
@@ -248,8 +249,8 @@ def test_span_f1_equals_seqeval_on_real_data(real_rows):
                 "prediction": answer,
             }
         )
-        gold_tags = bio_tags(text, entities, lang)[1]
-        pred_tags = bio_tags(text, predicted, lang)[1]
+        gold_tags = tag(text, entities, lang)[1]
+        pred_tags = tag(text, predicted, lang)[1]
         truth.setdefault(dataset, ([], [], labels))[0].append(gold_tags)
         truth[dataset][1].append(pred_tags)
     frame = pl.DataFrame(rows, schema_overrides={"entities": real_rows.schema["entities"]})

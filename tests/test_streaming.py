@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MEASURE = """
 import resource, sys
 from pathlib import Path
-from tasks.formats.readers import FormatSpec, read_file
+from tasks.formats import FormatSpec, read_file
 spec = FormatSpec(sys.argv[2], "en")
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 samples = sum(batch.samples.height for batch in read_file(Path(sys.argv[1]), spec, batch_bytes=1 << 20))

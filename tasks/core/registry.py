@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from tasks.formats.readers import FormatSpec
+from tasks.formats import FormatSpec
 
 REGISTRY_DIR = Path(__file__).parents[1] / "catalog" / "datasets"
 ROLES = ("train", "ood_test", "pruned_to_zero", "demo")

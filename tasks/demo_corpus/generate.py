@@ -60,12 +60,16 @@ Usage: ``python -m tasks.demo_corpus.generate --out data/raw/demo --seed 0 [--sc
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import polars as pl
+
+from tasks.core.schema import ENTITY_DTYPE
+from tasks.formats import FormatSpec, registry
 
 # ---------------------------------------------------------------------------
 # Gazetteers. English multi-word entries are single-space separated tokens;
@@ -810,7 +814,8 @@ class DatasetSpec:
     `labels` maps mention categories to this dataset's label; categories it does not
     list stay unannotated, which is how scope, coverage and nominal conflicts arise.
     `format`, `format_options` and `files` mirror the dataset's catalog YAML
-    (tasks/catalog/datasets/<name>.yaml, which also holds title, domain and notes).
+    (tasks/catalog/datasets/<name>.yaml, which also holds title, domain and notes);
+    `layout` holds the format writer's layout keywords (tasks/formats/<format>.py).
     """
 
     name: str
@@ -822,7 +827,12 @@ class DatasetSpec:
     empty_templates: tuple[str, ...]
     labels: dict[str, str]
     nested: bool = False
-    docstart: bool = False
+    layout: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def format_spec(self) -> FormatSpec:
+        """How the dataset's files are written and read back."""
+        return FormatSpec(self.format, self.lang, **self.format_options)
 
     @property
     def files(self) -> dict[str, str]:
@@ -848,7 +858,7 @@ DATASETS: tuple[DatasetSpec, ...] = (
             "location": "LOC",
             "miscellaneous": "MISC",
         },
-        docstart=True,
+        layout={"docstart": True},
     ),
     DatasetSpec(
         name="demo_wiki_en",
@@ -912,6 +922,7 @@ DATASETS: tuple[DatasetSpec, ...] = (
             "geopolitical": "address",
             "location": "address",
         },
+        layout={"sort_labels": True},
     ),
     DatasetSpec(
         name="demo_weibo_zh",
@@ -942,6 +953,7 @@ DATASETS: tuple[DatasetSpec, ...] = (
         empty_templates=ZH_MEDICAL_EMPTY_TEMPLATES,
         labels={"disease": "dis", "symptom": "sym", "body_part": "bod", "drug": "dru"},
         nested=True,
+        layout={"final_newline": False},  # as the real CMeEE file
     ),
     DatasetSpec(
         name="demo_resume_zh",
@@ -1001,32 +1013,8 @@ def _generate_sentence(spec: DatasetSpec, split: str, pools: EntityPools, rng: r
 
 
 # ---------------------------------------------------------------------------
-# Writers, one per raw format
+# Canonical samples, written by each format's writer (tasks/formats)
 # ---------------------------------------------------------------------------
-
-# Tag prefixes per scheme: (first unit, middle unit, last unit, single-unit entity).
-_SCHEME_PREFIXES = {
-    "bio": ("B", "I", "I", "B"),
-    "bioes": ("B", "I", "E", "S"),
-    "bmes": ("B", "M", "E", "S"),
-}
-
-
-def encode_tags(unit_count: int, spans: tuple[Span, ...], scheme: str) -> list[str]:
-    """Encode non-overlapping spans as one tag per unit in a BIO, BIOES or BMES scheme."""
-    first, middle, last, single = _SCHEME_PREFIXES[scheme]
-    tags = ["O"] * unit_count
-    for span in spans:
-        if any(tag != "O" for tag in tags[span.start : span.end]):
-            raise ValueError(f"overlapping spans cannot be written as {scheme} tags: {spans}")
-        if span.end - span.start == 1:
-            tags[span.start] = f"{single}-{span.label}"
-            continue
-        tags[span.start] = f"{first}-{span.label}"
-        for position in range(span.start + 1, span.end - 1):
-            tags[position] = f"{middle}-{span.label}"
-        tags[span.end - 1] = f"{last}-{span.label}"
-    return tags
 
 
 def _segment_positions(sentence: Sentence) -> list[int]:
@@ -1055,20 +1043,6 @@ def _segment_positions(sentence: Sentence) -> list[int]:
     return positions
 
 
-def _write_conll(path: Path, sentences: list[Sentence], spec: DatasetSpec) -> None:
-    """Token SEP tag lines, a blank line after each sentence (CoNLL, FabNER, Weibo, Resume)."""
-    separator = "\t" if spec.format_options["sep"] == "tab" else " "
-    lines = ["-DOCSTART- -X- -X- O", ""] if spec.docstart else []
-    for sentence in sentences:
-        tags = encode_tags(len(sentence.units), sentence.spans, str(spec.format_options["scheme"]))
-        units = list(sentence.units)
-        if spec.format_options.get("segment_digit"):
-            units = [unit + str(position) for unit, position in zip(units, _segment_positions(sentence))]
-        lines.extend(f"{unit}{separator}{tag}" for unit, tag in zip(units, tags))
-        lines.append("")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
-
-
 def _text_and_offsets(sentence: Sentence, lang: str) -> tuple[str, list[int]]:
     """Surface text (English tokens joined by single spaces) and each unit's character start."""
     joiner = " " if lang == "en" else ""
@@ -1086,70 +1060,19 @@ def _character_span(span: Span, starts: list[int], sentence: Sentence) -> tuple[
     return starts[span.start], starts[last_unit] + len(sentence.units[last_unit])
 
 
-def _write_json_lines(path: Path, records: list[dict[str, object]]) -> None:
-    """One JSON object per line, UTF-8 text unescaped like the real files."""
-    lines = [json.dumps(record, ensure_ascii=False) for record in records]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
-
-
-def _write_cluener(path: Path, sentences: list[Sentence], spec: DatasetSpec) -> None:
-    """CLUENER JSON lines: {"text", "label": {type: {mention: [[start, end_inclusive]]}}}."""
-    records: list[dict[str, object]] = []
+def _samples(sentences: list[Sentence], spec: DatasetSpec) -> pl.DataFrame:
+    """The sentences as canonical samples, entities in span order; with Weibo's segment digit, a
+    ``segments`` column (each character's position in its word)."""
+    texts, entities = [], []
     for sentence in sentences:
         text, starts = _text_and_offsets(sentence, spec.lang)
-        by_label: dict[str, dict[str, list[list[int]]]] = {}
-        for span in sentence.spans:
-            start, end = _character_span(span, starts, sentence)
-            by_label.setdefault(span.label, {}).setdefault(text[start:end], []).append([start, end - 1])
-        records.append({"text": text, "label": {label: by_label[label] for label in sorted(by_label)}})
-    _write_json_lines(path, records)
-
-
-def _write_b2nerd(path: Path, sentences: list[Sentence], spec: DatasetSpec) -> None:
-    """B2NERD JSON lines: {"sentence", "entities": [{"name", "type", "pos": [start, end)}]}."""
-    records: list[dict[str, object]] = []
-    for sentence in sentences:
-        text, starts = _text_and_offsets(sentence, spec.lang)
-        entities = []
-        for span in sentence.spans:
-            start, end = _character_span(span, starts, sentence)
-            entities.append({"name": text[start:end], "type": span.label, "pos": [start, end]})
-        records.append({"sentence": text, "entities": entities})
-    _write_json_lines(path, records)
-
-
-def _write_cmeee(path: Path, sentences: list[Sentence], spec: DatasetSpec) -> None:
-    """CMeEE JSON array, indented, end_idx inclusive, no trailing newline (as the real file)."""
-    records: list[dict[str, object]] = []
-    for sentence in sentences:
-        text, starts = _text_and_offsets(sentence, spec.lang)
-        entities = []
-        for span in sentence.spans:
-            start, end = _character_span(span, starts, sentence)
-            entities.append({"start_idx": start, "end_idx": end - 1, "type": span.label, "entity": text[start:end]})
-        records.append({"text": text, "entities": entities})
-    path.write_text(json.dumps(records, ensure_ascii=False, indent=2), encoding="utf-8", newline="\n")
-
-
-def _write_genia(path: Path, sentences: list[Sentence], spec: DatasetSpec) -> None:
-    """GENIA JSON array on one line: {"sentence": tokens, "ner": [{"index": token indices, "type"}]}."""
-    records = [
-        {
-            "sentence": list(sentence.units),
-            "ner": [{"index": list(range(span.start, span.end)), "type": span.label} for span in sentence.spans],
-        }
-        for sentence in sentences
-    ]
-    path.write_text(json.dumps(records) + "\n", encoding="utf-8", newline="\n")
-
-
-FORMAT_WRITERS: dict[str, Callable[[Path, list[Sentence], DatasetSpec], None]] = {
-    "conll": _write_conll,
-    "cluener": _write_cluener,
-    "b2nerd": _write_b2nerd,
-    "cmeee": _write_cmeee,
-    "genia": _write_genia,
-}
+        spans = [(span, *_character_span(span, starts, sentence)) for span in sentence.spans]
+        texts.append(text)
+        entities.append([{"start": a, "end": b, "label": span.label, "mention": text[a:b]} for span, a, b in spans])
+    samples = pl.DataFrame({"text": texts, "entities": entities}, schema={"text": pl.String, "entities": ENTITY_DTYPE})
+    if spec.format_options.get("segment_digit"):
+        return samples.with_columns(segments=pl.Series([_segment_positions(s) for s in sentences]))
+    return samples
 
 
 def split_size(base_size: int, scale: float) -> int:
@@ -1177,7 +1100,8 @@ def write_demo_corpus(out_dir: Path, seed: int = 0, scale: float = 1.0) -> dict[
             rng = random.Random(f"{seed}:{spec.name}:{split}")
             size = split_size(base_size, scale)
             sentences = [_generate_sentence(spec, split, pools, rng) for _ in range(size)]
-            FORMAT_WRITERS[spec.format](dataset_dir / spec.files[split], sentences, spec)
+            write = registry()[spec.format].write
+            write(_samples(sentences, spec), dataset_dir / spec.files[split], spec.format_spec, **spec.layout)
             counts[spec.name][split] = len(sentences)
     return counts
 

@@ -20,8 +20,8 @@ import polars as pl
 
 from tasks.core.registry import DatasetEntry
 from tasks.core.schema import REJECT_SCHEMA, SampleWriter, sample_problems, with_nested_flag
-from tasks.formats.readers import REJECT_COLUMNS as READER_REJECT_COLUMNS
-from tasks.formats.readers import FormatSpec, ParsedBatch, UnreadableFileError, likely_cause, read_file
+from tasks.formats import REJECT_COLUMNS as READER_REJECT_COLUMNS
+from tasks.formats import FormatSpec, ParsedBatch, UnreadableFileError, likely_cause, read_file
 from tasks.ingest.options import IngestOptions
 
 MANIFEST_SCHEMA = {

@@ -1,0 +1,295 @@
+"""conll: token and tag per line, blank line between sentences (CoNLL-2003, Weibo, Resume and most datasets).
+
+Options (:class:`~tasks.formats._base.FormatSpec`): ``sep`` tab|space (TAB splits at the first TAB,
+space at the last space), ``scheme`` bio|iob1|bioes|bmes, ``segment_digit`` (Weibo's trailing
+digit). ``-DOCSTART-`` lines are document markers, not sentences. English tokens are joined with
+single spaces, Chinese characters without.
+
+The reader never loads a whole file: it is cut into chunks at sentence boundaries, each parsed
+vectorized in polars. The writer tokenizes each text back (:func:`~tasks.formats._base.tokenize`)
+and tags its entities, which must be flat and on token boundaries; :func:`tag` serves tools that
+want tags (seqeval).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+
+from tasks.formats._base import (
+    REJECT_COLUMNS,
+    SNIPPET_CHARS,
+    Format,
+    FormatSpec,
+    NotRepresentableError,
+    ParsedBatch,
+    UnreadableFileError,
+    attach_entities,
+    entity_tokens,
+    read_chunks,
+    tokenize,
+)
+
+
+def read(path: Path, spec: FormatSpec, head: bytes, batch_bytes: int) -> Iterator[ParsedBatch]:
+    """Sentences of a token/tag file, cut into chunks at blank lines and parsed vectorized (``head`` unused)."""
+    next_record = 1
+    for text, first_line in read_chunks(path, batch_bytes):
+        if next_record == 1:
+            _check_separator(path, text, spec)
+        batch = _parse_tagged_chunk(text, first_line, next_record, spec)
+        next_record += batch.records_read
+        yield batch
+
+
+def _check_separator(path: Path, text: str, spec: FormatSpec, sample_lines: int = 1000) -> None:
+    """Refuse a file whose first lines mostly lack the separator: it is not in this format."""
+    lines = [line for line in text[: 200 * sample_lines].splitlines()[:sample_lines] if line.strip()]
+    separator = "\t" if spec.sep == "tab" else " "
+    without = sum(separator not in line for line in lines)
+    if lines and without > len(lines) / 2:
+        name = "TAB" if spec.sep == "tab" else "space"
+        raise UnreadableFileError(
+            path,
+            f"does not look like format 'conll' with sep={spec.sep}: "
+            f"{without} of the first {len(lines)} lines have no {name}",
+        )
+
+
+def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: FormatSpec) -> ParsedBatch:
+    """Parse one chunk of token/tag lines into samples and rejects, without a Python loop.
+
+    Rows of a sentence are contiguous, so "previous token of the same sentence" is a shift
+    plus a same-record mask, cheaper than grouped window expressions.
+    """
+    raw = pl.Series("raw", [text]).str.split("\n").explode().str.strip_chars_end("\r")
+    lines = pl.DataFrame(raw).with_columns(
+        pl.int_range(first_line, first_line + pl.len(), dtype=pl.Int64).alias("line")
+    )
+    blank = pl.col("raw").str.strip_chars() == ""
+    marker = pl.col("raw").str.starts_with("-DOCSTART-")
+    lines = lines.with_columns(blank.cum_sum().alias("block"), blank.alias("blank"), marker.alias("marker"))
+    markers = int(lines["marker"].sum())
+    rows = lines.filter(~pl.col("blank") & ~pl.col("marker")).drop("blank", "marker")
+    new_record = pl.col("block") != pl.col("block").shift(1)
+    rows = rows.with_columns(new_record.fill_null(True).alias("first"))
+    rows = rows.with_columns((pl.col("first").cum_sum().cast(pl.Int64) - 1 + first_record).alias("record"))
+    rows = rows.with_columns(_split_token_tag(spec))
+    # Tokenizers leave whitespace around some tokens (Broad Twitter's emoji): it carries no
+    # content and would put double spaces in the text, so it goes, as do blank O tokens.
+    all_rows = rows
+    rows = rows.filter(~((pl.col("token") == "") & (pl.col("tag") == "O")).fill_null(False))
+    rows = rows.with_columns(_parse_tag()).with_columns(_tag_problems(spec))
+
+    sep = len(spec.joiner)
+    rows = rows.with_columns(pl.col("token").str.len_chars().alias("width"))
+    before = (pl.col("width") + sep).cum_sum() - pl.col("width") - sep
+    rows = rows.with_columns((before - pl.when("first").then(before).forward_fill()).alias("char_start"))
+
+    sentences = rows.group_by("record", maintain_order=True).agg(
+        pl.col("line").first(),
+        pl.col("token").str.join(spec.joiner).alias("text"),
+        pl.col("problem").drop_nulls().first().alias("problem"),
+    )
+    blank_only = (
+        all_rows.join(sentences, on="record", how="anti")
+        .group_by("record", maintain_order=True)
+        .agg(pl.col("line").first(), pl.col("raw").str.join(" | ").alias("snippet"))
+        .with_columns(pl.lit("empty text: only blank tokens").alias("problem"))
+    )
+    bad = sentences.filter(pl.col("problem").is_not_null())
+    snippets = (
+        rows.join(bad.select("record"), on="record", how="semi")
+        .group_by("record", maintain_order=True)
+        .agg(pl.col("raw").str.join(" | ").str.slice(0, SNIPPET_CHARS).alias("snippet"))
+    )
+    rejects = pl.concat(
+        [
+            bad.join(snippets, on="record", how="left").select("record", "line", "problem", "snippet"),
+            blank_only.select("record", "line", "problem", pl.col("snippet").str.slice(0, SNIPPET_CHARS)),
+        ]
+    ).rename({"problem": "reason"})
+    good = sentences.filter(pl.col("problem").is_null()).select("record", "line", "text")
+
+    spans = (
+        rows.filter(pl.col("entity").is_not_null())
+        .group_by("entity", maintain_order=True)
+        .agg(
+            pl.col("record").first(),
+            pl.col("char_start").min().alias("start"),
+            (pl.col("char_start") + pl.col("width")).max().alias("end"),
+            pl.col("type").first().alias("label"),
+        )
+        .join(good.select("record", "text"), on="record", how="inner")
+        .with_columns(pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")).alias("mention"))
+        .drop("text", "entity")
+    )
+    return ParsedBatch(
+        samples=attach_entities(good, spans),
+        rejects=rejects.cast(REJECT_COLUMNS),
+        records_read=sentences.height + blank_only.height,
+        markers_skipped=markers,
+    )
+
+
+def _split_token_tag(spec: FormatSpec) -> list[pl.Expr]:
+    """Token and tag columns: TAB splits at the first TAB, space at the last space."""
+    if spec.sep == "tab":
+        parts = pl.col("raw").str.splitn("\t", 2)
+        token, tag = parts.struct.field("field_0"), parts.struct.field("field_1")
+    else:
+        parts = pl.col("raw").str.extract_groups(r"^(.*) ([^ ]*)$")
+        token, tag = parts.struct.field("1"), parts.struct.field("2")
+    if spec.segment_digit:
+        digit = token.str.slice(-1)
+        token = pl.when(digit.str.contains(r"^\d$")).then(token.str.slice(0, token.str.len_chars() - 1))
+    return [token.str.strip_chars().alias("token"), tag.str.strip_chars().alias("tag")]
+
+
+def _parse_tag() -> list[pl.Expr]:
+    """``B-PER`` -> prefix ``B``, type ``PER`` (``_`` also separates); null prefix when unparsable."""
+    well_formed = pl.col("tag").str.slice(0, 1).is_in(list("BIMES")) & pl.col("tag").str.slice(1, 1).is_in(["-", "_"])
+    well_formed = well_formed & (pl.col("tag").str.len_chars() > 2)
+    return [
+        pl.when(well_formed).then(pl.col("tag").str.slice(0, 1)).alias("prefix"),
+        pl.when(well_formed).then(pl.col("tag").str.slice(2)).alias("type"),
+    ]
+
+
+def _tag_problems(spec: FormatSpec) -> list[pl.Expr]:
+    """Decode entities from tags and flag what the scheme forbids.
+
+    Decoding is lenient (a tag that does not continue the previous one starts an entity,
+    as conlleval reads IOB1); strictness comes from the ``problem`` column, which rejects
+    the sentence unless ``repair_broken_tags`` is on.
+    """
+    inside = pl.col("tag") != "O"
+    same_as_prev = ~pl.col("first")
+    same_as_next = ~pl.col("first").shift(-1).fill_null(True)
+    continues = (
+        same_as_prev
+        & pl.col("prefix").is_in(["I", "M", "E"])
+        & pl.col("prefix").shift(1).is_in(["B", "I", "M"])
+        & (pl.col("type").shift(1) == pl.col("type"))
+    ).fill_null(False)
+    starts = inside & ~continues
+    entity_id = pl.when(inside).then(starts.cum_sum())
+
+    allowed = {"bio": ["B", "I"], "iob1": ["B", "I"], "bioes": ["B", "I", "E", "S"], "bmes": ["B", "M", "E", "S"]}[
+        spec.scheme
+    ]
+    if spec.scheme == "bio":
+        broken = pl.col("prefix").eq("I") & ~continues
+    elif spec.scheme == "iob1":
+        broken = pl.lit(False)
+    else:
+        continued_next = (
+            same_as_next
+            & pl.col("prefix").shift(-1).is_in(["I", "M", "E"])
+            & (pl.col("type").shift(-1) == pl.col("type"))
+        ).fill_null(False)
+        broken = (pl.col("prefix").is_in(["I", "M", "E"]) & ~continues) | (
+            pl.col("prefix").is_in(["B", "I", "M"]) & ~continued_next
+        )
+    line_no = pl.col("line").cast(pl.String)
+    checks = [
+        pl.when(pl.col("tag").is_null()).then(
+            pl.format("line {}: no {} between token and tag", line_no, pl.lit("TAB" if spec.sep == "tab" else "space"))
+        ),
+        pl.when(pl.col("token").is_null()).then(pl.format("line {}: the token lacks its segment digit", line_no)),
+        pl.when(pl.col("token") == "").then(pl.format("line {}: empty token tagged '{}'", line_no, "tag")),
+        pl.when(inside & pl.col("prefix").is_null()).then(pl.format("line {}: unknown tag '{}'", line_no, "tag")),
+        pl.when(inside & ~pl.col("prefix").is_in(allowed)).then(
+            pl.format("line {}: tag '{}' not valid in the {} scheme", line_no, "tag", pl.lit(spec.scheme.upper()))
+        ),
+    ]
+    if not spec.repair_broken_tags:
+        prev_tag = pl.when(same_as_prev).then(pl.col("tag").shift(1)).otherwise(pl.lit("sentence start"))
+        checks.append(
+            pl.when(broken).then(pl.format("line {}: broken tag sequence: '{}' after '{}'", line_no, "tag", prev_tag))
+        )
+    return [entity_id.alias("entity"), pl.coalesce(checks).alias("problem")]
+
+
+SEPARATORS = {"tab": "\t", "space": " "}
+_UNFIT = {"tab": re.compile("[\r\n\t]"), "space": re.compile("[\r\n ]")}  # what no token or label may hold
+# Tag prefixes per scheme: (first token, middle token, last token, single-token entity). B- at every
+# start is valid IOB1 too.
+PREFIXES = {
+    "bio": ("B", "I", "I", "B"),
+    "iob1": ("B", "I", "I", "B"),
+    "bioes": ("B", "I", "E", "S"),
+    "bmes": ("B", "M", "E", "S"),
+}
+
+
+def tag(
+    text: str, entities: list[dict], lang: str, scheme: str = "bio", sep: str = "tab"
+) -> tuple[list[str], list[str]]:
+    """The tokens of one sample (:func:`~tasks.formats._base.tokenize`) and their tags in ``scheme``.
+
+    Raises :class:`NotRepresentableError` for what lines separated by ``sep`` cannot hold: nested
+    or overlapping entities, an entity off token boundaries, an empty text, and a token or label
+    that would not read back as itself (see :func:`_fits_line`).
+    """
+    spans = tokenize(text, lang)
+    tokens = [text[start:end] for start, end in spans]
+    if not tokens or ("-DOCSTART-" in text and any(token.startswith("-DOCSTART-") for token in tokens)):
+        raise NotRepresentableError(f"{text!r} has no token or starts a token with -DOCSTART-")
+    for value in tokens + [entity["label"] for entity in entities]:
+        if not _fits_line(value, sep):
+            raise NotRepresentableError(f"token or label {value!r} of {text!r} cannot stand on a {sep} line")
+    first_prefix, middle_prefix, last_prefix, single_prefix = PREFIXES[scheme]
+    tags = ["O"] * len(spans)
+    for entity, (first, last) in zip(entities, entity_tokens(spans, entities)):
+        label = entity["label"]
+        if any(taken != "O" for taken in tags[first : last + 1]):
+            raise NotRepresentableError(f"entity {entity} of {text!r} overlaps another (nested)")
+        if first == last:
+            tags[first] = f"{single_prefix}-{label}"
+            continue
+        tags[first] = f"{first_prefix}-{label}"
+        tags[first + 1 : last] = [f"{middle_prefix}-{label}"] * (last - first - 1)
+        tags[last] = f"{last_prefix}-{label}"
+    return tokens, tags
+
+
+def _fits_line(value: str, sep: str) -> bool:
+    """Whether a token or label reads back as itself from a line separated by ``sep``.
+
+    It must not be empty, nor edged with whitespace (the reader strips it), nor hold a line break
+    or the separator.
+    """
+    return bool(value) and value == value.strip() and not _UNFIT[sep].search(value)
+
+
+def write(samples: pl.DataFrame, path: Path, spec: FormatSpec, *, docstart: bool = False, newline: str = "\n") -> None:
+    """Token and tag lines in ``spec``'s separator and scheme, a blank line after each sentence.
+
+    ``docstart`` puts a ``-DOCSTART-`` marker first; ``newline`` ends every line ("\\r\\n" for
+    CRLF files). With ``spec.segment_digit`` each token carries the digit of an optional
+    ``segments`` column (list of int 0-9 per sample, each token's position in its word), 0 without
+    one. Raises :class:`NotRepresentableError` as :func:`tag` does, before writing anything.
+    """
+    separator = SEPARATORS[spec.sep]
+    with_segments = spec.segment_digit and "segments" in samples.columns
+    lines = [f"-DOCSTART- -X- -X- O{newline}{newline}"] if docstart else []
+    columns = ["text", "entities", "segments"] if with_segments else ["text", "entities"]
+    for text, entities, *segments in samples.select(columns).iter_rows():
+        tokens, tags = tag(text, entities, spec.lang, spec.scheme, spec.sep)
+        if spec.segment_digit:
+            digits = segments[0] if segments else [0] * len(tokens)
+            if len(digits) != len(tokens) or not all(0 <= digit <= 9 for digit in digits):
+                raise ValueError(f"segments {digits} are not one digit per token of {text!r}")
+            tokens = [f"{token}{digit}" for token, digit in zip(tokens, digits)]
+        lines.append(
+            "".join(f"{token}{separator}{token_tag}{newline}" for token, token_tag in zip(tokens, tags)) + newline
+        )
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.writelines(lines)
+
+
+FORMAT = Format(name="conll", read=read, write=write)
