@@ -94,6 +94,51 @@ def _stop(server: subprocess.Popen) -> None:
         server.wait(timeout=30)
 
 
+DEMO_SCALE = 0.5  # the shared demo: big enough for the demo's label policies, small enough to build in seconds
+
+
+@pytest.fixture(scope="session")
+def demo_raw(tmp_path_factory) -> tuple[Path, dict[str, dict[str, int]]]:
+    """The demo corpus (seed 0, half scale), written once per test run, and its samples per dataset and split.
+
+    Shared by every test that reads it: treat it as read-only.
+    """
+    from tasks.demo_corpus.generate import write_demo_corpus
+
+    root = tmp_path_factory.mktemp("demo-raw")
+    return root, write_demo_corpus(root, seed=0, scale=DEMO_SCALE)
+
+
+@pytest.fixture(scope="session")
+def demo_ingested(demo_raw, tmp_path_factory) -> Path:
+    """:func:`demo_raw` ingested once: ``samples/``, ``manifest``, ``rejects`` and ``label_counts`` Parquet files."""
+    from tasks.core.registry import load_registry, select_datasets
+    from tasks.ingest.ingest import ingest_dataset
+    from tasks.ingest.options import IngestOptions
+    from tasks.ingest.wiring import write_ingest_outputs
+
+    root = tmp_path_factory.mktemp("demo-ingested")
+    options = IngestOptions(raw_dir=str(demo_raw[0]))
+    reports = [ingest_dataset(entry, options, root / "samples") for entry in select_datasets(load_registry(), "demo")]
+    write_ingest_outputs(reports, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_standardized(demo_ingested, tmp_path_factory) -> Path:
+    """:func:`demo_ingested` standardized once with the shipped taxonomy: ``samples/<dataset>/<split>.parquet``."""
+    from tasks.standardize.options import StandardizeOptions
+    from tasks.standardize.standardize import standardize_dataset
+    from tasks.standardize.wiring import checked_taxonomy
+
+    root = tmp_path_factory.mktemp("demo-standardized")
+    options = StandardizeOptions()
+    tables = checked_taxonomy(options)
+    for dataset_dir in sorted((demo_ingested / "samples").iterdir()):
+        standardize_dataset(dataset_dir, root / "samples", *tables, options)
+    return root
+
+
 @pytest.fixture(scope="session")
 def prefect_api_url(tmp_path_factory) -> Iterator[str]:
     """A real ``prefect server`` on 127.0.0.1 for the whole session; yields its API URL

@@ -256,13 +256,11 @@ def test_bad_b2nerd_line_is_rejected_on_both_paths(tmp_path, bad_line, reason):
     assert read_samples(tmp_path / "out" / "b2")["record"].to_list() == [1, 3]
 
 
-def test_vectorized_b2nerd_path_equals_record_by_record(tmp_path):
-    from tasks.demo_corpus.generate import write_demo_corpus
+def test_vectorized_b2nerd_path_equals_record_by_record(demo_raw):
     from tasks.formats import FormatSpec, b2nerd
     from tasks.formats._jsonrecords import iter_json_lines, read_json_records
 
-    write_demo_corpus(tmp_path, seed=3, scale=0.5)
-    path, spec = tmp_path / "demo_wiki_en" / "train.json", FormatSpec("b2nerd", "en")
+    path, spec = demo_raw[0] / "demo_wiki_en" / "train.json", FormatSpec("b2nerd", "en")
     fast = pl.concat(batch.samples for batch in b2nerd.read_lines(path, spec, 1 << 12))
     records = iter_json_lines(path)
     slow = pl.concat(batch.samples for batch in read_json_records(path, spec, b2nerd.extract, records, 1 << 12))

@@ -16,7 +16,7 @@ from prefect.artifacts import Artifact
 
 from flows.crossval import crossval_flow
 from tasks.core.label_names import load_synonyms
-from tasks.core.registry import load_registry, select_datasets
+from tasks.core.registry import load_registry
 from tasks.core.tracking import TrackingOptions
 from tasks.crossval.crossval import (
     CrossvalInputError,
@@ -40,7 +40,6 @@ from tasks.crossval.token_classification import (
     token_tags,
     word_tags,
 )
-from tasks.demo_corpus.generate import write_demo_corpus
 from tasks.ingest.ingest import ingest_dataset
 from tasks.ingest.options import IngestOptions
 
@@ -72,11 +71,8 @@ def ingest(names: list[str], raw_dir, out_dir) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("crossval-demo")
-    write_demo_corpus(root / "raw", seed=0, scale=0.5)
-    ingest([entry.name for entry in select_datasets(load_registry(), "demo")], root / "raw", root)
-    return root
+def demo(demo_ingested):
+    return demo_ingested
 
 
 def demo_options(demo, out, **overrides) -> CrossvalOptions:

@@ -53,13 +53,10 @@ def prefect_server(tmp_path_factory):
     server.wait(timeout=30)
 
 
-def test_ingest_flow_run_is_listed_by_the_server(prefect_server, tmp_path):
-    from tasks.demo_corpus.generate import write_demo_corpus
-
-    write_demo_corpus(tmp_path / "raw", seed=1, scale=0.1)
+def test_ingest_flow_run_is_listed_by_the_server(prefect_server, demo_raw, tmp_path):
     code = (
         "from flows.ingest import ingest_flow; from tasks.ingest.options import IngestOptions; "
-        f"ingest_flow(IngestOptions(raw_dir={str(tmp_path / 'raw')!r}, out_dir={str(tmp_path / 'out')!r}, "
+        f"ingest_flow(IngestOptions(raw_dir={str(demo_raw[0])!r}, out_dir={str(tmp_path / 'out')!r}, "
         f"metrics_file={str(tmp_path / 'm.json')!r}))"
     )
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(ROOT)}

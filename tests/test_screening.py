@@ -9,7 +9,6 @@ from flows.screen import screen_flow
 from tasks.core.label_names import SynonymsError, load_synonyms, normalize_label
 from tasks.core.registry import load_registry, select_datasets
 from tasks.core.schema import POLARS_SCHEMA, read_samples
-from tasks.demo_corpus.generate import write_demo_corpus
 from tasks.ingest.ingest import ingest_dataset
 from tasks.ingest.options import IngestOptions
 from tasks.screen.options import ScreenOptions
@@ -106,13 +105,8 @@ def test_each_occurrence_is_classified_by_the_target_annotation():
 
 
 @pytest.fixture(scope="module")
-def demo_samples(tmp_path_factory) -> pl.DataFrame:
-    root = tmp_path_factory.mktemp("demo")
-    write_demo_corpus(root / "raw", seed=0, scale=0.5)
-    options = IngestOptions(raw_dir=str(root / "raw"))
-    for entry in select_datasets(load_registry(), "demo"):
-        ingest_dataset(entry, options, root / "samples")
-    return read_samples(root / "samples")
+def demo_samples(demo_ingested) -> pl.DataFrame:
+    return read_samples(demo_ingested / "samples")
 
 
 def test_demo_deliberate_conflicts_rank_at_the_top(demo_samples):

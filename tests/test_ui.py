@@ -16,11 +16,7 @@ import mlflow
 import pytest
 import yaml
 
-from tasks.core.registry import load_registry, select_datasets
 from tasks.core.tracking import TrackingOptions, stage_run
-from tasks.demo_corpus.generate import write_demo_corpus
-from tasks.ingest.ingest import ingest_dataset
-from tasks.ingest.options import IngestOptions
 from tasks.standardize.taxonomy import TAXONOMY_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,14 +68,10 @@ def test_mlflow_ui_lists_the_pipeline_runs(mlflow_server_url, tmp_path, monkeypa
     assert "pipeline ui-full" in dom and "pipeline ui-baseline" in dom
 
 
-def test_prefect_ui_lists_the_flow_runs(prefect_api_url, tmp_path):
-    write_demo_corpus(tmp_path / "raw", seed=0, scale=0.1)
-    options = IngestOptions(raw_dir=str(tmp_path / "raw"))
-    for entry in select_datasets(load_registry(), "demo"):
-        ingest_dataset(entry, options, tmp_path / "ingest" / "samples")
+def test_prefect_ui_lists_the_flow_runs(prefect_api_url, demo_ingested, tmp_path):
     params = {
         "standardize": {
-            "in_dir": "ingest",
+            "in_dir": str(demo_ingested),
             "out_dir": "standardize",
             "metrics_file": "standardize.json",
             "taxonomy_dir": str(TAXONOMY_DIR),
