@@ -2,7 +2,7 @@
 
 Resources: one or more GPUs for the real profile (bf16, gradient checkpointing); the demo
 profile runs on CPU in minutes. Input: ``data/instruct/train.parquet``. The training job itself
-is ``tasks/train/worker.py`` (one process per rank), launched by ``flows/train.py``.
+is ``tasks/train/worker.py`` (one process per rank), launched by ``tasks/train/launcher.py``.
 
 Profiles (``train.profile``), each a flat YAML recipe of :class:`Hyperparameters` in
 ``tasks/catalog/recipes/`` (or the path of your own), whose comments say why each value:

@@ -1,6 +1,6 @@
 """One rank of the training job: ``python -m tasks.train.worker --job <checkpoint_dir>/job.json``.
 
-Started N times by torchrun or the DeepSpeed launcher (``flows/train.py`` builds the command).
+Started N times by torchrun or the DeepSpeed launcher (``tasks/train/launcher.py`` builds the command).
 Every rank tokenizes the same data, wraps the base model in LoRA and runs the transformers
 Trainer; rank 0 alone opens the MLflow run, writes the adapter, ``run.json`` and the metrics
 into ``<job_dir>/staging`` (the flow swaps it into ``train.out_dir`` once the job succeeded).
@@ -254,7 +254,7 @@ def report_failure(job_dir: Path, rank: int, error: BaseException) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--job", required=True, help="job.json written by flows/train.py")
+    parser.add_argument("--job", required=True, help="job.json written by tasks/train/launcher.py")
     parser.add_argument(
         "--local_rank", type=int, default=None, help=argparse.SUPPRESS
     )  # the DeepSpeed launcher passes it
