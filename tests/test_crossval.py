@@ -5,6 +5,8 @@ thread per job, so the file runs in about two minutes on two busy cores.
 """
 
 import json
+import shutil
+from pathlib import Path
 
 import distributed
 import mlflow
@@ -70,16 +72,11 @@ def ingest(names: list[str], raw_dir, out_dir) -> pl.DataFrame:
     return counts
 
 
-@pytest.fixture(scope="module")
-def demo(demo_ingested):
-    return demo_ingested
-
-
-def demo_options(demo, out, **overrides) -> CrossvalOptions:
+def demo_options(demo_ingested, out, **overrides) -> CrossvalOptions:
     return CrossvalOptions(
-        samples_dir=str(demo / "samples"),
-        label_counts_file=str(demo / "label_counts.parquet"),
-        manifest_file=str(demo / "manifest.parquet"),
+        samples_dir=str(demo_ingested / "samples"),
+        label_counts_file=str(demo_ingested / "label_counts.parquet"),
+        manifest_file=str(demo_ingested / "manifest.parquet"),
         out_dir=str(out / "crossval"),
         metrics_file=str(out / "crossval.json"),
         **{**TRAINING, **overrides},
@@ -90,8 +87,11 @@ def tracking(out) -> TrackingOptions:
     return TrackingOptions(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
 
 
-def test_datasets_are_grouped_by_normalised_label(demo):
-    counts, manifest = pl.read_parquet(demo / "label_counts.parquet"), pl.read_parquet(demo / "manifest.parquet")
+def test_datasets_are_grouped_by_normalised_label(demo_ingested):
+    counts, manifest = (
+        pl.read_parquet(demo_ingested / "label_counts.parquet"),
+        pl.read_parquet(demo_ingested / "manifest.parquet"),
+    )
     labels = with_label_groups(dataset_labels(counts, manifest, SYNONYMS, "all"), None)
     groups = label_groups(labels)
     members = {
@@ -119,7 +119,7 @@ def test_datasets_are_grouped_by_normalised_label(demo):
     ].item()
     assert weibo_person == "PER.NAM, PER.NOM"
 
-    specs = {spec.train_dataset: spec for spec in plan_jobs(labels, groups, demo_options(demo, demo))}
+    specs = {spec.train_dataset: spec for spec in plan_jobs(labels, groups, demo_options(demo_ingested, demo_ingested))}
     assert len(specs) == 6, "one training per grouped dataset, not one per pair"
     news = specs["demo_news_en"]
     assert news.label_map == {
@@ -224,11 +224,11 @@ def test_each_token_gets_its_case_for_the_uncased_encoder():
 
 
 @pytest.mark.integration
-def test_chinese_pairs_score_like_their_definitions(demo, tmp_path):
+def test_chinese_pairs_score_like_their_definitions(demo_ingested, tmp_path):
     """With its missing characters added, MiniLM learns Chinese: the consistent person pair transfers,
     the location scope conflict does not."""
     options = demo_options(
-        demo,
+        demo_ingested,
         tmp_path,
         datasets=["demo_news_zh", "demo_resume_zh", "demo_weibo_zh"],
         runner="sequential",
@@ -265,13 +265,13 @@ def test_span_scores_are_strict():
 
 
 @pytest.mark.integration
-def test_demo_conflicts_score_low_on_a_dask_cluster(demo, tmp_path):
+def test_demo_conflicts_score_low_on_a_dask_cluster(demo_ingested, tmp_path):
     """Two jobs on a real Dask cluster, each asking for a 'GPU' slot the workers offer."""
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, resources={"GPU": 1}, dashboard_address=":0"
     ) as cluster:
         options = demo_options(
-            demo,
+            demo_ingested,
             tmp_path,
             datasets=["demo_news_en", "demo_wiki_en"],
             runner="dask",
@@ -331,9 +331,10 @@ def test_demo_conflicts_score_low_on_a_dask_cluster(demo, tmp_path):
 
 
 @pytest.mark.integration
-def test_failed_job_is_retried_and_reported_and_a_rerun_redoes_only_it(demo, tmp_path):
+def test_failed_job_is_retried_and_reported_and_a_rerun_redoes_only_it(demo_ingested, tmp_path):
+    ingested = Path(shutil.copytree(demo_ingested, tmp_path / "ingested"))  # a private copy to tear a file of
     options = demo_options(
-        demo,
+        ingested,
         tmp_path,
         datasets=["demo_news_en", "demo_social_en"],
         runner="sequential",
@@ -342,13 +343,11 @@ def test_failed_job_is_retried_and_reported_and_a_rerun_redoes_only_it(demo, tmp
         max_test_samples=32,
         retries=1,
     )
-    train_file = demo / "samples" / "demo_news_en" / "train.parquet"
+    train_file = ingested / "samples" / "demo_news_en" / "train.parquet"
     intact = train_file.read_bytes()
     train_file.write_bytes(intact[: len(intact) // 2])  # a torn file, as a crash mid-copy leaves
-    try:
-        metrics = crossval_flow(options, tracking(tmp_path))
-    finally:
-        train_file.write_bytes(intact)
+    metrics = crossval_flow(options, tracking(tmp_path))
+    train_file.write_bytes(intact)
     results = pl.read_parquet(tmp_path / "crossval" / "results.parquet")
     failed = results.filter(pl.col("train_dataset") == "demo_news_en")
     assert set(failed["status"]) == {"failed"} and set(failed["attempts"]) == {2}, "one retry, then reported"
