@@ -5,10 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tasks.core.params import option, options
-from tasks.crossval.token_classification import (
-    HEADS,
-    TrainingConfig,
-)
+from tasks.crossval.token_classification import HEADS, TrainingConfig
 
 RUNNERS = ("local", "dask", "sequential")
 

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 from tasks.core.params import option, options
-from tasks.evaluate.generation import (
-    BACKENDS,
-    GenerationOptions,
-)
-from tasks.evaluate.scoring import (
-    MODES,
-)
+from tasks.evaluate.generation import BACKENDS, GenerationOptions
+from tasks.evaluate.scoring import MODES
 
 PROMPT_VARIANTS = ("dataset", "errta")
-
-
-TEST_COLUMNS = ["sample_id", "dataset", "lang", "text", "prompt", "label_set", "entities"]
 
 
 @options("evaluate")

@@ -13,17 +13,11 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from tasks.core.files import write_atomic
 from tasks.core.tracking import log_switches, stage_run
 from tasks.evaluate.errta import errta_errors, errta_totals, with_errta_guidance
-from tasks.evaluate.generation import (
-    generate_predictions,
-    load_run_spec,
-)
-from tasks.evaluate.options import TEST_COLUMNS, EvaluateOptions
-from tasks.evaluate.scoring import (
-    ScoringInputError,
-    check_scoring_input,
-    parse_predictions,
-    score,
-)
+from tasks.evaluate.generation import generate_predictions, load_run_spec
+from tasks.evaluate.options import EvaluateOptions
+from tasks.evaluate.scoring import ScoringInputError, check_scoring_input, parse_predictions, score
+
+TEST_COLUMNS = ["sample_id", "dataset", "lang", "text", "prompt", "label_set", "entities"]  # read from the test file
 
 
 def load_test_samples(options: EvaluateOptions) -> pl.DataFrame:

@@ -24,15 +24,7 @@ from tasks.formats._base import (
     is_json_array,
     read_chunks,
 )
-from tasks.formats._jsonrecords import (
-    BadRecord,
-    Span,
-    decode_line,
-    field,
-    iter_json_array,
-    offsets,
-    read_json_records,
-)
+from tasks.formats._jsonrecords import BadRecord, Span, decode_line, field, iter_json_array, offsets, read_json_records
 
 
 def read(path: Path, spec: FormatSpec, head: bytes, batch_bytes: int) -> Iterator[ParsedBatch]:

@@ -7,9 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from tasks.core.counts import stage_counts
-from tasks.core.schema import (
-    parquet_rows,
-)
+from tasks.core.schema import parquet_rows
 
 
 def standardize_metrics(mapping_counts: pl.DataFrame, in_dir: Path, out_dir: Path) -> dict:
