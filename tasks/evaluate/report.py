@@ -9,7 +9,7 @@ import polars as pl
 from tasks.core.counts import stage_counts
 from tasks.core.markdown import markdown_table
 from tasks.evaluate.answers import ISSUE_KINDS
-from tasks.evaluate.errta import errta_counts, errta_totals, typical_examples
+from tasks.evaluate.errta import errta_counts, typical_examples
 from tasks.evaluate.options import EvaluateOptions
 from tasks.evaluate.scoring import averages
 
@@ -112,7 +112,7 @@ def evaluation_metrics(prompts: int, selected: int, results: dict, generation: d
         # not_selected: left out by evaluate.datasets or max_samples_per_dataset
         **stage_counts("evaluate", prompts, selected, {"not_selected": prompts - selected}),
         "entities_out": gold_entities(by_dataset, primary_mode),
-        **flat_metrics(by_dataset, errta_totals(results["errors"]), primary_mode),
+        **flat_metrics(by_dataset, results["totals"], primary_mode),
     }
     speeds = ("samples_per_s", "new_tokens_per_s")
     return metrics | {
@@ -123,7 +123,7 @@ def evaluation_metrics(prompts: int, selected: int, results: dict, generation: d
 def output_files(results: dict, metrics: dict, options: EvaluateOptions) -> dict[Path, object]:
     """Every output of the stage by its path: predictions, score and ERRTA tables, report, plots, metrics."""
     by_dataset, errors = results["by_dataset"], results["errors"]
-    totals, counts = errta_totals(errors), errta_counts(errors)
+    totals, counts = results["totals"], errta_counts(errors)
     examples = typical_examples(errors, options.examples_per_type)
     f1_plot, errta_plot = plot_tables(by_dataset, totals, options.primary_mode)
     out_dir, plots_dir = Path(options.out_dir), Path(options.plots_dir)

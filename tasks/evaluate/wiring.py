@@ -62,7 +62,7 @@ def generate_task(samples: pl.DataFrame, options: EvaluateOptions) -> dict:
 
 @task(name="score-and-errta")
 def score_task(samples: pl.DataFrame, predictions: pl.DataFrame, options: EvaluateOptions) -> dict:
-    """Prefect task: parse, score in both modes, run ERRTA; return every table of the evaluation."""
+    """Prefect task: parse, score in both modes, run ERRTA; return every table of the evaluation and ERRTA totals."""
     missing = samples.join(predictions, on="sample_id", how="anti")
     if missing.height:
         raise ScoringInputError(
@@ -74,7 +74,13 @@ def score_task(samples: pl.DataFrame, predictions: pl.DataFrame, options: Evalua
     parsed = parse_predictions(joined)
     by_dataset, by_type = score(parsed)
     errors = errta_errors(parsed)
-    return {"parsed": parsed, "by_dataset": by_dataset, "by_type": by_type, "errors": errors}
+    return {
+        "parsed": parsed,
+        "by_dataset": by_dataset,
+        "by_type": by_type,
+        "errors": errors,
+        "totals": errta_totals(errors),
+    }
 
 
 def write_outputs(outputs: dict[Path, object]) -> None:
@@ -99,7 +105,7 @@ def show_results(results: dict, report: str) -> None:
     by_dataset = results["by_dataset"]
     with pl.Config(tbl_rows=-1, tbl_width_chars=160):
         print(by_dataset.select("dataset", "lang", "mode", "samples", "tp", "fp", "fn", pl.col("f1").round(2)))
-    print("ERRTA:", errta_totals(results["errors"]))
+    print("ERRTA:", results["totals"])
     create_table_artifact(
         key="evaluate-f1",
         table=by_dataset.select("dataset", "lang", "mode", "tp", "fp", "fn", pl.col("f1").round(2)).to_dicts(),
