@@ -1,10 +1,11 @@
 """Parsing model answers: malformed answers give the expected pairs, and every oddity is counted."""
 
+import unicodedata
 from itertools import permutations
 
 import pytest
 
-from tasks.evaluate.answers import locate_mentions, parse_answer
+from tasks.evaluate.answers import fold, locate_mentions, parse_answer
 
 EN_TEXT = "John Smith met Mary Jones in New York , then flew to Paris ."
 EN_LABELS = ["person", "location", "geo-political entity"]
@@ -180,3 +181,16 @@ def test_chinese_mentions_located_by_character():
         ("地址", "北京", 0, 2),
         ("地址", "北京", 4, 6),
     ]
+
+
+def test_fold_is_per_character_nfkc_and_lower_case_keeping_the_length():
+    """The translate table of ``fold`` equals its definition on every BMP character, and on ASCII-only text."""
+
+    def by_definition(text):
+        folded = (unicodedata.normalize("NFKC", char).lower() for char in text)
+        return "".join(f if len(f) == 1 else char for f, char in zip(folded, text))
+
+    every = "".join(chr(code) for code in range(0x10000) if not 0xD800 <= code < 0xE000)
+    assert fold(every) == by_definition(every) and len(fold(every)) == len(every)
+    assert fold("Ｐａｒｉｓ İstanbul ﬁ") == by_definition("Ｐａｒｉｓ İstanbul ﬁ") == "paris İstanbul ﬁ"
+    assert fold("New York, D.C.") == "new york, d.c."

@@ -61,13 +61,22 @@ class ParsedAnswer:
     issues: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ISSUE_KINDS, 0))
 
 
+class _FoldTable(dict):
+    """``str.translate`` table of :func:`fold`, filled on first sight of each character."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        folded = unicodedata.normalize("NFKC", char).lower()
+        self[code] = folded if len(folded) == 1 else char
+        return self[code]
+
+
+FOLD_TABLE = _FoldTable()
+
+
 def fold(text: str) -> str:
     """Per character NFKC + lower case, keeping the length, so offsets map 1:1 back to ``text``."""
-    out = []
-    for char in text:
-        folded = unicodedata.normalize("NFKC", char).lower()
-        out.append(folded if len(folded) == 1 else char)
-    return "".join(out)
+    return text.lower() if text.isascii() else text.translate(FOLD_TABLE)
 
 
 def squash_spaces(text: str) -> str:

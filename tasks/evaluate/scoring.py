@@ -32,9 +32,12 @@ class ScoringInputError(ValueError):
     """The samples to score lack columns, or hold a sample id twice."""
 
 
+PUNCTUATION_SPACES = re.compile(r"\s*([^\w\s])\s*")
+
+
 def unit_key(value: str) -> str:
     """Folded comparison key of a label or mention: case, width and spaces around punctuation ignored."""
-    return re.sub(r"\s*([^\w\s])\s*", r"\1", squash_spaces(fold(value)))
+    return PUNCTUATION_SPACES.sub(r"\1", squash_spaces(fold(value)))
 
 
 def check_scoring_input(samples: pl.DataFrame, where: str) -> None:
