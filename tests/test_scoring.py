@@ -9,9 +9,9 @@ from seqeval.scheme import IOB2
 
 from tasks.core.registry import load_registry
 from tasks.core.schema import read_samples
-from tasks.evaluate.answers import occurrences
+from tasks.evaluate.answers import ISSUE_KINDS, WHITESPACE, occurrences, parse_answer
 from tasks.evaluate.report import flat_metrics
-from tasks.evaluate.scoring import averages, parse_predictions, score
+from tasks.evaluate.scoring import _segments, averages, parse_answers, parse_predictions, score
 from tasks.formats import tokenize
 from tasks.formats.conll import tag
 from tasks.ingest.ingest import ingest_dataset
@@ -101,6 +101,47 @@ def test_unknown_labels_and_mentions_not_in_text_are_false_positives_and_reporte
     row = by_dataset.filter(pl.col("mode") == "span").row(0, named=True)
     assert (row["tp"], row["fp"], row["fn"]) == (1, 2, 0)
     assert (row["issue_unknown_label"], row["issue_not_in_text"]) == (1, 1)
+
+
+TRICKY_TEXT = "John Smith met Mary Jones in New York, flew to Paris. Star Wars: Episode I, 《三体》 none \x1fRome"
+TRICKY_ANSWERS = [
+    "person: John Smith; location: New York",  # well-formed: all in polars
+    "Person ：John Smith；LOCATION:New York；\nlocation : Paris",  # full-width, case, spacing, newline
+    "Here are the entities: person: Mary Jones",  # stray words before the label
+    "work: Star Wars: Episode I; work of art: Star Wars: Episode I",  # colon in a mention; unknown label
+    "person: John Smith, Mary Jones; person: john  smith",  # comma list; surface fixed
+    'location: "Paris"; work: 《三体》; work: 三体',  # wrappers, kept when the text has them
+    "person: None; person: none; location:; : Paris; Paris",  # none after a label, empty label, no colon
+    "person: Bob; city: Paris; person: Mary Jones; person: Mary Jones",  # not in text; unknown; duplicate
+    "\x1cperson: Paris\u3000; \u3000location:\x1fNew York\x85 ; none. ; n/a; \x1c; location:\x1fRome",  # str.strip()
+    "empty: Paris; Empty: John Smith; : Mary Jones",  # an empty label, two labels with one key (the later wins)
+    "None",
+    "",
+    None,
+]
+TRICKY_LABELS = ["person", "location", "work of art", "", "EMPTY", "empty"]
+
+
+def test_parse_answers_equals_parse_answer_on_every_answer():
+    """The batch parser (fast path in polars, the rest per segment) gives parse_answer's pairs and issues."""
+    frame = pl.DataFrame(
+        {
+            "prediction": TRICKY_ANSWERS,
+            "label_set": [TRICKY_LABELS] * len(TRICKY_ANSWERS),
+            "text": TRICKY_TEXT,
+            "lang": ["en", "zh"] * (len(TRICKY_ANSWERS) // 2) + ["en"] * (len(TRICKY_ANSWERS) % 2),
+        }
+    )
+    fast = _segments(frame)["fast"]
+    assert fast.any() and not fast.all()  # both paths are exercised
+    parsed = parse_answers(frame)
+    for answer, lang, pred, *counts in parsed.select(
+        "prediction", "lang", "pred", *(f"issue_{kind}" for kind in ISSUE_KINDS)
+    ).iter_rows():
+        expected = parse_answer(answer, TRICKY_LABELS, TRICKY_TEXT, lang)
+        assert [(p["label"], p["mention"]) for p in pred] == expected.pairs, answer
+        assert dict(zip(ISSUE_KINDS, counts)) == expected.issues, answer
+    assert WHITESPACE == "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
 
 
 def test_averages_are_unweighted_over_datasets_per_language():

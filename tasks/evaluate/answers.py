@@ -46,6 +46,7 @@ from functools import lru_cache
 
 NONE_ANSWERS = {"", "none", "null", "n/a", "na", "[]", "无", "没有", "空"}
 FULL_WIDTH = str.maketrans({"：": ":", "；": ";", "，": ",", "\n": ";", "\r": ";"})
+WHITESPACE = "".join(chr(code) for code in range(0x3001) if chr(code).isspace())  # what str.strip() strips
 LIST_SEPARATORS = r"[,、]"  # between several mentions after one label; "、" only here, Chinese mentions contain it
 # Quotes and brackets a model wraps around a mention; stripped only when they are not in the text.
 WRAPPERS = "\"'“”‘’《》「」『』<>()（）[]【】"
@@ -156,6 +157,46 @@ def resolve_mentions(raw: str, text: str, lang: str, parsed: ParsedAnswer) -> li
     return [surface]
 
 
+def is_none_answer(text: str) -> bool:
+    """Whether ``text`` (a whole answer or one segment) says there is no entity."""
+    return text.strip(" .。").lower() in NONE_ANSWERS
+
+
+def answer_segments(answer: str | None) -> list[str]:
+    """The segments of an answer that may hold pairs: split at ``;`` (full-width or newline too), stripped, not empty.
+
+    A segment that says "none" is left out, so a whole answer that does yields no segment.
+    """
+    segments = (segment.strip() for segment in (answer or "").translate(FULL_WIDTH).split(";"))
+    return [segment for segment in segments if segment and not is_none_answer(segment)]
+
+
+def keyed_labels(label_set: Iterable[str]) -> dict[str, str]:
+    """The label set by :func:`label_key`; of two labels with one key, the later one wins."""
+    return {label_key(label): label for label in label_set}
+
+
+def parse_segment(segment: str, labels_by_key: dict[str, str], text: str, lang: str, parsed: ParsedAnswer) -> None:
+    """Append the pairs of one segment of :func:`answer_segments` to ``parsed`` and count its issues.
+
+    ``duplicate_pair`` is not counted here: it is a property of the whole answer (see :func:`parse_answer`).
+    """
+    split = match_label(segment, labels_by_key)
+    if split is None or not split[0]:
+        parsed.issues["stray_segment"] += 1
+        return
+    label, rest, stray_prefix = split
+    known = label_key(label) in labels_by_key
+    parsed.issues["stray_segment"] += stray_prefix
+    if is_none_answer(rest) and find_surface(rest.strip(), text, lang) is None:
+        # "person: None" says no person; an unknown label with nothing after it is stray text
+        parsed.issues["stray_segment"] += not known
+        return
+    if not known:
+        parsed.issues["unknown_label"] += 1
+    parsed.pairs.extend((label, mention) for mention in resolve_mentions(rest, text, lang, parsed))
+
+
 def parse_answer(answer: str | None, label_set: list[str], text: str, lang: str) -> ParsedAnswer:
     """Parse one model answer into (label, mention) pairs; see the module docstring for the rules.
 
@@ -163,33 +204,10 @@ def parse_answer(answer: str | None, label_set: list[str], text: str, lang: str)
     pairs are kept (a repeat can denote a second occurrence) and counted in ``duplicate_pair``.
     """
     parsed = ParsedAnswer()
-    normalized = (answer or "").translate(FULL_WIDTH).strip()
-    if normalized.strip(" .。").lower() in NONE_ANSWERS:
-        return parsed
-    labels_by_key = {label_key(label): label for label in label_set}
-    seen: set[tuple[str, str]] = set()
-    for segment in normalized.split(";"):
-        segment = segment.strip()
-        if not segment or segment.strip(" .。").lower() in NONE_ANSWERS:
-            continue
-        split = match_label(segment, labels_by_key)
-        if split is None or not split[0]:
-            parsed.issues["stray_segment"] += 1
-            continue
-        label, rest, stray_prefix = split
-        known = label_key(label) in labels_by_key
-        parsed.issues["stray_segment"] += stray_prefix
-        if rest.strip(" .。").lower() in NONE_ANSWERS and find_surface(rest.strip(), text, lang) is None:
-            # "person: None" says no person; an unknown label with nothing after it is stray text
-            parsed.issues["stray_segment"] += not known
-            continue
-        if not known:
-            parsed.issues["unknown_label"] += 1
-        for mention in resolve_mentions(rest, text, lang, parsed):
-            pair = (label, mention)
-            parsed.issues["duplicate_pair"] += pair in seen
-            seen.add(pair)
-            parsed.pairs.append(pair)
+    labels_by_key = keyed_labels(label_set)
+    for segment in answer_segments(answer):
+        parse_segment(segment, labels_by_key, text, lang, parsed)
+    parsed.issues["duplicate_pair"] = len(parsed.pairs) - len(set(parsed.pairs))
     return parsed
 
 

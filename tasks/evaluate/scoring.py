@@ -21,7 +21,19 @@ import re
 
 import polars as pl
 
-from tasks.evaluate.answers import ISSUE_KINDS, fold, locate_mentions, parse_answer, squash_spaces
+from tasks.evaluate.answers import (
+    FULL_WIDTH,
+    ISSUE_KINDS,
+    NONE_ANSWERS,
+    WHITESPACE,
+    ParsedAnswer,
+    fold,
+    keyed_labels,
+    label_key,
+    locate_mentions,
+    parse_segment,
+    squash_spaces,
+)
 
 MODES = ("string", "span")
 PRED_DTYPE = pl.List(pl.Struct({"label": pl.String, "mention": pl.String, "start": pl.Int32, "end": pl.Int32}))
@@ -51,28 +63,143 @@ def check_scoring_input(samples: pl.DataFrame, where: str) -> None:
         raise ScoringInputError(f"{where}: {repeated.len()} sample ids appear more than once, e.g. {repeated[0]}")
 
 
-def parse_predictions(samples: pl.DataFrame) -> pl.DataFrame:
-    """Add ``pred`` (label, mention, start, end per parsed pair) and one count column per parse issue.
+def _mapped(values: pl.Series, function) -> pl.Series:
+    """``function`` of each value, called once per distinct value; nulls stay null."""
+    distinct = values.drop_nulls().unique()
+    return values.replace_strict(distinct, [function(value) for value in distinct.to_list()], return_dtype=pl.String)
+
+
+def _segments(samples: pl.DataFrame) -> pl.DataFrame:
+    """The :func:`~tasks.evaluate.answers.answer_segments` of every prediction, in sample and answer order.
+
+    Columns: row (of ``samples``), segment, label, mention, fast. ``fast`` marks the segments whose text
+    before the first colon has the :func:`~tasks.evaluate.answers.label_key` of a non-empty label of the
+    sample's label set (``label``) and whose rest, stripped (``mention``), is a non-empty substring of the
+    text: :func:`~tasks.evaluate.answers.parse_segment` gives exactly that one pair for them, with no issue.
+    """
+    row = pl.int_range(pl.len(), dtype=pl.UInt32).alias("row")
+    answers = (
+        pl.col("prediction").fill_null("").str.replace_many([chr(c) for c in FULL_WIDTH], list(FULL_WIDTH.values()))
+    )
+    segments = (
+        samples.select(row, "text", answers.str.split(";").alias("segment"))
+        .explode("segment")
+        .with_columns(pl.col("segment").str.strip_chars(WHITESPACE))
+        .filter(
+            pl.col("segment") != "",
+            ~pl.col("segment").str.strip_chars(" .。").str.to_lowercase().is_in(list(NONE_ANSWERS)),
+        )
+        .with_columns(pl.col("segment").str.splitn(":", 2).struct.rename_fields(["prefix", "mention"]).alias("split"))
+        .unnest("split")
+    )
+    segments = segments.with_columns(
+        _mapped(segments["prefix"], label_key).alias("key"), pl.col("mention").str.strip_chars(WHITESPACE)
+    )
+    labels = samples.select(row, pl.col("label_set").alias("label")).explode("label").drop_nulls("label")
+    labels = labels.with_columns(_mapped(labels["label"], label_key).alias("key")).unique(
+        ["row", "key"],
+        keep="last",
+        maintain_order=True,  # as in keyed_labels, the later of two labels wins
+    )
+    fast = (
+        (pl.col("label") != "")
+        & (pl.col("mention") != "")
+        & pl.col("text").str.contains(pl.col("mention"), literal=True)
+    )
+    return segments.join(labels, on=["row", "key"], how="left", maintain_order="left").select(
+        "row", "segment", "label", "mention", fast.fill_null(False).alias("fast")
+    )
+
+
+def _parse_slow(samples: pl.DataFrame, slow: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(pairs, issues) of the ``slow`` segments, one by one through :func:`~tasks.evaluate.answers.parse_segment`.
+
+    pairs: order, row, label, mention (``order`` and ``row`` those of their segment); issues: row and
+    one count column per issue kind, one row per segment.
+    """
+    keyed: dict[tuple[str, ...], dict[str, str]] = {}
+    pairs: dict[str, list] = {"order": [], "row": [], "label": [], "mention": []}
+    issues: dict[str, list] = {"row": [], **{kind: [] for kind in ISSUE_KINDS}}
+    context = samples.select("label_set", "text", "lang")[slow["row"]]
+    for (order, row, segment), (label_set, text, lang) in zip(
+        slow.select("order", "row", "segment").iter_rows(), context.iter_rows()
+    ):
+        labels = tuple(label_set or ())
+        parsed = ParsedAnswer()
+        parse_segment(segment, keyed.get(labels) or keyed.setdefault(labels, keyed_labels(labels)), text, lang, parsed)
+        for label, mention in parsed.pairs:
+            for name, value in zip(pairs, (order, row, label, mention)):
+                pairs[name].append(value)
+        for name, value in zip(issues, (row, *parsed.issues.values())):
+            issues[name].append(value)
+    pairs_schema = {"order": pl.UInt32, "row": pl.UInt32, "label": pl.String, "mention": pl.String}
+    issues_schema = {"row": pl.UInt32, **dict.fromkeys(ISSUE_KINDS, pl.Int64)}
+    return pl.DataFrame(pairs, schema=pairs_schema), pl.DataFrame(issues, schema=issues_schema)
+
+
+def _per_row(samples: pl.DataFrame, flat: pl.DataFrame, **columns: pl.Expr) -> pl.DataFrame:
+    """One row per sample of ``samples``: ``columns`` aggregated over the rows of ``flat`` with its ``row``.
+
+    A list column of a sample without rows in ``flat`` is empty, a count 0.
+    """
+    grouped = flat.group_by("row", maintain_order=True).agg(**columns)
+    every = pl.DataFrame({"row": pl.int_range(samples.height, dtype=pl.UInt32, eager=True)})
+    joined = every.join(grouped, on="row", how="left", maintain_order="left").drop("row")
+    return joined.with_columns(
+        pl.col(name).fill_null(pl.lit([], dtype=dtype) if isinstance(dtype, pl.List) else 0)
+        for name, dtype in joined.schema.items()
+    )
+
+
+def parse_answers(samples: pl.DataFrame) -> pl.DataFrame:
+    """Add ``pred`` (label, mention per parsed pair, in answer order) and one count column per parse issue.
+
+    Per sample the pairs and issues of :func:`~tasks.evaluate.answers.parse_answer`: well-formed segments
+    are parsed in polars, only the others one by one (see :func:`_segments`).
+    """
+    segments = _segments(samples).with_row_index("order")
+    slow_pairs, slow_issues = _parse_slow(samples, segments.filter(~pl.col("fast")))
+    pairs = pl.concat([segments.filter("fast").select(slow_pairs.columns), slow_pairs]).sort(
+        "order", maintain_order=True
+    )
+    pair = pl.struct("label", "mention")
+    found = _per_row(samples, pairs, pred=pair, issue_duplicate_pair=pl.len() - pair.n_unique())
+    per_segment = [kind for kind in ISSUE_KINDS if kind != "duplicate_pair"]  # duplicates: over the whole answer
+    counted = _per_row(samples, slow_issues, **{f"issue_{kind}": pl.col(kind).sum() for kind in per_segment})
+    issues = pl.concat([counted, found.select("issue_duplicate_pair")], how="horizontal")
+    return samples.with_columns(found["pred"], *(issues[f"issue_{kind}"].cast(pl.Int64) for kind in ISSUE_KINDS))
+
+
+def locate_predictions(parsed: pl.DataFrame) -> pl.DataFrame:
+    """Give each pair of ``pred`` (from :func:`parse_answers`) its start and end in the text, None if unlocated.
 
     Mentions are located against the gold ``entities`` by content and position, never by answer order
     (:func:`tasks.evaluate.answers.locate_mentions`).
     """
-    preds, issues = [], {kind: [] for kind in ISSUE_KINDS}
+    has_pairs = pl.col("pred").list.len() > 0
+    row = pl.int_range(pl.len(), dtype=pl.UInt32).alias("row")
+    flat = parsed.select(row, "pred").filter(has_pairs).explode("pred").unnest("pred")
     # The gold fields as three lists per sample: converted to Python several times faster than structs.
     gold = [pl.col("entities").list.eval(pl.element().struct.field(f)).alias(f) for f in ("start", "end", "label")]
-    columns = samples.select("prediction", "label_set", "text", "lang", *gold)
-    for prediction, label_set, text, lang, starts, ends, labels in columns.iter_rows():
-        parsed = parse_answer(prediction, label_set or [], text, lang)
-        located = locate_mentions(parsed.pairs, text, lang, zip(starts or [], ends or [], labels or []))
-        preds.append(
-            [{"label": label, "mention": mention, "start": start, "end": end} for label, mention, start, end in located]
-        )
-        for kind in ISSUE_KINDS:
-            issues[kind].append(parsed.issues[kind])
-    return samples.with_columns(
-        pl.Series("pred", preds, dtype=PRED_DTYPE),
-        *(pl.Series(f"issue_{kind}", values, dtype=pl.Int64) for kind, values in issues.items()),
-    )
+    context = parsed.filter(has_pairs).select(pl.col("pred").list.len(), "text", "lang", *gold)
+    labels, mentions = flat["label"].to_list(), flat["mention"].to_list()
+    starts, ends, first = [], [], 0
+    for count, text, lang, gold_starts, gold_ends, gold_labels in context.iter_rows():
+        pairs = list(zip(labels[first : first + count], mentions[first : first + count]))
+        located = locate_mentions(pairs, text, lang, zip(gold_starts or [], gold_ends or [], gold_labels or []))
+        starts.extend(start for _, _, start, _ in located)
+        ends.extend(end for _, _, _, end in located)
+        first += count
+    flat = flat.with_columns(pl.Series("start", starts, dtype=pl.Int32), pl.Series("end", ends, dtype=pl.Int32))
+    return parsed.with_columns(_per_row(parsed, flat, pred=pl.struct("label", "mention", "start", "end"))["pred"])
+
+
+def parse_predictions(samples: pl.DataFrame) -> pl.DataFrame:
+    """Add ``pred`` (label, mention, start, end per parsed pair) and one count column per parse issue.
+
+    :func:`parse_answers`, then :func:`locate_predictions`.
+    """
+    return locate_predictions(parse_answers(samples))
 
 
 def _units(samples: pl.DataFrame, column: str, mode: str) -> pl.DataFrame:
@@ -81,18 +208,14 @@ def _units(samples: pl.DataFrame, column: str, mode: str) -> pl.DataFrame:
     Columns: dataset, sample_id, label, match_label, unit.
     """
     rows = samples.select("dataset", "sample_id", column).explode(column).drop_nulls(column).unnest(column)
-    labels = rows["label"].to_list()
     if mode == "string":
-        units = [unit_key(mention) for mention in rows["mention"].to_list()]
+        units = _mapped(rows["mention"], unit_key)
     else:
         # An unlocated prediction gets a unit no gold span has, so it can only be a false positive.
-        units = [
-            f"{s}:{e}" if s is not None else f"unlocated:{i}"
-            for i, (s, e) in enumerate(zip(rows["start"].to_list(), rows["end"].to_list()))
-        ]
+        located = pl.format("{}:{}", "start", "end")
+        units = rows.select(located.fill_null(pl.format("unlocated:{}", pl.int_range(pl.len())))).to_series()
     frame = rows.select("dataset", "sample_id", "label").with_columns(
-        pl.Series("match_label", [unit_key(label) for label in labels], dtype=pl.String),
-        pl.Series("unit", units, dtype=pl.String),
+        _mapped(rows["label"], unit_key).alias("match_label"), units.alias("unit")
     )
     # String mode scores sets: a pair repeated in one sample is one unit.
     return (
