@@ -11,7 +11,7 @@ from tasks.core.registry import load_registry
 from tasks.core.schema import read_samples
 from tasks.evaluate.answers import ISSUE_KINDS, WHITESPACE, occurrences, parse_answer
 from tasks.evaluate.report import flat_metrics
-from tasks.evaluate.scoring import _segments, averages, parse_answers, parse_predictions, score
+from tasks.evaluate.scoring import _segments, averages, parse_answers, parse_predictions, score, unit_key
 from tasks.formats import tokenize
 from tasks.formats.conll import tag
 from tasks.ingest.ingest import ingest_dataset
@@ -142,6 +142,12 @@ def test_parse_answers_equals_parse_answer_on_every_answer():
         assert [(p["label"], p["mention"]) for p in pred] == expected.pairs, answer
         assert dict(zip(ISSUE_KINDS, counts)) == expected.issues, answer
     assert WHITESPACE == "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
+
+
+def test_unit_key_folds_case_width_and_spaces_around_punctuation():
+    assert unit_key("Washington , D.C.") == unit_key("washington, d. c.") == "washington,d.c."
+    assert unit_key(" New\u3000 York ") == unit_key("ＮＥＷ YORK") == "new york"
+    assert unit_key("a\x1c-\x1cb") == "a-b" and unit_key("product name -> SUV") == "product name->suv"
 
 
 def test_averages_are_unweighted_over_datasets_per_language():

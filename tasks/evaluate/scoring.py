@@ -49,7 +49,8 @@ PUNCTUATION_SPACES = re.compile(r"\s*([^\w\s])\s*")
 
 def unit_key(value: str) -> str:
     """Folded comparison key of a label or mention: case, width and spaces around punctuation ignored."""
-    return PUNCTUATION_SPACES.sub(r"\1", squash_spaces(fold(value)))
+    key = squash_spaces(fold(value))
+    return PUNCTUATION_SPACES.sub(r"\1", key) if " " in key else key  # the only space left is " "
 
 
 def check_scoring_input(samples: pl.DataFrame, where: str) -> None:
@@ -202,12 +203,17 @@ def parse_predictions(samples: pl.DataFrame) -> pl.DataFrame:
     return locate_predictions(parse_answers(samples))
 
 
-def _units(samples: pl.DataFrame, column: str, mode: str) -> pl.DataFrame:
-    """One row per scoring unit of ``column`` (gold ``entities`` or ``pred``).
+def _units(samples: pl.DataFrame, mode: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The scoring units of the gold ``entities`` and of ``pred``, one row per unit.
 
-    Columns: dataset, sample_id, label, match_label, unit.
+    Columns: dataset, sample_id, label, match_label, unit. Keys are computed once per distinct value of both.
     """
-    rows = samples.select("dataset", "sample_id", column).explode(column).drop_nulls(column).unnest(column)
+    fields = ["label", "mention"] if mode == "string" else ["label", "start", "end"]
+    sides = [
+        samples.select("dataset", "sample_id", column).explode(column).drop_nulls(column).unnest(column)
+        for column in ("entities", "pred")
+    ]
+    rows = pl.concat([side.select("dataset", "sample_id", *fields) for side in sides])
     if mode == "string":
         units = _mapped(rows["mention"], unit_key)
     else:
@@ -217,19 +223,20 @@ def _units(samples: pl.DataFrame, column: str, mode: str) -> pl.DataFrame:
     frame = rows.select("dataset", "sample_id", "label").with_columns(
         _mapped(rows["label"], unit_key).alias("match_label"), units.alias("unit")
     )
-    # String mode scores sets: a pair repeated in one sample is one unit.
-    return (
-        frame.unique(["sample_id", "match_label", "unit"], keep="first", maintain_order=True)
-        if mode == "string"
-        else frame
-    )
+    gold, pred = frame.head(sides[0].height), frame.slice(sides[0].height)
+    if mode == "string":  # String mode scores sets: a pair repeated in one sample is one unit.
+        return tuple(
+            side.unique(["sample_id", "match_label", "unit"], keep="first", maintain_order=True)
+            for side in (gold, pred)
+        )
+    return gold, pred
 
 
 def count_by_type(samples: pl.DataFrame, mode: str) -> pl.DataFrame:
     """tp, fp, fn per (dataset, label) in ``mode``; a true positive is filed under the gold label."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-    gold, pred = _units(samples, "entities", mode), _units(samples, "pred", mode)
+    gold, pred = _units(samples, mode)
     keys = ["sample_id", "match_label", "unit"]
     matched = gold.join(pred.select(keys), on=keys, how="semi")
     parts = [
