@@ -12,9 +12,12 @@ import pytest
 from tasks.evaluate.errta import (
     ERROR_TYPES,
     ERRTA_GUIDANCE,
+    Unit,
+    classify_errors,
     errta_counts,
     errta_errors,
     errta_totals,
+    rows_with_errors,
     typical_examples,
     with_errta_guidance,
 )
@@ -143,6 +146,28 @@ def test_mixed_sample_counts_every_type_once():
         "missing": 1,
         "redundant": 1,
     }
+
+
+def test_only_samples_without_errors_are_skipped():
+    """rows_with_errors holds exactly the samples where classify_errors finds an error."""
+    extra = [
+        ("en", "Anna met Ben", [("Anna", "person")], "PERSON: Anna", {}),  # label case: still an exact match
+        ("en", "Anna met Anna", [("Anna", "person"), ("Anna", "person")], "person: Anna", {"missing": 1}),
+        ("en", "Anna met Ben", [("Anna", "person")], "person: Anna; person: Anna", {"redundant": 1}),  # unlocated
+        ("en", "Nobody", [], "None", {}),
+    ]
+    rows = [row(f"s{i}", text, gold, answer, lang) for i, (lang, text, gold, answer, _) in enumerate(CASES + extra)]
+    parsed = parse_predictions(pl.DataFrame(rows, schema_overrides={"entities": ENTITY}))
+    with_errors = [
+        i
+        for i, (entities, pred) in enumerate(parsed.select("entities", "pred").iter_rows())
+        if classify_errors([Unit(**e) for e in entities], [Unit(**p) for p in pred])
+    ]
+    assert rows_with_errors(parsed).to_list() == with_errors
+    assert 0 < len(with_errors) < parsed.height
+    unlocated = {"label": "person", "mention": "Bob", "start": None, "end": None}  # even in the gold: never a match
+    assert classify_errors([Unit(**unlocated)], [Unit(**unlocated)])
+    assert rows_with_errors(pl.DataFrame({"entities": [[unlocated]], "pred": [[unlocated]]})).to_list() == [0]
 
 
 def test_distribution_examples_and_guided_prompt():

@@ -64,7 +64,7 @@ def check_scoring_input(samples: pl.DataFrame, where: str) -> None:
         raise ScoringInputError(f"{where}: {repeated.len()} sample ids appear more than once, e.g. {repeated[0]}")
 
 
-def _mapped(values: pl.Series, function) -> pl.Series:
+def map_distinct(values: pl.Series, function) -> pl.Series:
     """``function`` of each value, called once per distinct value; nulls stay null."""
     distinct = values.drop_nulls().unique()
     return values.replace_strict(distinct, [function(value) for value in distinct.to_list()], return_dtype=pl.String)
@@ -94,10 +94,10 @@ def _segments(samples: pl.DataFrame) -> pl.DataFrame:
         .unnest("split")
     )
     segments = segments.with_columns(
-        _mapped(segments["prefix"], label_key).alias("key"), pl.col("mention").str.strip_chars(WHITESPACE)
+        map_distinct(segments["prefix"], label_key).alias("key"), pl.col("mention").str.strip_chars(WHITESPACE)
     )
     labels = samples.select(row, pl.col("label_set").alias("label")).explode("label").drop_nulls("label")
-    labels = labels.with_columns(_mapped(labels["label"], label_key).alias("key")).unique(
+    labels = labels.with_columns(map_distinct(labels["label"], label_key).alias("key")).unique(
         ["row", "key"],
         keep="last",
         maintain_order=True,  # as in keyed_labels, the later of two labels wins
@@ -215,13 +215,13 @@ def _units(samples: pl.DataFrame, mode: str) -> tuple[pl.DataFrame, pl.DataFrame
     ]
     rows = pl.concat([side.select("dataset", "sample_id", *fields) for side in sides])
     if mode == "string":
-        units = _mapped(rows["mention"], unit_key)
+        units = map_distinct(rows["mention"], unit_key)
     else:
         # An unlocated prediction gets a unit no gold span has, so it can only be a false positive.
         located = pl.format("{}:{}", "start", "end")
         units = rows.select(located.fill_null(pl.format("unlocated:{}", pl.int_range(pl.len())))).to_series()
     frame = rows.select("dataset", "sample_id", "label").with_columns(
-        _mapped(rows["label"], unit_key).alias("match_label"), units.alias("unit")
+        map_distinct(rows["label"], unit_key).alias("match_label"), units.alias("unit")
     )
     gold, pred = frame.head(sides[0].height), frame.slice(sides[0].height)
     if mode == "string":  # String mode scores sets: a pair repeated in one sample is one unit.
