@@ -75,15 +75,27 @@ def _segments(samples: pl.DataFrame) -> pl.DataFrame:
 
     Columns: row (of ``samples``), segment, label, mention, fast. ``fast`` marks the segments whose text
     before the first colon has the :func:`~tasks.evaluate.answers.label_key` of a non-empty label of the
-    sample's label set (``label``) and whose rest, stripped (``mention``), is a non-empty substring of the
-    text: :func:`~tasks.evaluate.answers.parse_segment` gives exactly that one pair for them, with no issue.
+    sample's label set (``label``, as :func:`~tasks.evaluate.answers.keyed_labels` picks it) and whose rest,
+    stripped (``mention``), is a non-empty substring of the text: :func:`~tasks.evaluate.answers.parse_segment`
+    gives exactly that one pair for them, with no issue.
     """
+    label_sets = samples.select(pl.col("label_set").unique(maintain_order=True)).with_row_index("set")
+    labels = pl.DataFrame(
+        [
+            (index, key, label)
+            for index, label_set in enumerate(label_sets["label_set"].to_list())
+            for key, label in keyed_labels(label_set or []).items()
+        ],
+        schema={"set": pl.UInt32, "key": pl.String, "label": pl.String},
+        orient="row",
+    )
+    sets = samples.select("label_set").join(label_sets, on="label_set", how="left", maintain_order="left")["set"]
     row = pl.int_range(pl.len(), dtype=pl.UInt32).alias("row")
     answers = (
         pl.col("prediction").fill_null("").str.replace_many([chr(c) for c in FULL_WIDTH], list(FULL_WIDTH.values()))
     )
     segments = (
-        samples.select(row, "text", answers.str.split(";").alias("segment"))
+        samples.select(row, sets, "text", answers.str.split(";").alias("segment"))
         .explode("segment")
         .with_columns(pl.col("segment").str.strip_chars(WHITESPACE))
         .filter(
@@ -96,18 +108,12 @@ def _segments(samples: pl.DataFrame) -> pl.DataFrame:
     segments = segments.with_columns(
         map_distinct(segments["prefix"], label_key).alias("key"), pl.col("mention").str.strip_chars(WHITESPACE)
     )
-    labels = samples.select(row, pl.col("label_set").alias("label")).explode("label").drop_nulls("label")
-    labels = labels.with_columns(map_distinct(labels["label"], label_key).alias("key")).unique(
-        ["row", "key"],
-        keep="last",
-        maintain_order=True,  # as in keyed_labels, the later of two labels wins
-    )
     fast = (
         (pl.col("label") != "")
         & (pl.col("mention") != "")
         & pl.col("text").str.contains(pl.col("mention"), literal=True)
     )
-    return segments.join(labels, on=["row", "key"], how="left", maintain_order="left").select(
+    return segments.join(labels, on=["set", "key"], how="left", maintain_order="left").select(
         "row", "segment", "label", "mention", fast.fill_null(False).alias("fast")
     )
 
