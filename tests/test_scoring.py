@@ -9,9 +9,17 @@ from seqeval.scheme import IOB2
 
 from tasks.core.registry import load_registry
 from tasks.core.schema import read_samples
-from tasks.evaluate.answers import ISSUE_KINDS, WHITESPACE, occurrences, parse_answer
+from tasks.evaluate.answers import ISSUE_KINDS, WHITESPACE, locate_mentions, occurrences, parse_answer
 from tasks.evaluate.report import flat_metrics
-from tasks.evaluate.scoring import _segments, averages, parse_answers, parse_predictions, score, unit_key
+from tasks.evaluate.scoring import (
+    _segments,
+    averages,
+    locate_predictions,
+    parse_answers,
+    parse_predictions,
+    score,
+    unit_key,
+)
 from tasks.formats import tokenize
 from tasks.formats.conll import tag
 from tasks.ingest.ingest import ingest_dataset
@@ -142,6 +150,37 @@ def test_parse_answers_equals_parse_answer_on_every_answer():
         assert [(p["label"], p["mention"]) for p in pred] == expected.pairs, answer
         assert dict(zip(ISSUE_KINDS, counts)) == expected.issues, answer
     assert WHITESPACE == "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
+
+
+LOCATE_CASES = [  # text, lang, gold (start, end, label), answer pairs
+    ("Anna met Ben in Rome", "en", [(0, 4, "person")], [("person", "Anna"), ("location", "Rome"), ("person", "Carl")]),
+    ("aaa and b", "en", [(1, 3, "x")], [("x", "aa"), ("y", "b")]),  # overlapping occurrences: "aa" twice
+    ("Anna met Ben", "en", [(0, 4, "person")], [("person", "Anna"), ("person", "Anna")]),  # one occurrence, two
+    ("Paris and Paris", "en", [(10, 15, "location")], [("location", "Paris")]),  # placed on the gold one
+    ("Anna met Anna", "en", [(0, 4, "person")], [("person", "Anna"), ("person", "Anna")]),  # predicted twice
+    ("Ünal met Ben", "en", [(9, 12, "person")], [("person", "Ben")]),  # not ASCII: polars offsets are bytes
+    ("张三在北京", "zh", [(3, 5, "地址")], [("地址", "北京"), ("人名", "张三")]),
+    ("Nobody here", "en", [], []),
+    ("Ben and Bob", "en", [], [("person", "Ben"), ("person", "Bob"), ("person", "Bo")]),  # "Bo" is in "Bob"
+]
+
+
+def test_locate_predictions_equals_locate_mentions_on_every_sample():
+    """Samples located in polars (nothing to choose, ASCII) and one by one give locate_mentions' spans."""
+    frame = pl.DataFrame(
+        {
+            "text": [text for text, *_ in LOCATE_CASES],
+            "lang": [lang for _, lang, *_ in LOCATE_CASES],
+            "entities": [
+                [{"start": s, "end": e, "label": label} for s, e, label in gold] for _, _, gold, _ in LOCATE_CASES
+            ],
+            "pred": [[{"label": label, "mention": mention} for label, mention in pairs] for *_, pairs in LOCATE_CASES],
+        },
+        schema_overrides={"entities": pl.List(pl.Struct({"start": pl.Int32, "end": pl.Int32, "label": pl.String}))},
+    )
+    located = locate_predictions(frame)["pred"].to_list()
+    for (text, lang, gold, pairs), pred in zip(LOCATE_CASES, located):
+        assert [tuple(p.values()) for p in pred] == locate_mentions(pairs, text, lang, gold), text
 
 
 def test_unit_key_folds_case_width_and_spaces_around_punctuation():

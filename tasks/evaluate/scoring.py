@@ -177,27 +177,46 @@ def parse_answers(samples: pl.DataFrame) -> pl.DataFrame:
     return samples.with_columns(found["pred"], *(issues[f"issue_{kind}"].cast(pl.Int64) for kind in ISSUE_KINDS))
 
 
-def locate_predictions(parsed: pl.DataFrame) -> pl.DataFrame:
-    """Give each pair of ``pred`` (from :func:`parse_answers`) its start and end in the text, None if unlocated.
-
-    Mentions are located against the gold ``entities`` by content and position, never by answer order
-    (:func:`tasks.evaluate.answers.locate_mentions`).
-    """
-    has_pairs = pl.col("pred").list.len() > 0
-    row = pl.int_range(pl.len(), dtype=pl.UInt32).alias("row")
-    flat = parsed.select(row, "pred").filter(has_pairs).explode("pred").unnest("pred")
+def _located_one_by_one(parsed: pl.DataFrame, flat: pl.DataFrame) -> pl.DataFrame:
+    """pair, start, end of the pairs in ``flat`` (pair, row, label, mention; whole samples) by ``locate_mentions``."""
+    rows = flat.group_by("row", maintain_order=True).len()
     # The gold fields as three lists per sample: converted to Python several times faster than structs.
     gold = [pl.col("entities").list.eval(pl.element().struct.field(f)).alias(f) for f in ("start", "end", "label")]
-    context = parsed.filter(has_pairs).select(pl.col("pred").list.len(), "text", "lang", *gold)
+    context = parsed[rows["row"]].select("text", "lang", *gold)
     labels, mentions = flat["label"].to_list(), flat["mention"].to_list()
     starts, ends, first = [], [], 0
-    for count, text, lang, gold_starts, gold_ends, gold_labels in context.iter_rows():
+    for count, (text, lang, gold_starts, gold_ends, gold_labels) in zip(rows["len"], context.iter_rows()):
         pairs = list(zip(labels[first : first + count], mentions[first : first + count]))
         located = locate_mentions(pairs, text, lang, zip(gold_starts or [], gold_ends or [], gold_labels or []))
         starts.extend(start for _, _, start, _ in located)
         ends.extend(end for _, _, _, end in located)
         first += count
-    flat = flat.with_columns(pl.Series("start", starts, dtype=pl.Int32), pl.Series("end", ends, dtype=pl.Int32))
+    return flat.select("pair", pl.Series("start", starts, dtype=pl.Int32), pl.Series("end", ends, dtype=pl.Int32))
+
+
+def locate_predictions(parsed: pl.DataFrame) -> pl.DataFrame:
+    """Give each pair of ``pred`` (from :func:`parse_answers`) its start and end in the text, None if unlocated.
+
+    Mentions are located against the gold ``entities`` by content and position, never by answer order
+    (:func:`tasks.evaluate.answers.locate_mentions`). A sample with nothing to choose, each mention
+    predicted once and found at most once (the shortcut of ``locate_mentions``), in a text of ASCII
+    characters only (where polars' byte offsets are character offsets), is located in polars.
+    """
+    row = pl.int_range(pl.len(), dtype=pl.UInt32).alias("row")
+    flat = parsed.select(row, "text", "pred").filter(pl.col("pred").list.len() > 0).explode("pred").unnest("pred")
+    text, mention = pl.col("text"), pl.col("mention")
+    first = text.str.find(mention, literal=True)
+    again = text.str.slice(first + 1).str.find(mention, literal=True)  # an occurrence after the first, overlapping too
+    odd = again.is_not_null() | (mention == "") | (text.str.len_bytes() != text.str.len_chars())
+    flat = flat.with_row_index("pair").with_columns(
+        first.cast(pl.Int32).alias("start"),
+        ((mention.n_unique() == pl.len()) & ~odd.any()).over("row").alias("simple"),
+    )
+    simple = flat.filter("simple").select(
+        "pair", "start", (pl.col("start") + mention.str.len_chars()).cast(pl.Int32).alias("end")
+    )
+    spans = pl.concat([simple, _located_one_by_one(parsed, flat.filter(~pl.col("simple")))]).sort("pair")
+    flat = flat.select("row", "label", "mention", spans["start"], spans["end"])
     return parsed.with_columns(_per_row(parsed, flat, pred=pl.struct("label", "mention", "start", "end"))["pred"])
 
 
