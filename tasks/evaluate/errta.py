@@ -219,6 +219,21 @@ def rows_with_errors(samples: pl.DataFrame) -> pl.Series:
     return differing.filter("differs")["row"].unique().sort()
 
 
+def units_per_sample(column: pl.Series) -> list[list[Unit]]:
+    """The Units of each list of a column of (label, mention, start, end) structs; none for a null list.
+
+    Converted field by field, flat: several times faster than structs row by row.
+    """
+    lengths = column.list.len().fill_null(0)
+    flat = column.filter(lengths > 0).list.explode().struct.unnest()
+    units = list(map(Unit, *(flat[name].to_list() for name in ("label", "mention", "start", "end"))))
+    out, first = [], 0
+    for length in lengths.to_list():
+        out.append(units[first : first + length])
+        first += length
+    return out
+
+
 def errta_errors(samples: pl.DataFrame) -> pl.DataFrame:
     """One row per ERRTA error over parsed samples.
 
@@ -226,17 +241,11 @@ def errta_errors(samples: pl.DataFrame) -> pl.DataFrame:
     Only the samples of :func:`rows_with_errors` are classified.
     """
     rows = rows_with_errors(samples)
-    fields = ("label", "mention", "start", "end")
-    # The unit fields as lists per sample: converted to Python several times faster than structs.
-    units = [
-        pl.col(c).list.eval(pl.element().struct.field(f)).alias(f"{c}_{f}")
-        for c in ("entities", "pred")
-        for f in fields
-    ]
+    chosen = samples[rows]
     found: dict[str, list] = {"row": [], "error_type": [], "category": [], "gold": [], "predicted": [], "position": []}
-    for row, values in zip(rows.to_list(), samples[rows].select(units).iter_rows()):
-        gold = list(map(Unit, *(value or [] for value in values[:4])))
-        predicted = list(map(Unit, *(value or [] for value in values[4:])))
+    for row, gold, predicted in zip(
+        rows.to_list(), units_per_sample(chosen["entities"]), units_per_sample(chosen["pred"])
+    ):
         for position, (error_type, gold_units, predicted_units) in enumerate(classify_errors(gold, predicted)):
             values = (
                 row,
