@@ -158,7 +158,7 @@ LOCATE_CASES = [  # text, lang, gold (start, end, label), answer pairs
     ("Anna met Ben", "en", [(0, 4, "person")], [("person", "Anna"), ("person", "Anna")]),  # one occurrence, two
     ("Paris and Paris", "en", [(10, 15, "location")], [("location", "Paris")]),  # placed on the gold one
     ("Anna met Anna", "en", [(0, 4, "person")], [("person", "Anna"), ("person", "Anna")]),  # predicted twice
-    ("Ünal met Ben", "en", [(9, 12, "person")], [("person", "Ben")]),  # not ASCII: polars offsets are bytes
+    ("Ünal met Ben", "en", [(9, 12, "person")], [("person", "Ben")]),  # not ASCII: byte offsets are not characters
     ("张三在北京", "zh", [(3, 5, "地址")], [("地址", "北京"), ("人名", "张三")]),
     ("Nobody here", "en", [], []),
     ("Ben and Bob", "en", [], [("person", "Ben"), ("person", "Bob"), ("person", "Bo")]),  # "Bo" is in "Bob"

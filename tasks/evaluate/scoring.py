@@ -199,17 +199,17 @@ def locate_predictions(parsed: pl.DataFrame) -> pl.DataFrame:
 
     Mentions are located against the gold ``entities`` by content and position, never by answer order
     (:func:`tasks.evaluate.answers.locate_mentions`). A sample with nothing to choose, each mention
-    predicted once and found at most once (the shortcut of ``locate_mentions``), in a text of ASCII
-    characters only (where polars' byte offsets are character offsets), is located in polars.
+    predicted once and found at most once (the shortcut of ``locate_mentions``), is located in polars.
     """
     row = pl.int_range(pl.len(), dtype=pl.UInt32).alias("row")
     flat = parsed.select(row, "text", "pred").filter(pl.col("pred").list.len() > 0).explode("pred").unnest("pred")
     text, mention = pl.col("text"), pl.col("mention")
-    first = text.str.find(mention, literal=True)
-    again = text.str.slice(first + 1).str.find(mention, literal=True)  # an occurrence after the first, overlapping too
-    odd = again.is_not_null() | (mention == "") | (text.str.len_bytes() != text.str.len_chars())
+    first = text.str.find(mention, literal=True)  # a byte offset: start counts the characters before it
+    after_first = text.cast(pl.Binary).bin.slice(first + 1)  # an occurrence there, overlapping too, is a second one
+    odd = after_first.bin.contains(mention.cast(pl.Binary)).fill_null(False) | (mention == "")
+    start = text.cast(pl.Binary).bin.head(first).cast(pl.String).str.len_chars()
     flat = flat.with_row_index("pair").with_columns(
-        first.cast(pl.Int32).alias("start"),
+        start.cast(pl.Int32).alias("start"),
         ((mention.n_unique() == pl.len()) & ~odd.any()).over("row").alias("simple"),
     )
     simple = flat.filter("simple").select(
