@@ -2,8 +2,10 @@
 
 Input: a polars table of test samples with their ``prediction`` (sample_id, dataset, lang, text,
 label_set, entities = gold spans, prediction). :func:`parse_predictions` adds the parsed pairs
-and their located spans (:mod:`tasks.evaluate.answers`); :func:`score` counts true positives, false
-positives and false negatives in one of two modes:
+and their located spans in two steps: :func:`parse_answers` (all that string mode needs) and
+:func:`locate_predictions`. Both work on the whole table in polars and hand only the answers and
+samples that need more to the per-answer functions of :mod:`tasks.evaluate.answers`, with the same
+results. :func:`score` counts true positives, false positives and false negatives in one of two modes:
 
 - ``string``: per sample, the *set* of ``label: mention`` pairs, both sides folded (case, width,
   spacing), as the paper's evaluator scores. A mention repeated in the text counts once.
@@ -40,11 +42,11 @@ PRED_DTYPE = pl.List(pl.Struct({"label": pl.String, "mention": pl.String, "start
 COUNT_COLUMNS = ("tp", "fp", "fn")
 
 
+PUNCTUATION_SPACES = re.compile(r"\s*([^\w\s])\s*")
+
+
 class ScoringInputError(ValueError):
     """The samples to score lack columns, or hold a sample id twice."""
-
-
-PUNCTUATION_SPACES = re.compile(r"\s*([^\w\s])\s*")
 
 
 def unit_key(value: str) -> str:
@@ -217,7 +219,8 @@ def locate_predictions(parsed: pl.DataFrame) -> pl.DataFrame:
     )
     spans = pl.concat([simple, _located_one_by_one(parsed, flat.filter(~pl.col("simple")))]).sort("pair")
     flat = flat.select("row", "label", "mention", spans["start"], spans["end"])
-    return parsed.with_columns(_per_row(parsed, flat, pred=pl.struct("label", "mention", "start", "end"))["pred"])
+    located = _per_row(parsed, flat, pred=pl.struct("label", "mention", "start", "end"))
+    return parsed.with_columns(located["pred"].cast(PRED_DTYPE))
 
 
 def parse_predictions(samples: pl.DataFrame) -> pl.DataFrame:
