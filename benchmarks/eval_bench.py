@@ -1,6 +1,7 @@
 """Evaluation benchmark: scoring and ERRTA at the paper's test size, and generation batching.
 
     python -m benchmarks.eval_bench [--real-data ../shared/ner-data] [--predictions 20723] [--prompts 128] [--trials 3]
+        [--write-md BENCHMARKS.md [--keep-generation]]
 
 1. **Scoring.** Test splits of real datasets (ingested from ``--real-data``) are cycled up to
    ``--predictions`` samples (20,723: the size of B2NERD's test set) and given simulated model
@@ -24,6 +25,7 @@ import argparse
 import cProfile
 import json
 import pstats
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -55,6 +57,8 @@ TEST_SPLITS = {
     "cluener": "dev",
 }
 OUT = Path("benchmarks/out")
+GENERATION = "Generation on the demo model"  # how the section's generation part starts
+KEPT = "Generation figures kept from the run of "  # how it starts when kept from an earlier run
 
 
 def load_test_samples(real_data: Path, workdir: Path, size: int) -> pl.DataFrame:
@@ -172,7 +176,7 @@ def profile_top(frame: pl.DataFrame, entries: int) -> list[dict]:
 def profiled_name(file: str, line: int, name: str) -> str:
     """``tasks/evaluate/errta.py:133 classify_errors``; a built-in as its name, a library file from its package."""
     if file == "~":
-        return name.strip("<>")
+        return re.sub(r" at 0x[0-9a-f]+", "", name).strip("<>")
     path = Path(file)
     parts = path.parts
     shown = "/".join(parts[parts.index("site-packages") + 1 :]) if "site-packages" in parts else file
@@ -294,8 +298,8 @@ def profile_rows(profile: list[dict]) -> str:
     )
 
 
-def markdown(scoring: dict, generation: dict, header: str) -> str:
-    sorted_, unsorted = generation["sorted"], generation["unsorted"]
+def scoring_markdown(scoring: dict, header: str) -> str:
+    """The section's title, run header and scoring part."""
     return f"""## Evaluation
 
 {header}
@@ -334,7 +338,13 @@ with the most own time; profiling slows them down):
 | --- | ---: | ---: | ---: |
 {profile_rows(scoring["profile"])}
 
-Generation on the demo model (random 4-layer Llama, hidden 256, LoRA r=8; CPU, greedy, 16 new tokens, batch 16; after a
+"""
+
+
+def generation_markdown(generation: dict) -> str:
+    """The section's generation part."""
+    sorted_, unsorted = generation["sorted"], generation["unsorted"]
+    return f"""{GENERATION} (random 4-layer Llama, hidden 256, LoRA r=8; CPU, greedy, 16 new tokens, batch 16; after a
 warm-up, the two orders alternated twice, best of two each),
 {sorted_["samples_generated"]} real test prompts of \
 {generation["prompt_tokens"]["min"]}-{generation["prompt_tokens"]["max"]} tokens:
@@ -352,6 +362,20 @@ Length-sorted batches: {sorted_["samples_per_s"] / unsorted["samples_per_s"]:.2f
 """
 
 
+def kept_generation(path: Path) -> str:
+    """The generation part of the Evaluation section of ``path``, verbatim, under a line naming its run."""
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    found = re.search(r"^## Evaluation\n.*?(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
+    if found is None or GENERATION not in found.group(0):
+        raise SystemExit(f"{path}: no generation figures to keep in its Evaluation section")
+    section = found.group(0)
+    if KEPT in section:
+        return section[section.index(KEPT) :].rstrip("\n") + "\n"
+    date, load = re.search(r"^Date (\S+);.*?load average ([\d.]+) at the start", section, re.MULTILINE).groups()
+    note = f"{KEPT}{date} (load average {load} at its start); this run timed scoring only (--keep-generation).\n\n"
+    return note + section[section.index(GENERATION) :].rstrip("\n") + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real-data", type=Path, default=Path("../shared/ner-data"))
@@ -359,7 +383,14 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=128)
     parser.add_argument("--trials", type=int, default=3, help="scoring runs, alternated with the reference")
     parser.add_argument("--write-md", help="replace the '## Evaluation' section of this Markdown file")
+    parser.add_argument(
+        "--keep-generation",
+        action="store_true",
+        help="time scoring only; keep the generation figures of the --write-md file's section, naming their run",
+    )
     args = parser.parse_args()
+    if args.keep_generation and not args.write_md:
+        parser.error("--keep-generation needs --write-md")
     import torch
 
     torch.set_num_threads(2)
@@ -367,12 +398,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         samples = load_test_samples(args.real_data, Path(tmp) / "ingest", args.predictions)
         scoring = bench_scoring(samples, args.trials)
-        generation = bench_generation(samples, args.prompts, Path(tmp) / "model")
+        generation = None if args.keep_generation else bench_generation(samples, args.prompts, Path(tmp) / "model")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "eval_bench_results.json").write_text(
         json.dumps({"scoring": scoring, "generation": generation}, indent=2, default=str)
     )
-    section = markdown(scoring, generation, header)
+    kept = kept_generation(Path(args.write_md)) if args.keep_generation else generation_markdown(generation)
+    section = scoring_markdown(scoring, header) + kept
     print(section)
     if args.write_md:
         write_section(args.write_md, section)
