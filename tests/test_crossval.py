@@ -369,16 +369,15 @@ def test_real_conll_and_ontonotes_reproduce_table_9(shared_data, tmp_path):
     """Table 9's direction on the real data: CoNLL LOC covers OntoNotes GPE, so its model floods
     OntoNotes with locations (low precision, higher recall), and OntoNotes's model, which tags
     cities and countries GPE, finds almost none of CoNLL's (recall near zero). OntoNotes has few
-    LOC mentions (16 in 1,000 sentences), hence the larger test sample."""
+    LOC mentions (12 in the 800 test sentences drawn here)."""
     counts = ingest(["conll2003", "ontonotes5"], shared_data, tmp_path)
     options = CrossvalOptions(
         samples_dir=str(tmp_path / "samples"),
         manifest_file=str(tmp_path / "manifest.parquet"),
         out_dir=str(tmp_path / "crossval"),
         max_train_samples=400,
-        max_test_samples=1500,
+        max_test_samples=800,
         epochs=2,
-        torch_threads=1,
     )
     labels = with_label_groups(
         dataset_labels(counts, pl.read_parquet(tmp_path / "manifest.parquet"), SYNONYMS, "all"), None
@@ -394,7 +393,8 @@ def test_real_conll_and_ontonotes_reproduce_table_9(shared_data, tmp_path):
     cell = {(row["label_group"], row["train_dataset"]): row for row in results.iter_rows(named=True)}
     conll_on_ontonotes, ontonotes_on_conll = cell[("location (en)", "conll2003")], cell[("location (en)", "ontonotes5")]
     assert (conll_on_ontonotes["train_labels"], conll_on_ontonotes["test_labels"]) == ("LOC", "LOC")
-    # Paper: P 4.6, R 65.1. At 2,000 training sentences, 1,000 test: P 3.2, R 56.3 (9 of 16).
+    # Paper: P 4.6, R 65.1. Here P 0.2, R 8.3 (1 of 12, 403 predicted); at 2,000 training sentences and
+    # 1,000 test: P 3.2, R 56.3.
     assert conll_on_ontonotes["support"] >= 10 and conll_on_ontonotes["predicted"] >= 3 * conll_on_ontonotes["support"]
     assert conll_on_ontonotes["precision"] < 0.25 and conll_on_ontonotes["recall"] > 2 * conll_on_ontonotes["precision"]
     # Paper: P 64.5, R 1.2. At 2,000 sentences: R 0.0 of 485.
