@@ -234,7 +234,7 @@ def read_chunks(
                 text = chunk.decode("utf-8")
             except UnicodeDecodeError as error:
                 raise not_utf8(path, f"at byte {offset + error.start}") from error
-            if text.strip():
+            if text and not text.isspace():  # not text.strip(), which copies the chunk
                 yield (text if decode else chunk), line
             line += chunk.count(b"\n")
             offset += len(chunk)
