@@ -6,6 +6,7 @@ defined in exactly one place. Offsets are character offsets into ``text``, end e
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -200,7 +201,9 @@ class SampleWriter:
 
     Rows go to ``<path>.partial`` (:func:`tasks.core.files.atomic_path`) and the file is renamed into
     place only on :meth:`close`, so a killed run never leaves a file that a later stage could
-    mistake for complete.
+    mistake for complete. A batch is encoded and compressed on a background thread while the
+    caller prepares the next one; at most one batch is in flight, so memory stays flat, and an
+    error of a batch is raised by the next :meth:`write` or by :meth:`close`.
     """
 
     def __init__(self, path: Path, schema: pa.Schema = SAMPLE_SCHEMA):
@@ -213,6 +216,8 @@ class SampleWriter:
             use_dictionary=dictionary_columns(schema),
             **PARQUET_OPTIONS,
         )
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet")
+        self._pending: Future | None = None
         self.rows = 0
 
     def write(self, samples: pl.DataFrame, validated: bool = False) -> None:
@@ -220,23 +225,45 @@ class SampleWriter:
         :func:`sample_problems` flags, so they are not checked twice."""
         if not validated:
             validate(samples)
-        self._writer.write_table(to_arrow(samples, self.schema))
+        self._finish_pending()
+        self._pending = self._pool.submit(self._append, samples)
         self.rows += samples.height
+
+    def _append(self, samples: pl.DataFrame) -> None:
+        self._writer.write_table(to_arrow(samples, self.schema))
+
+    def _finish_pending(self) -> None:
+        """Wait for the batch in flight, raising its error if it failed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def close(self) -> None:
         """Finish the file and move it into place."""
+        self._finish_pending()
+        self._pool.shutdown()
         self._writer.close()
         self._target.close()
+
+    def _abandon(self, error: BaseException) -> None:
+        """Stop writing and remove the partial file."""
+        self._pool.shutdown()  # the batch in flight ends before its file goes
+        self._writer.close()
+        self._target.__exit__(type(error), error, error.__traceback__)
 
     def __enter__(self) -> SampleWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._writer.close()
-            self._target.__exit__(exc_type, exc, tb)  # removes the partial file
+        if exc_type is not None:
+            self._abandon(exc)
+            return
+        try:
+            self._finish_pending()
+        except BaseException as error:
+            self._abandon(error)
+            raise
+        self.close()
 
 
 def write_samples(samples: pl.DataFrame, path: Path) -> None:
