@@ -17,7 +17,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from tasks.formats._base import (
     REJECT_COLUMNS,
@@ -89,18 +92,10 @@ def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: For
     before = (pl.col("width") + sep).cum_sum() - pl.col("width") - sep
     rows = rows.with_columns((before - pl.when("first").then(before).forward_fill()).alias("char_start"))
 
-    sentences = rows.group_by("record", maintain_order=True).agg(
-        pl.col("line").first(),
-        pl.col("token").str.join(spec.joiner).alias("text"),
-        pl.col("problem").drop_nulls().first().alias("problem"),
-    )
-    blank_only = (
-        all_rows.join(sentences, on="record", how="anti")
-        .group_by("record", maintain_order=True)
-        .agg(pl.col("line").first(), pl.col("raw").str.join(" | ").alias("snippet"))
-        .with_columns(pl.lit("empty text: only blank tokens").alias("problem"))
-    )
-    bad = sentences.filter(pl.col("problem").is_not_null())
+    sentences = _sentences(rows, spec.joiner)
+    problems = _first_problems(rows, spec)
+    blank_only = _blank_only(all_rows, sentences) if all_rows.height > rows.height else _NO_BLANK_ONLY
+    bad = sentences.join(problems, on="record", how="inner", maintain_order="left")
     snippets = (
         rows.join(bad.select("record"), on="record", how="semi")
         .group_by("record", maintain_order=True)
@@ -112,7 +107,7 @@ def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: For
             blank_only.select("record", "line", "problem", pl.col("snippet").str.slice(0, SNIPPET_CHARS)),
         ]
     ).rename({"problem": "reason"})
-    good = sentences.filter(pl.col("problem").is_null()).select("record", "line", "text")
+    good = sentences.join(problems, on="record", how="anti", maintain_order="left") if problems.height else sentences
 
     spans = (
         rows.filter(pl.col("entity").is_not_null())
@@ -133,6 +128,55 @@ def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: For
         records_read=sentences.height + blank_only.height,
         markers_skipped=markers,
     )
+
+
+def _sentences(rows: pl.DataFrame, joiner: str) -> pl.DataFrame:
+    """``record``, ``line`` (of its first row) and ``text`` of each sentence, in order.
+
+    A sentence's rows are contiguous, so its tokens are one slice of the token column: Arrow joins
+    them as lists cut at the record boundaries, without grouping.
+    """
+    record = rows["record"].to_numpy()
+    starts = np.flatnonzero(np.diff(record, prepend=record[:1] - 1))
+    tokens = pa.ListArray.from_arrays(pa.array(np.append(starts, len(record)), pa.int32()), rows["token"].to_arrow())
+    return pl.DataFrame(
+        {
+            "record": record[starts],
+            "line": rows["line"].to_numpy()[starts],
+            "text": pl.from_arrow(pc.binary_join(tokens, pa.scalar(joiner, pa.large_string()))),
+        },
+        schema={"record": pl.Int64, "line": pl.Int64, "text": pl.String},
+    )
+
+
+def _first_problems(rows: pl.DataFrame, spec: FormatSpec) -> pl.DataFrame:
+    """``record`` and ``problem`` (the message of its first flagged row) of each sentence with one."""
+    flagged = rows.with_row_index("row").filter(pl.col("problem").is_not_null())
+    if not flagged.height:
+        return pl.DataFrame(schema={"record": pl.Int64, "problem": pl.String})
+    before = rows.select(pl.col("tag").alias("before")).with_row_index("row").with_columns(pl.col("row") + 1)
+    flagged = flagged.join(before, on="row", how="left", maintain_order="left").with_columns(
+        pl.when(pl.col("first")).then(pl.lit("sentence start")).otherwise(pl.col("before")).alias("previous")
+    )
+    return (
+        flagged.select("record", _problem_message(spec).alias("problem"))
+        .drop_nulls("problem")
+        .group_by("record", maintain_order=True)
+        .agg(pl.col("problem").first())
+    )
+
+
+def _blank_only(all_rows: pl.DataFrame, sentences: pl.DataFrame) -> pl.DataFrame:
+    """Sentences whose every token was blank and tagged O: rejects, with their raw lines."""
+    return (
+        all_rows.join(sentences, on="record", how="anti")
+        .group_by("record", maintain_order=True)
+        .agg(pl.col("line").first(), pl.col("raw").str.join(" | ").alias("snippet"))
+        .with_columns(pl.lit("empty text: only blank tokens").alias("problem"))
+    )
+
+
+_NO_BLANK_ONLY = pl.DataFrame(schema={"record": pl.Int64, "line": pl.Int64, "snippet": pl.String, "problem": pl.String})
 
 
 def _split_token_tag(spec: FormatSpec) -> list[pl.Expr]:
@@ -194,24 +238,37 @@ def _tag_problems(spec: FormatSpec) -> list[pl.Expr]:
         broken = (pl.col("prefix").is_in(["I", "M", "E"]) & ~continues) | (
             pl.col("prefix").is_in(["B", "I", "M"]) & ~continued_next
         )
-    line_no = pl.col("line").cast(pl.String)
     checks = [
-        pl.when(pl.col("tag").is_null()).then(
-            pl.format("line {}: no {} between token and tag", line_no, pl.lit("TAB" if spec.sep == "tab" else "space"))
-        ),
-        pl.when(pl.col("token").is_null()).then(pl.format("line {}: the token lacks its segment digit", line_no)),
-        pl.when(pl.col("token") == "").then(pl.format("line {}: empty token tagged '{}'", line_no, "tag")),
-        pl.when(inside & pl.col("prefix").is_null()).then(pl.format("line {}: unknown tag '{}'", line_no, "tag")),
-        pl.when(inside & ~pl.col("prefix").is_in(allowed)).then(
-            pl.format("line {}: tag '{}' not valid in the {} scheme", line_no, "tag", pl.lit(spec.scheme.upper()))
-        ),
+        pl.col("tag").is_null(),
+        pl.col("token").is_null(),
+        pl.col("token") == "",
+        inside & pl.col("prefix").is_null(),
+        inside & ~pl.col("prefix").is_in(allowed),
     ]
     if not spec.repair_broken_tags:
-        prev_tag = pl.when(same_as_prev).then(pl.col("tag").shift(1)).otherwise(pl.lit("sentence start"))
-        checks.append(
-            pl.when(broken).then(pl.format("line {}: broken tag sequence: '{}' after '{}'", line_no, "tag", prev_tag))
-        )
-    return [entity_id.alias("entity"), pl.coalesce(checks).alias("problem")]
+        checks.append(broken)
+    problem = pl.when(checks[0]).then(pl.lit(0, pl.Int8))
+    for code, check in enumerate(checks[1:], start=1):
+        problem = problem.when(check).then(pl.lit(code, pl.Int8))
+    return [entity_id.alias("entity"), problem.alias("problem")]
+
+
+def _problem_message(spec: FormatSpec) -> pl.Expr:
+    """The reject reason of a row by its ``problem`` code (see :func:`_tag_problems`); ``previous`` is the
+    tag before it, or ``sentence start``. Formatted only for flagged rows, which are few."""
+    line_no = pl.col("line").cast(pl.String)
+    messages = [
+        pl.format("line {}: no {} between token and tag", line_no, pl.lit("TAB" if spec.sep == "tab" else "space")),
+        pl.format("line {}: the token lacks its segment digit", line_no),
+        pl.format("line {}: empty token tagged '{}'", line_no, "tag"),
+        pl.format("line {}: unknown tag '{}'", line_no, "tag"),
+        pl.format("line {}: tag '{}' not valid in the {} scheme", line_no, "tag", pl.lit(spec.scheme.upper())),
+        pl.format("line {}: broken tag sequence: '{}' after '{}'", line_no, "tag", "previous"),
+    ]
+    message = pl.when(pl.col("problem") == 0).then(messages[0])
+    for code, text in enumerate(messages[1:], start=1):
+        message = message.when(pl.col("problem") == code).then(text)
+    return message
 
 
 SEPARATORS = {"tab": "\t", "space": " "}
