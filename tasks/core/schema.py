@@ -6,7 +6,8 @@ defined in exactly one place. Offsets are character offsets into ``text``, end e
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+import os
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -196,14 +197,29 @@ def validate(samples: pl.DataFrame) -> None:
         raise InvalidSamplesError(f"{problems.height} invalid samples; first: {sample_id}: {reason}")
 
 
+_ENCODERS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _encoder() -> ThreadPoolExecutor:
+    """The thread that encodes and compresses Parquet batches, shared by every writer of this process.
+
+    Starting one per file costs more than a small file's whole encoding. Keyed by process id: a
+    forked child, which inherits the executor but not its thread, gets its own.
+    """
+    pid = os.getpid()
+    if pid not in _ENCODERS:
+        _ENCODERS[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet")
+    return _ENCODERS[pid]
+
+
 class SampleWriter:
     """Stream validated samples into one zstd Parquet file, atomically.
 
     Rows go to ``<path>.partial`` (:func:`tasks.core.files.atomic_path`) and the file is renamed into
     place only on :meth:`close`, so a killed run never leaves a file that a later stage could
-    mistake for complete. A batch is encoded and compressed on a background thread while the
-    caller prepares the next one; at most one batch is in flight, so memory stays flat, and an
-    error of a batch is raised by the next :meth:`write` or by :meth:`close`.
+    mistake for complete. A batch is encoded and compressed on a background thread (one for all
+    writers) while the caller prepares the next one; at most one batch per writer is in flight, so
+    memory stays flat, and an error of a batch is raised by the next :meth:`write` or by :meth:`close`.
     """
 
     def __init__(self, path: Path, schema: pa.Schema = SAMPLE_SCHEMA):
@@ -216,7 +232,6 @@ class SampleWriter:
             use_dictionary=dictionary_columns(schema),
             **PARQUET_OPTIONS,
         )
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet")
         self._pending: Future | None = None
         self.rows = 0
 
@@ -226,7 +241,7 @@ class SampleWriter:
         if not validated:
             validate(samples)
         self._finish_pending()
-        self._pending = self._pool.submit(self._append, samples)
+        self._pending = _encoder().submit(self._append, samples)
         self.rows += samples.height
 
     def _append(self, samples: pl.DataFrame) -> None:
@@ -241,13 +256,13 @@ class SampleWriter:
     def close(self) -> None:
         """Finish the file and move it into place."""
         self._finish_pending()
-        self._pool.shutdown()
         self._writer.close()
         self._target.close()
 
     def _abandon(self, error: BaseException) -> None:
         """Stop writing and remove the partial file."""
-        self._pool.shutdown()  # the batch in flight ends before its file goes
+        if self._pending is not None:
+            wait([self._pending])  # the batch in flight ends before its file goes
         self._writer.close()
         self._target.__exit__(type(error), error, error.__traceback__)
 
