@@ -6,6 +6,8 @@ defined in exactly one place. Offsets are character offsets into ``text``, end e
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -69,6 +71,27 @@ PARQUET_OPTIONS = {
 }  # checksums: a flipped byte fails the read
 
 
+UNIQUE_FIELDS = ("sample_id", "record", "text", "mention")  # nearly all distinct: no Parquet dictionary
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The Parquet leaf column paths of ``schema`` to dictionary encode: all but :data:`UNIQUE_FIELDS`.
+
+    A dictionary for nearly distinct strings is built, outgrows its page and is thrown away,
+    costing time for nothing; labels, datasets and splits gain from one.
+    """
+
+    def leaves(name: str, kind: pa.DataType) -> list[tuple[str, str]]:
+        if pa.types.is_list(kind):
+            return leaves(f"{name}.list.element", kind.value_type)
+        if pa.types.is_struct(kind):
+            return [leaf for child in kind for leaf in leaves(f"{name}.{child.name}", child.type)]
+        return [(name, name.rsplit(".", 1)[-1])]
+
+    paths = [leaf for field in schema for leaf in leaves(field.name, field.type)]
+    return [path for path, last in paths if last not in UNIQUE_FIELDS]
+
+
 class InvalidSamplesError(ValueError):
     """Raised when a table violates the canonical schema's invariants."""
 
@@ -101,7 +124,9 @@ def sample_problems(samples: pl.DataFrame) -> pl.DataFrame:
         .when(pl.col("label").str.strip_chars() == "")
         .then(pl.lit("empty label"))
     )
-    bad_spans = spans.select("row", reason.alias("reason")).drop_nulls("reason")
+    suspect = ~in_range | (covered != pl.col("mention")) | (pl.col("label").str.strip_chars() == "")
+    # Messages are formatted for the few suspect spans only, not for every entity.
+    bad_spans = spans.filter(suspect).select("row", reason.alias("reason")).drop_nulls("reason")
     return (
         pl.concat([empty_text, bad_spans])
         .group_by("row", maintain_order=True)
@@ -172,41 +197,88 @@ def validate(samples: pl.DataFrame) -> None:
         raise InvalidSamplesError(f"{problems.height} invalid samples; first: {sample_id}: {reason}")
 
 
+_ENCODERS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _encoder() -> ThreadPoolExecutor:
+    """The thread that encodes and compresses Parquet batches, shared by every writer of this process.
+
+    Starting one per file costs more than a small file's whole encoding. Keyed by process id: a
+    forked child, which inherits the executor but not its thread, gets its own.
+    """
+    pid = os.getpid()
+    if pid not in _ENCODERS:
+        _ENCODERS[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet")
+    return _ENCODERS[pid]
+
+
 class SampleWriter:
     """Stream validated samples into one zstd Parquet file, atomically.
 
     Rows go to ``<path>.partial`` (:func:`tasks.core.files.atomic_path`) and the file is renamed into
     place only on :meth:`close`, so a killed run never leaves a file that a later stage could
-    mistake for complete.
+    mistake for complete. A batch is encoded and compressed on a background thread (one for all
+    writers) while the caller prepares the next one; at most one batch per writer is in flight, so
+    memory stays flat, and an error of a batch is raised by the next :meth:`write` or by :meth:`close`.
     """
 
     def __init__(self, path: Path, schema: pa.Schema = SAMPLE_SCHEMA):
         self.path = Path(path)
         self.schema = schema
         self._target = ExitStack()
-        self._writer = pq.ParquetWriter(self._target.enter_context(atomic_path(self.path)), schema, **PARQUET_OPTIONS)
+        self._writer = pq.ParquetWriter(
+            self._target.enter_context(atomic_path(self.path)),
+            schema,
+            use_dictionary=dictionary_columns(schema),
+            **PARQUET_OPTIONS,
+        )
+        self._pending: Future | None = None
         self.rows = 0
 
-    def write(self, samples: pl.DataFrame) -> None:
-        """Validate ``samples`` and append them."""
-        validate(samples)
-        self._writer.write_table(to_arrow(samples, self.schema))
+    def write(self, samples: pl.DataFrame, validated: bool = False) -> None:
+        """Validate ``samples`` and append them; ``validated``: the caller already dropped every sample
+        :func:`sample_problems` flags, so they are not checked twice."""
+        if not validated:
+            validate(samples)
+        self._finish_pending()
+        self._pending = _encoder().submit(self._append, samples)
         self.rows += samples.height
+
+    def _append(self, samples: pl.DataFrame) -> None:
+        self._writer.write_table(to_arrow(samples, self.schema))
+
+    def _finish_pending(self) -> None:
+        """Wait for the batch in flight, raising its error if it failed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def close(self) -> None:
         """Finish the file and move it into place."""
+        self._finish_pending()
         self._writer.close()
         self._target.close()
+
+    def _abandon(self, error: BaseException) -> None:
+        """Stop writing and remove the partial file."""
+        if self._pending is not None:
+            wait([self._pending])  # the batch in flight ends before its file goes
+        self._writer.close()
+        self._target.__exit__(type(error), error, error.__traceback__)
 
     def __enter__(self) -> SampleWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._writer.close()
-            self._target.__exit__(exc_type, exc, tb)  # removes the partial file
+        if exc_type is not None:
+            self._abandon(exc)
+            return
+        try:
+            self._finish_pending()
+        except BaseException as error:
+            self._abandon(error)
+            raise
+        self.close()
 
 
 def write_samples(samples: pl.DataFrame, path: Path) -> None:

@@ -18,13 +18,16 @@ import codecs
 import functools
 import importlib
 import pkgutil
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import BinaryIO
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from tasks.core.schema import ENTITY_DTYPE
 
@@ -230,16 +233,48 @@ def read_chunks(
                     continue
                 cut += 1
             chunk, carry = data[:cut], data[cut:]
-            try:
-                text = chunk.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise not_utf8(path, f"at byte {offset + error.start}") from error
-            if text.strip():
-                yield (text if decode else chunk), line
+            if decode:
+                text = _decoded(path, chunk, offset)
+                if text and not text.isspace():  # not text.strip(), which copies the chunk
+                    yield text, line
+            elif not _blank(path, chunk, offset):
+                yield chunk, line
             line += chunk.count(b"\n")
             offset += len(chunk)
             if not block:
                 return
+
+
+def _decoded(path: Path, chunk: bytes, offset: int) -> str:
+    """``chunk`` (which starts at byte ``offset`` of ``path``) as text; not UTF-8 is an :class:`UnreadableFileError`."""
+    try:
+        return chunk.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise not_utf8(path, f"at byte {offset + error.start}") from error
+
+
+_VISIBLE_ASCII = re.compile(rb"[!-~]")
+
+
+def _valid_utf8(chunk: bytes) -> bool:
+    """Whether ``chunk`` is valid UTF-8, by Arrow's validating cast of it, uncopied, to a string."""
+    offsets = pa.py_buffer(np.array([0, len(chunk)], dtype=np.int64))
+    try:
+        pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(chunk)]).cast(pa.large_string())
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _blank(path: Path, chunk: bytes, offset: int) -> bool:
+    """Whether ``chunk`` is only whitespace (as :meth:`str.isspace` sees it), once checked to be UTF-8.
+
+    Arrow checks the UTF-8 in C without building a str (most of the cost of decoding Chinese
+    text); only a chunk that fails, or that has no visible ASCII character, is decoded.
+    """
+    if not chunk.isascii() and not _valid_utf8(chunk):
+        _decoded(path, chunk, offset)  # raises, naming the first bad byte
+    return not _VISIBLE_ASCII.search(chunk) and not _decoded(path, chunk, offset).strip()
 
 
 def attach_entities(texts: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:

@@ -15,6 +15,8 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate, repeat
+from operator import add
 from pathlib import Path
 
 import polars as pl
@@ -139,7 +141,8 @@ def read_json_records(
     """Turn raw JSON records into batches with ``extract``; a record may hold several samples (ACE documents)."""
     batch_records = max(1000, batch_bytes // 200)
     columns: dict[str, list] = {name: [] for name in ("record", "line", "text")}
-    span_columns: dict[str, list] = {name: [] for name in ("record", "start", "end", "label", "mention")}
+    span_records: list[int] = []
+    spans: list[Span] = []
     rejects: dict[str, list] = {name: [] for name in REJECT_COLUMNS}
     read = 0
     sample_no = first_record - 1  # samples are numbered on their own: one ACE document yields many sentences
@@ -157,37 +160,35 @@ def read_json_records(
             for name, value in zip(REJECT_COLUMNS, (sample_no, raw.line, str(error), raw.snippet[:SNIPPET_CHARS])):
                 rejects[name].append(value)
         else:
-            for text, spans in parsed:
+            for text, sample_spans in parsed:
                 read += 1
                 sample_no += 1
                 columns["record"].append(sample_no)
                 columns["line"].append(raw.line)
                 columns["text"].append(text)
-                for start, end, label, mention in spans:
-                    span_columns["record"].append(sample_no)
-                    span_columns["start"].append(start)
-                    span_columns["end"].append(end)
-                    span_columns["label"].append(label)
-                    span_columns["mention"].append(mention)
+                span_records.extend(repeat(sample_no, len(sample_spans)))
+                spans.extend(sample_spans)
         if read >= batch_records:
-            yield _json_batch(columns, span_columns, rejects, read)
-            columns, span_columns, rejects = ({k: [] for k in d} for d in (columns, span_columns, rejects))
-            read = 0
+            yield _json_batch(columns, span_records, spans, rejects, read)
+            columns, rejects = ({k: [] for k in d} for d in (columns, rejects))
+            span_records, spans, read = [], [], 0
     if read:
-        yield _json_batch(columns, span_columns, rejects, read)
+        yield _json_batch(columns, span_records, spans, rejects, read)
 
 
-def _json_batch(columns: dict, span_columns: dict, rejects: dict, read: int) -> ParsedBatch:
+def _json_batch(columns: dict, span_records: list[int], spans: list[Span], rejects: dict, read: int) -> ParsedBatch:
+    """One batch from the records' columns and their spans, each span of the sample numbered in ``span_records``."""
     texts = pl.DataFrame(columns, schema={"record": pl.Int64, "line": pl.Int64, "text": pl.String})
-    spans = pl.DataFrame(
-        span_columns,
+    starts, ends, labels, mentions = zip(*spans) if spans else ((), (), (), ())
+    flat = pl.DataFrame(
+        {"record": span_records, "start": starts, "end": ends, "label": labels, "mention": mentions},
         schema={"record": pl.Int64, "start": pl.Int64, "end": pl.Int64, "label": pl.String, "mention": pl.String},
     )
-    spans = spans.join(texts.select("record", "text"), on="record").with_columns(
+    flat = flat.join(texts.select("record", "text"), on="record").with_columns(
         pl.col("mention").fill_null(pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")))
     )
     return ParsedBatch(
-        samples=attach_entities(texts, spans.drop("text")),
+        samples=attach_entities(texts, flat.drop("text")),
         rejects=pl.DataFrame(rejects, schema=REJECT_COLUMNS),
         records_read=read,
     )
@@ -203,20 +204,23 @@ def field(payload: dict, key: str, kind: type | tuple[type, ...]):
 
 
 def offsets(value, what: str) -> int:
+    if type(value) is int:  # the common case first; bool, a subclass of int, is refused below
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadRecord(f"{what} is not an integer: {value!r}")
     return value
 
 
 def token_starts(tokens: list, joiner: str) -> list[int]:
-    """Character start of each token once joined; tokens must be non-empty strings."""
-    starts, position = [], 0
-    for index, token in enumerate(tokens):
-        if not isinstance(token, str) or token == "":
-            raise BadRecord(f"token {index} is empty or not a string")
-        starts.append(position)
-        position += len(token) + len(joiner)
-    return starts
+    """Character start of each token once joined; tokens must be non-empty strings.
+
+    The checks and sums run in C (``map``, ``accumulate``); only a bad record loops in Python to name its token.
+    """
+    if not set(map(type, tokens)) <= {str} or "" in tokens:
+        for index, token in enumerate(tokens):
+            if not isinstance(token, str) or token == "":
+                raise BadRecord(f"token {index} is empty or not a string")
+    return list(accumulate(map(add, map(len, tokens[:-1]), repeat(len(joiner))), initial=0)) if tokens else []
 
 
 def json_reader(extract: Extractor) -> Reader:

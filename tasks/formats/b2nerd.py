@@ -12,15 +12,16 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pajson
 
+from tasks.core.schema import ENTITY_TYPE
 from tasks.formats._base import (
     REJECT_COLUMNS,
     SNIPPET_CHARS,
     Format,
     FormatSpec,
     ParsedBatch,
-    attach_entities,
     is_json_array,
     read_chunks,
 )
@@ -92,28 +93,56 @@ def read_lines(path: Path, spec: FormatSpec, batch_bytes: int) -> Iterator[Parse
             )
             yield from read_json_records(path, spec, extract, raw, batch_bytes, first_record=next_record)
         else:
-            yield _b2nerd_batch(
-                pl.concat([records, pl.from_arrow(table)], how="horizontal"),
-                lambda record, first=next_record, show=snippet: show(record - first),
-            )
+            yield _b2nerd_batch(records, table, lambda record, first=next_record, show=snippet: show(record - first))
         next_record += len(filled)
 
 
-def _b2nerd_batch(decoded: pl.DataFrame, snippet: Callable[[int], str]) -> ParsedBatch:
-    """Samples and rejects from decoded B2NERD records, with the record-by-record path's reasons.
+def _b2nerd_batch(records: pl.DataFrame, table: pa.Table, snippet: Callable[[int], str]) -> ParsedBatch:
+    """Samples and rejects from Arrow-decoded B2NERD records, with the record-by-record path's reasons.
 
-    ``snippet(record)`` is the raw line of a record, asked only for the rejected ones.
+    ``records`` holds the record and line numbers of the table's rows. The entity lists are rebuilt
+    from their flat values and offsets, so a sample's entities keep their order without a regrouping;
+    null entities are skipped. ``snippet(record)`` is the raw line of a record, asked only for rejects.
     """
-    spans = (
-        decoded.select("record", "entities")
-        .explode("entities")
-        .drop_nulls("entities")
-        .unnest("entities")
-        .with_columns(
-            pl.col("pos").list.get(0, null_on_oob=True).alias("start"),
-            pl.col("pos").list.get(1, null_on_oob=True).alias("end"),
-        )
+    entities = table["entities"].combine_chunks()
+    flat = pc.list_flatten(entities)  # every entity of the batch, nulls included
+    parents = pc.list_parent_indices(entities).to_numpy()
+    name, label, pos = flat.flatten()
+    present = flat.is_valid().to_numpy(zero_copy_only=False)
+    bad_span = present & (
+        (pc.list_value_length(pos).fill_null(0).to_numpy() != 2)
+        | name.is_null().to_numpy(zero_copy_only=False)
+        | label.is_null().to_numpy(zero_copy_only=False)
     )
+    flagged = (
+        table["sentence"].is_null().to_numpy()
+        | entities.is_null().to_numpy(zero_copy_only=False)
+        | (np.bincount(parents[bad_span], minlength=len(entities)) > 0)
+    )
+    kept = present & ~flagged[parents]
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(parents[kept], minlength=len(entities))[~flagged])])
+    canonical = pa.StructArray.from_arrays(
+        [
+            pc.list_element(pos.filter(kept), 0).cast(pa.int32()),
+            pc.list_element(pos.filter(kept), 1).cast(pa.int32()),
+            label.filter(kept),
+            name.filter(kept),
+        ],
+        fields=list(ENTITY_TYPE),
+    )
+    good = records.filter(~flagged).with_columns(
+        pl.from_arrow(table["sentence"].filter(~flagged)).alias("text"),
+        pl.from_arrow(pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), canonical)).alias("entities"),
+    )
+    rejected = pl.concat([records.filter(flagged), pl.from_arrow(table.filter(flagged))], how="horizontal")
+    return ParsedBatch(samples=good, rejects=_rejects(rejected, snippet), records_read=len(flagged))
+
+
+def _rejects(flagged: pl.DataFrame, snippet: Callable[[int], str]) -> pl.DataFrame:
+    """The reject rows of the flagged records: the first problem of each, and its raw line."""
+    if not flagged.height:
+        return pl.DataFrame(schema=REJECT_COLUMNS)
+    spans = flagged.select("record", "entities").explode("entities").drop_nulls("entities").unnest("entities")
     span_problem = (
         pl.when(pl.col("pos").list.len().fill_null(0) != 2)
         .then(pl.format("pos [{}] is not [start, end]", pl.col("pos").cast(pl.List(pl.String)).list.join(", ")))
@@ -128,10 +157,9 @@ def _b2nerd_batch(decoded: pl.DataFrame, snippet: Callable[[int], str]) -> Parse
         .group_by("record")
         .agg(pl.col("problem").first())
     )
-    problems = decoded.join(bad_spans, on="record", how="left").select(
+    rejects = flagged.join(bad_spans, on="record", how="left").select(
         "record",
         "line",
-        "sentence",
         pl.when(pl.col("sentence").is_null())
         .then(pl.lit("missing field 'sentence'"))
         .when(pl.col("entities").is_null())
@@ -139,17 +167,8 @@ def _b2nerd_batch(decoded: pl.DataFrame, snippet: Callable[[int], str]) -> Parse
         .otherwise(pl.col("problem"))
         .alias("reason"),
     )
-    good = problems.filter(pl.col("reason").is_null()).select("record", "line", pl.col("sentence").alias("text"))
-    rejects = problems.filter(pl.col("reason").is_not_null()).select("record", "line", "reason")
-    rejects = rejects.with_columns(
-        pl.Series("snippet", [snippet(record)[:SNIPPET_CHARS] for record in rejects["record"]], dtype=pl.String)
-    )
-    kept = spans.join(good.select("record"), on="record", how="semi").select(
-        "record", "start", "end", pl.col("type").alias("label"), pl.col("name").alias("mention")
-    )
-    return ParsedBatch(
-        samples=attach_entities(good, kept), rejects=rejects.cast(REJECT_COLUMNS), records_read=decoded.height
-    )
+    snippets = [snippet(record)[:SNIPPET_CHARS] for record in rejects["record"]]
+    return rejects.with_columns(pl.Series("snippet", snippets, dtype=pl.String)).cast(REJECT_COLUMNS)
 
 
 def extract(payload: dict, spec: FormatSpec):

@@ -20,7 +20,9 @@ def extract(payload: dict, spec: FormatSpec):
             for position in positions:
                 if not isinstance(position, list) or len(position) != 2:
                     raise BadRecord(f"span of '{mention}' is {position!r}, expected [start, end]")
-                start, end = (offsets(value, f"offset of '{mention}'") for value in position)
+                start, end = position
+                if type(start) is not int or type(end) is not int:  # the message is built for bad ones only
+                    start, end = (offsets(value, f"offset of '{mention}'") for value in position)
                 spans.append((start, end + 1, label, mention))
     yield text, spans
 

@@ -17,7 +17,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from tasks.formats._base import (
     REJECT_COLUMNS,
@@ -82,25 +85,17 @@ def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: For
     # content and would put double spaces in the text, so it goes, as do blank O tokens.
     all_rows = rows
     rows = rows.filter(~((pl.col("token") == "") & (pl.col("tag") == "O")).fill_null(False))
-    rows = rows.with_columns(_parse_tag()).with_columns(_tag_problems(spec))
+    rows = rows.with_columns(_decode_tags(rows, spec))
 
     sep = len(spec.joiner)
     rows = rows.with_columns(pl.col("token").str.len_chars().alias("width"))
     before = (pl.col("width") + sep).cum_sum() - pl.col("width") - sep
     rows = rows.with_columns((before - pl.when("first").then(before).forward_fill()).alias("char_start"))
 
-    sentences = rows.group_by("record", maintain_order=True).agg(
-        pl.col("line").first(),
-        pl.col("token").str.join(spec.joiner).alias("text"),
-        pl.col("problem").drop_nulls().first().alias("problem"),
-    )
-    blank_only = (
-        all_rows.join(sentences, on="record", how="anti")
-        .group_by("record", maintain_order=True)
-        .agg(pl.col("line").first(), pl.col("raw").str.join(" | ").alias("snippet"))
-        .with_columns(pl.lit("empty text: only blank tokens").alias("problem"))
-    )
-    bad = sentences.filter(pl.col("problem").is_not_null())
+    sentences = _sentences(rows, spec.joiner)
+    problems = _first_problems(rows, spec)
+    blank_only = _blank_only(all_rows, sentences) if all_rows.height > rows.height else _NO_BLANK_ONLY
+    bad = sentences.join(problems, on="record", how="inner", maintain_order="left")
     snippets = (
         rows.join(bad.select("record"), on="record", how="semi")
         .group_by("record", maintain_order=True)
@@ -112,7 +107,7 @@ def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: For
             blank_only.select("record", "line", "problem", pl.col("snippet").str.slice(0, SNIPPET_CHARS)),
         ]
     ).rename({"problem": "reason"})
-    good = sentences.filter(pl.col("problem").is_null()).select("record", "line", "text")
+    good = sentences.join(problems, on="record", how="anti", maintain_order="left") if problems.height else sentences
 
     spans = (
         rows.filter(pl.col("entity").is_not_null())
@@ -121,7 +116,7 @@ def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: For
             pl.col("record").first(),
             pl.col("char_start").min().alias("start"),
             (pl.col("char_start") + pl.col("width")).max().alias("end"),
-            pl.col("type").first().alias("label"),
+            pl.col("tag").first().str.slice(2).alias("label"),  # well formed: a bad tag rejects its sentence
         )
         .join(good.select("record", "text"), on="record", how="inner")
         .with_columns(pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")).alias("mention"))
@@ -133,6 +128,55 @@ def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: For
         records_read=sentences.height + blank_only.height,
         markers_skipped=markers,
     )
+
+
+def _sentences(rows: pl.DataFrame, joiner: str) -> pl.DataFrame:
+    """``record``, ``line`` (of its first row) and ``text`` of each sentence, in order.
+
+    A sentence's rows are contiguous, so its tokens are one slice of the token column: Arrow joins
+    them as lists cut at the record boundaries, without grouping.
+    """
+    record = rows["record"].to_numpy()
+    starts = np.flatnonzero(np.diff(record, prepend=record[:1] - 1))
+    tokens = pa.ListArray.from_arrays(pa.array(np.append(starts, len(record)), pa.int32()), rows["token"].to_arrow())
+    return pl.DataFrame(
+        {
+            "record": record[starts],
+            "line": rows["line"].to_numpy()[starts],
+            "text": pl.from_arrow(pc.binary_join(tokens, pa.scalar(joiner, pa.large_string()))),
+        },
+        schema={"record": pl.Int64, "line": pl.Int64, "text": pl.String},
+    )
+
+
+def _first_problems(rows: pl.DataFrame, spec: FormatSpec) -> pl.DataFrame:
+    """``record`` and ``problem`` (the message of its first flagged row) of each sentence with one."""
+    flagged = rows.with_row_index("row").filter(pl.col("problem").is_not_null())
+    if not flagged.height:
+        return pl.DataFrame(schema={"record": pl.Int64, "problem": pl.String})
+    before = rows.select(pl.col("tag").alias("before")).with_row_index("row").with_columns(pl.col("row") + 1)
+    flagged = flagged.join(before, on="row", how="left", maintain_order="left").with_columns(
+        pl.when(pl.col("first")).then(pl.lit("sentence start")).otherwise(pl.col("before")).alias("previous")
+    )
+    return (
+        flagged.select("record", _problem_message(spec).alias("problem"))
+        .drop_nulls("problem")
+        .group_by("record", maintain_order=True)
+        .agg(pl.col("problem").first())
+    )
+
+
+def _blank_only(all_rows: pl.DataFrame, sentences: pl.DataFrame) -> pl.DataFrame:
+    """Sentences whose every token was blank and tagged O: rejects, with their raw lines."""
+    return (
+        all_rows.join(sentences, on="record", how="anti")
+        .group_by("record", maintain_order=True)
+        .agg(pl.col("line").first(), pl.col("raw").str.join(" | ").alias("snippet"))
+        .with_columns(pl.lit("empty text: only blank tokens").alias("problem"))
+    )
+
+
+_NO_BLANK_ONLY = pl.DataFrame(schema={"record": pl.Int64, "line": pl.Int64, "snippet": pl.String, "problem": pl.String})
 
 
 def _split_token_tag(spec: FormatSpec) -> list[pl.Expr]:
@@ -149,69 +193,85 @@ def _split_token_tag(spec: FormatSpec) -> list[pl.Expr]:
     return [token.str.strip_chars().alias("token"), tag.str.strip_chars().alias("tag")]
 
 
-def _parse_tag() -> list[pl.Expr]:
-    """``B-PER`` -> prefix ``B``, type ``PER`` (``_`` also separates); null prefix when unparsable."""
-    well_formed = pl.col("tag").str.slice(0, 1).is_in(list("BIMES")) & pl.col("tag").str.slice(1, 1).is_in(["-", "_"])
-    well_formed = well_formed & (pl.col("tag").str.len_chars() > 2)
-    return [
-        pl.when(well_formed).then(pl.col("tag").str.slice(0, 1)).alias("prefix"),
-        pl.when(well_formed).then(pl.col("tag").str.slice(2)).alias("type"),
-    ]
+PREFIX_CODES = {prefix: code for code, prefix in enumerate("BIMES")}
+_CONTINUING, _CONTINUABLE = [1, 2, 3], [0, 1, 2]  # I M E may continue an entity; B I M may be continued
+_ALLOWED = {"bio": "BI", "iob1": "BI", "bioes": "BIES", "bmes": "BMES"}
 
 
-def _tag_problems(spec: FormatSpec) -> list[pl.Expr]:
-    """Decode entities from tags and flag what the scheme forbids.
+def _tag_table(tags: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per distinct tag, then one slot for a missing tag: its prefix code (-1: none), type id (-1), and inside.
 
-    Decoding is lenient (a tag that does not continue the previous one starts an entity,
-    as conlleval reads IOB1); strictness comes from the ``problem`` column, which rejects
-    the sentence unless ``repair_broken_tags`` is on.
+    ``B-PER`` has prefix ``B`` and type ``PER`` (``_`` also separates); a tag that does not parse so has
+    neither. Every tag but ``O`` is inside an entity.
     """
-    inside = pl.col("tag") != "O"
-    same_as_prev = ~pl.col("first")
-    same_as_next = ~pl.col("first").shift(-1).fill_null(True)
-    continues = (
-        same_as_prev
-        & pl.col("prefix").is_in(["I", "M", "E"])
-        & pl.col("prefix").shift(1).is_in(["B", "I", "M"])
-        & (pl.col("type").shift(1) == pl.col("type"))
-    ).fill_null(False)
-    starts = inside & ~continues
-    entity_id = pl.when(inside).then(starts.cum_sum())
+    prefixes, types, inside, type_ids = [], [], [], {}
+    for tag in tags:
+        parsed = len(tag) > 2 and tag[0] in PREFIX_CODES and tag[1] in "-_"
+        prefixes.append(PREFIX_CODES[tag[0]] if parsed else -1)
+        types.append(type_ids.setdefault(tag[2:], len(type_ids)) if parsed else -1)
+        inside.append(tag != "O")
+    return np.array([*prefixes, -1]), np.array([*types, -1]), np.array([*inside, False])
 
-    allowed = {"bio": ["B", "I"], "iob1": ["B", "I"], "bioes": ["B", "I", "E", "S"], "bmes": ["B", "M", "E", "S"]}[
-        spec.scheme
-    ]
+
+def _decode_tags(rows: pl.DataFrame, spec: FormatSpec) -> list[pl.Series]:
+    """``entity`` (an id shared by the tokens of one entity, null outside) and ``problem`` (the code of the
+    first check a row fails, see :func:`_problem_message`; null when none), from integer codes of the tags.
+
+    Decoding is lenient (a tag that does not continue the previous one starts an entity, as
+    conlleval reads IOB1); strictness comes from the ``problem`` codes, which reject the sentence
+    (broken sequences only unless ``repair_broken_tags`` is on).
+    """
+    distinct = rows["tag"].unique(maintain_order=True).drop_nulls()
+    codes = rows["tag"].cast(pl.Enum(distinct)).to_physical().cast(pl.Int64).fill_null(len(distinct)).to_numpy()
+    prefix_of, type_of, inside_of = _tag_table(distinct)
+    prefix, kind, inside = prefix_of[codes], type_of[codes], inside_of[codes]
+    first = rows["first"].to_numpy()
+    continues = np.zeros(len(codes), dtype=bool)
+    continues[1:] = (
+        ~first[1:] & np.isin(prefix[1:], _CONTINUING) & np.isin(prefix[:-1], _CONTINUABLE) & (kind[:-1] == kind[1:])
+    )
+    starts = inside & ~continues
     if spec.scheme == "bio":
-        broken = pl.col("prefix").eq("I") & ~continues
+        broken = (prefix == PREFIX_CODES["I"]) & ~continues
     elif spec.scheme == "iob1":
-        broken = pl.lit(False)
+        broken = np.zeros(len(codes), dtype=bool)
     else:
-        continued_next = (
-            same_as_next
-            & pl.col("prefix").shift(-1).is_in(["I", "M", "E"])
-            & (pl.col("type").shift(-1) == pl.col("type"))
-        ).fill_null(False)
-        broken = (pl.col("prefix").is_in(["I", "M", "E"]) & ~continues) | (
-            pl.col("prefix").is_in(["B", "I", "M"]) & ~continued_next
-        )
-    line_no = pl.col("line").cast(pl.String)
+        continued = np.zeros(len(codes), dtype=bool)
+        continued[:-1] = continues[1:]
+        broken = (np.isin(prefix, _CONTINUING) & ~continues) | (np.isin(prefix, _CONTINUABLE) & ~continued)
+    allowed = [PREFIX_CODES[code] for code in _ALLOWED[spec.scheme]]
     checks = [
-        pl.when(pl.col("tag").is_null()).then(
-            pl.format("line {}: no {} between token and tag", line_no, pl.lit("TAB" if spec.sep == "tab" else "space"))
-        ),
-        pl.when(pl.col("token").is_null()).then(pl.format("line {}: the token lacks its segment digit", line_no)),
-        pl.when(pl.col("token") == "").then(pl.format("line {}: empty token tagged '{}'", line_no, "tag")),
-        pl.when(inside & pl.col("prefix").is_null()).then(pl.format("line {}: unknown tag '{}'", line_no, "tag")),
-        pl.when(inside & ~pl.col("prefix").is_in(allowed)).then(
-            pl.format("line {}: tag '{}' not valid in the {} scheme", line_no, "tag", pl.lit(spec.scheme.upper()))
-        ),
+        codes == len(distinct),
+        rows["token"].is_null().to_numpy(),
+        (rows["token"] == "").fill_null(False).to_numpy(),
+        inside & (prefix < 0),
+        inside & (prefix >= 0) & ~np.isin(prefix, allowed),
     ]
     if not spec.repair_broken_tags:
-        prev_tag = pl.when(same_as_prev).then(pl.col("tag").shift(1)).otherwise(pl.lit("sentence start"))
-        checks.append(
-            pl.when(broken).then(pl.format("line {}: broken tag sequence: '{}' after '{}'", line_no, "tag", prev_tag))
-        )
-    return [entity_id.alias("entity"), pl.coalesce(checks).alias("problem")]
+        checks.append(broken)
+    problem = np.select(checks, list(range(len(checks))), default=-1)
+    return [
+        pl.Series("entity", np.cumsum(starts)).set(pl.Series(~inside), None),
+        pl.Series("problem", problem, dtype=pl.Int8).set(pl.Series(problem < 0), None),
+    ]
+
+
+def _problem_message(spec: FormatSpec) -> pl.Expr:
+    """The reject reason of a row by its ``problem`` code (see :func:`_decode_tags`); ``previous`` is the
+    tag before it, or ``sentence start``. Formatted only for flagged rows, which are few."""
+    line_no = pl.col("line").cast(pl.String)
+    messages = [
+        pl.format("line {}: no {} between token and tag", line_no, pl.lit("TAB" if spec.sep == "tab" else "space")),
+        pl.format("line {}: the token lacks its segment digit", line_no),
+        pl.format("line {}: empty token tagged '{}'", line_no, "tag"),
+        pl.format("line {}: unknown tag '{}'", line_no, "tag"),
+        pl.format("line {}: tag '{}' not valid in the {} scheme", line_no, "tag", pl.lit(spec.scheme.upper())),
+        pl.format("line {}: broken tag sequence: '{}' after '{}'", line_no, "tag", "previous"),
+    ]
+    message = pl.when(pl.col("problem") == 0).then(messages[0])
+    for code, text in enumerate(messages[1:], start=1):
+        message = message.when(pl.col("problem") == code).then(text)
+    return message
 
 
 SEPARATORS = {"tab": "\t", "space": " "}

@@ -64,6 +64,8 @@ class DatasetReport:
 def split_batch(batch: ParsedBatch) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Separate a parsed batch into valid samples and rejects (reader rejects + invariant breaks)."""
     problems = sample_problems(batch.samples)
+    if not problems.height:
+        return batch.samples, batch.rejects
     indexed = batch.samples.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
     invalid = indexed.join(problems, left_on="_row", right_on="row", how="inner").select(
         "record",
@@ -102,7 +104,7 @@ def ingest_split(
                 pl.lit(split).alias("split"),
                 pl.format("{}:{}:{}", pl.lit(entry.name), pl.lit(split), "record").alias("sample_id"),
             )
-            writer.write(samples)
+            writer.write(samples, validated=True)
             counts["records_read"] += batch.records_read
             counts["samples_written"] += samples.height
             counts["records_rejected"] += rejected.height
