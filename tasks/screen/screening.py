@@ -49,7 +49,7 @@ TEXT_SEPARATOR = "\x1f"  # joins a dataset's texts into one scan; no mention con
 _SPACED_WORD_CHAR = np.array([chr(code).isalnum() for code in range(0x3000)] + [False])
 PAIR_LABEL = ["source", "target", "label_key"]
 OUTCOME_GROUP = ["mention_id", "label_key", "outcome", "target_label"]
-# Occurrences counted per (pair, label, mention, outcome, target label), with the first few as example sentences.
+# Occurrences counted per (pair, label, mention, outcome, target label); ``group`` is the row of their examples.
 GROUPED_SCHEMA = pl.Schema(
     {
         "source": pl.String,
@@ -59,13 +59,17 @@ GROUPED_SCHEMA = pl.Schema(
         "outcome": pl.String,
         "target_label": pl.String,
         "count": pl.UInt32,
-        "examples": pl.List(pl.String),
+        "group": pl.UInt32,
     }
 )
-# One row per inconsistent group: the schema of conflicts.parquet.
+# One row per inconsistent group, with the first few occurrences as example sentences: conflicts.parquet.
 CONFLICTS_SCHEMA = pl.Schema(
-    {**{name: GROUPED_SCHEMA[name] for name in PAIR_LABEL}, "mention": pl.String}
-    | {name: GROUPED_SCHEMA[name] for name in ("outcome", "target_label", "count", "examples")}
+    {
+        **{name: GROUPED_SCHEMA[name] for name in PAIR_LABEL},
+        "mention": pl.String,
+        **{name: GROUPED_SCHEMA[name] for name in ("outcome", "target_label", "count")},
+        "examples": pl.List(pl.String),
+    }
 )
 TOP_GROUPS = 3  # the largest conflict groups of each pair and label kept in memory, for the report
 
@@ -343,13 +347,12 @@ def grouped_occurrences(
     mention_chars: np.ndarray,
     options: ScreenOptions,
 ) -> pl.DataFrame:
-    """Occurrences in one target dataset, counted per source and :data:`OUTCOME_GROUP` (:data:`GROUPED_SCHEMA`).
+    """Occurrences in one target dataset, counted per :data:`OUTCOME_GROUP`, with examples (:func:`with_examples`).
 
     ``keys`` are the ``(mention_id, label_key, sources)`` to search for in this target. The texts are
     scanned ``options.scan_rows`` at a time (:func:`screen_slice`), which bounds the occurrences held at
-    once; the result does not depend on it. Only the counts are fanned out to the sources.
+    once; the result does not depend on it.
     """
-    target = target_texts["dataset"][0]
     wanted = np.zeros(len(mention_chars), dtype=bool)
     wanted[keys["mention_id"].to_numpy()] = True
     mention_keys = keys.select("mention_id", "label_key")
@@ -365,28 +368,44 @@ def grouped_occurrences(
         )
         for texts in target_texts.iter_slices(options.scan_rows)
     ]
-    fanned_out = (
-        with_examples(added_up(slices, options.examples_per_conflict), target_texts)
+    return with_examples(added_up(slices, options.examples_per_conflict), target_texts)
+
+
+def per_source(grouped: pl.DataFrame, keys: pl.DataFrame, target: str) -> pl.DataFrame:
+    """The counts of one target's ``grouped`` fanned out to the other datasets that annotate each mention with
+    its key (:data:`GROUPED_SCHEMA`); ``group`` is the row of ``grouped``, whose examples are not copied."""
+    return (
+        grouped.drop("examples")
+        .with_row_index("group")
         .join(keys, on=["mention_id", "label_key"])
         .explode("sources")
         .rename({"sources": "source"})
         .filter(pl.col("source") != target)
+        .with_columns(pl.lit(target).alias("target"))
+        .select(GROUPED_SCHEMA.names())
+        .cast(GROUPED_SCHEMA)
     )
-    return fanned_out.with_columns(pl.lit(target).alias("target")).select(GROUPED_SCHEMA.names()).cast(GROUPED_SCHEMA)
 
 
-def write_parts(conflicts: pl.DataFrame, parts_dir: Path) -> list[tuple[str, str, Path]]:
-    """Write each ``(source, target)`` of ``conflicts`` to ``parts_dir/<target>/<source>.parquet``, rows in order.
+def write_parts(
+    fanned: pl.DataFrame, examples: pl.Series, names: pl.Series, parts_dir: Path
+) -> tuple[list[tuple[str, str, Path]], pl.DataFrame]:
+    """Write the :func:`conflict_table` of each ``(source, target)`` of ``fanned`` to ``<parts_dir>/<target>/<source>``.
 
-    Returns ``(source, target, path)`` per file. Parts are scratch files, read once: LZ4, fast to write.
+    ``examples[group]`` are the example sentences of a group, attached one part at a time. Returns
+    ``(source, target, path)`` per file and the first :data:`TOP_GROUPS` rows of each pair and label.
+    Parts are scratch files, read once: uncompressed Arrow IPC, which costs no encoding.
     """
-    parts = []
-    for (source, target), part in conflicts.partition_by("source", "target", as_dict=True).items():
-        path = parts_dir / target / f"{source}.parquet"
+    parts, tops = [], [pl.DataFrame(schema=CONFLICTS_SCHEMA)]
+    inconsistent = fanned.filter(pl.col("outcome").is_in(INCONSISTENT))
+    for (source, target), part in inconsistent.partition_by("source", "target", as_dict=True).items():
+        conflicts = conflict_table(part.with_columns(examples.gather(part["group"])), names)
+        path = parts_dir / target / f"{source}.arrow"
         path.parent.mkdir(parents=True, exist_ok=True)
-        part.write_parquet(path, compression="lz4")
+        conflicts.write_ipc(path, compression="uncompressed")
         parts.append((source, target, path))
-    return parts
+        tops.append(conflicts.group_by(PAIR_LABEL, maintain_order=True).head(TOP_GROUPS))
+    return parts, pl.concat(tops)
 
 
 def write_conflicts(parts: list[tuple[str, str, Path]], path: Path) -> int:
@@ -397,7 +416,7 @@ def write_conflicts(parts: list[tuple[str, str, Path]], path: Path) -> int:
     """
     ordered = [part for _, _, part in sorted(parts)]
     with atomic_path(path) as partial:
-        frame = pl.scan_parquet(ordered) if ordered else pl.LazyFrame(schema=CONFLICTS_SCHEMA)
+        frame = pl.scan_ipc(ordered) if ordered else pl.LazyFrame(schema=CONFLICTS_SCHEMA)
         frame.sink_parquet(partial, compression="zstd")
     return pl.scan_parquet(path).select(pl.len()).collect().item()
 
@@ -425,11 +444,11 @@ def wilson_lower_bound(successes: pl.Expr, trials: pl.Expr, z: float = 1.96) -> 
     return (centre - spread) / (1 + z * z / n)
 
 
-def pair_label_counts(grouped: pl.DataFrame, conflicts: pl.DataFrame) -> pl.DataFrame:
+def pair_label_counts(grouped: pl.DataFrame) -> pl.DataFrame:
     """Outcome counts, inconsistency and the largest conflict (``top_conflict``) per ``(source, target, label_key)``.
 
-    ``conflicts`` is :func:`conflict_table` of ``grouped``. Each row depends on its own target's
-    groups only, so the counts of whole targets can be taken one target at a time and concatenated.
+    Each row depends on its own target's groups only, so the counts of whole targets can be taken
+    one target at a time and concatenated.
     """
     counts = (
         grouped.group_by(PAIR_LABEL)
@@ -450,7 +469,8 @@ def pair_label_counts(grouped: pl.DataFrame, conflicts: pl.DataFrame) -> pl.Data
         )
     )
     top_conflict = (
-        conflicts.group_by(PAIR_LABEL + ["outcome", "target_label"])
+        grouped.filter(pl.col("outcome").is_in(INCONSISTENT))
+        .group_by(PAIR_LABEL + ["outcome", "target_label"])
         .agg(pl.col("count").sum())
         .sort("count", "outcome", "target_label", descending=[True, False, False], nulls_last=True)
         .group_by(PAIR_LABEL, maintain_order=True)
@@ -505,9 +525,9 @@ def screen_target(
     """
     mention_chars = names.str.len_chars().cast(pl.Int64).to_numpy()
     grouped = grouped_occurrences(target_texts, target_entities, keys, automaton, mention_chars, options)
-    conflicts = conflict_table(grouped, names)
-    top = conflicts.group_by(PAIR_LABEL, maintain_order=True).head(TOP_GROUPS)
-    return pair_label_counts(grouped, conflicts), top, write_parts(conflicts, parts_dir)
+    fanned = per_source(grouped, keys, target_texts["dataset"][0])
+    parts, top = write_parts(fanned, grouped["examples"], names, parts_dir)
+    return pair_label_counts(fanned), top, parts
 
 
 def screen(
@@ -527,10 +547,8 @@ def screen(
         pairs = same_language_pairs(pairs, samples)
     names, mentions = screened_mentions(entities, pairs, options.min_mention_chars)
     automaton = build_automaton(names)
-    texts = samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "dataset", "text").partition_by(
-        "dataset", as_dict=True
-    )
-    entities_of = entities.partition_by("dataset", as_dict=True)
+    # Not partitioned by dataset up front: a target's texts and entities are copied out only while it is screened.
+    texts = samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "dataset", "text")
     # Who annotates each mention with each key, gathered once per key: a target searches the
     # mentions of its keys that some other dataset annotates.
     keys = (
@@ -545,7 +563,7 @@ def screen(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def screen_one(target: str, parts_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, list[tuple[str, str, Path]]]:
-        target_entities = entities_of[(target,)]
+        target_entities = entities.filter(pl.col("dataset") == target)
         target_keys = (
             pl.concat(
                 [
@@ -556,7 +574,8 @@ def screen(
             .filter(pl.col("sole_source").ne_missing(target))
             .drop("sole_source")
         )
-        return screen_target(texts[(target,)], target_entities, target_keys, automaton, names, options, parts_dir)
+        target_texts = texts.filter(pl.col("dataset") == target)
+        return screen_target(target_texts, target_entities, target_keys, automaton, names, options, parts_dir)
 
     # Two targets at a time: the automaton scan holds the GIL, the polars and numpy work of
     # the other target does not, so the two overlap on two cores.
@@ -567,12 +586,14 @@ def screen(
         conflicts_file = out_dir / "conflicts.parquet"
         conflict_groups = write_conflicts([part for *_, parts in per_target for part in parts], conflicts_file)
     nothing = pl.DataFrame(schema=GROUPED_SCHEMA)
-    counts = pl.concat([pair_label_counts(nothing, conflict_table(nothing, names)), *(c for c, _, _ in per_target)])
+    counts = pl.concat([pair_label_counts(nothing), *(c for c, _, _ in per_target)])
     return ScreenResult(
         summary=summary_table(counts, pairs, options.min_support, options.relabel_min_share),
-        top_conflicts=pl.concat([pl.DataFrame(schema=CONFLICTS_SCHEMA), *(top for _, top, _ in per_target)]),
+        top_conflicts=pl.concat([pl.DataFrame(schema=CONFLICTS_SCHEMA), *(top for _, top, _ in per_target)]).sort(
+            PAIR_LABEL, maintain_order=True
+        ),
         conflicts_file=conflicts_file,
         conflict_groups=conflict_groups,
         samples_read=samples.height,
-        samples_scanned=sum(texts[(target,)].height for target in targets),
+        samples_scanned=int(samples["dataset"].is_in(targets).sum()),
     )
