@@ -393,8 +393,10 @@ def write_parts(
     """Write the :func:`conflict_table` of each ``(source, target)`` of ``fanned`` to ``<parts_dir>/<target>/<source>``.
 
     ``examples[group]`` are the example sentences of a group, attached one part at a time. Returns
-    ``(source, target, path)`` per file and the first :data:`TOP_GROUPS` rows of each pair and label.
-    Parts are scratch files, read once: uncompressed Arrow IPC, which costs no encoding.
+    ``(source, target, path)`` per file and the first :data:`TOP_GROUPS` rows of each pair and label,
+    their sentences copied out: a polars string gathered from a column shares that column's buffers,
+    so the kept rows would otherwise hold every target's sentences until the end. Parts are scratch
+    files, read once: uncompressed Arrow IPC, which costs no encoding.
     """
     parts, tops = [], [pl.DataFrame(schema=CONFLICTS_SCHEMA)]
     inconsistent = fanned.filter(pl.col("outcome").is_in(INCONSISTENT))
@@ -405,7 +407,7 @@ def write_parts(
         conflicts.write_ipc(path, compression="uncompressed")
         parts.append((source, target, path))
         tops.append(conflicts.group_by(PAIR_LABEL, maintain_order=True).head(TOP_GROUPS))
-    return parts, pl.concat(tops)
+    return parts, pl.from_arrow(pl.concat(tops).to_arrow(compat_level=pl.CompatLevel.oldest()))
 
 
 def write_conflicts(parts: list[tuple[str, str, Path]], path: Path) -> int:
