@@ -59,8 +59,8 @@ NO_PREFECT = {
         "from tasks.screen.wiring import write_screen_outputs; "
         "o = ScreenOptions(samples_dir='out/ingest/samples'); "
         "Path('ref/screen').mkdir(parents=True, exist_ok=True); "
-        "write_screen_outputs(screen(read_samples(o.samples_dir), load_synonyms(o.synonyms_file), o), "
-        "Path('ref/screen'))"
+        "write_screen_outputs(screen(read_samples(o.samples_dir), load_synonyms(o.synonyms_file), "
+        "Path('ref/screen'), o), Path('ref/screen'))"
     ),
 }
 NOOP_FLOW = (

@@ -18,7 +18,7 @@ def screen_flow(options: ScreenOptions | None = None) -> dict:
     """Screen all label-sharing dataset pairs; write conflicts, the ranked summary and metrics."""
     options = options or load_options(ScreenOptions)
     with staged_dir(options.out_dir, options.metrics_file) as (staging, metrics):
-        result = screen_task(options)
+        result = screen_task(options, staging)
         write_screen_outputs(result, staging)
         metrics.update(screen_metrics(result))
     show_results(result, options)

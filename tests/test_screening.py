@@ -58,7 +58,7 @@ def test_label_names_normalise_case_punctuation_and_synonyms(tmp_path):
         load_synonyms(clash)
 
 
-def test_each_occurrence_is_classified_by_the_target_annotation():
+def test_each_occurrence_is_classified_by_the_target_annotation(tmp_path):
     samples = samples_of(
         [
             (
@@ -87,20 +87,24 @@ def test_each_occurrence_is_classified_by_the_target_annotation():
             ("d", "zh", "北京欢迎你", [("北", "地名")]),  # partial
         ]
     )
-    result = screen(samples, SYNONYMS, ScreenOptions(min_support=1))
-    assert outcomes(result.conflicts, result.summary, "a", "b", "location") == {
+    result = screen(samples, SYNONYMS, tmp_path, ScreenOptions(min_support=1))
+    conflicts = pl.read_parquet(result.conflicts_file)
+    assert conflicts.height == result.conflict_groups and sorted(p.name for p in tmp_path.iterdir()) == [
+        "conflicts.parquet"
+    ], "the scratch parts are gone"
+    assert outcomes(conflicts, result.summary, "a", "b", "location") == {
         "consistent": 1,
         "wrong_category": 1,
         "partially_extracted": 1,
         "not_extracted": 1,
     }
-    assert outcomes(result.conflicts, result.summary, "c", "d", "location") == {
+    assert outcomes(conflicts, result.summary, "c", "d", "location") == {
         "consistent": 0,
         "wrong_category": 0,
         "partially_extracted": 1,
         "not_extracted": 0,
     }
-    wrong = result.conflicts.filter(pl.col("outcome") == "wrong_category").row(0, named=True)
+    wrong = conflicts.filter(pl.col("outcome") == "wrong_category").row(0, named=True)
     assert (wrong["mention"], wrong["target_label"], wrong["examples"]) == ("Berlin", "GPE", ["[[Berlin]] is big ."])
 
 
@@ -109,8 +113,8 @@ def demo_samples(demo_ingested) -> pl.DataFrame:
     return read_samples(demo_ingested / "samples")
 
 
-def test_demo_deliberate_conflicts_rank_at_the_top(demo_samples):
-    summary = screen(demo_samples, SYNONYMS).summary.filter(pl.col("rank").is_not_null())
+def test_demo_deliberate_conflicts_rank_at_the_top(demo_samples, tmp_path):
+    summary = screen(demo_samples, SYNONYMS, tmp_path).summary.filter(pl.col("rank").is_not_null())
     deliberate = {
         ("demo_news_en", "demo_wiki_en", "location"),  # location scope: cities are GPE in wiki
         ("demo_news_zh", "demo_weibo_zh", "location"),  # address vs GPE.NAM
@@ -129,6 +133,17 @@ def test_demo_deliberate_conflicts_rank_at_the_top(demo_samples):
         & (pl.col("label_key") == "location")
     )
     assert location["top_conflict"].item().startswith("wrong_category as GPE")
+
+
+def test_results_do_not_depend_on_how_many_texts_are_scanned_at_once(demo_samples, tmp_path):
+    """Slices of 7 texts (targets of hundreds): counts add up, examples stay the first found, one thread or two."""
+    whole = screen(demo_samples, SYNONYMS, tmp_path / "whole", ScreenOptions(scan_rows=10**9, workers=1))
+    sliced = screen(demo_samples, SYNONYMS, tmp_path / "sliced", ScreenOptions(scan_rows=7))
+    assert demo_samples.group_by("dataset").len()["len"].min() > 7 * 3, "every target is cut into several slices"
+    assert sliced.summary.equals(whole.summary) and sliced.top_conflicts.equals(whole.top_conflicts)
+    conflicts = pl.read_parquet(sliced.conflicts_file)
+    assert conflicts.equals(pl.read_parquet(whole.conflicts_file)) and conflicts.height == whole.conflict_groups
+    assert conflicts["examples"].list.len().max() == ScreenOptions().examples_per_conflict
 
 
 @pytest.mark.integration
@@ -154,7 +169,7 @@ def real_summary(shared_data, tmp_path_factory) -> pl.DataFrame:
     options = IngestOptions(raw_dir=str(shared_data))
     ingested = [ingest_dataset(entry, options, samples_dir) for entry in select_datasets(load_registry(), "all")]
     assert sum(report.status == "ok" for report in ingested) == 22
-    return screen(read_samples(samples_dir), SYNONYMS).summary
+    return screen(read_samples(samples_dir), SYNONYMS, tmp_path_factory.mktemp("screen")).summary
 
 
 def pair_label(summary: pl.DataFrame, source: str, target: str, label_key: str) -> dict:

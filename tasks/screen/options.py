@@ -20,3 +20,4 @@ class ScreenOptions:
     examples_per_conflict: int = option("example sentences kept per conflict row", at_least=1)
     report_rows: int = option("summary rows shown in the Prefect artifact", at_least=1)
     workers: int = option("targets screened at once (threads); memory grows with each", at_least=1)
+    scan_rows: int = option("target texts scanned at once; memory grows with them, results do not change", at_least=1)

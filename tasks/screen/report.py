@@ -6,7 +6,7 @@ import polars as pl
 
 from tasks.core.counts import stage_counts
 from tasks.screen.options import ScreenOptions
-from tasks.screen.screening import INCONSISTENT, PAIR_LABEL, ScreenResult
+from tasks.screen.screening import INCONSISTENT, PAIR_LABEL, TOP_GROUPS, ScreenResult
 
 
 def report_markdown(result: ScreenResult, options: ScreenOptions, detailed_rows: int = 10) -> str:
@@ -46,10 +46,12 @@ def report_markdown(result: ScreenResult, options: ScreenOptions, detailed_rows:
             f"| {row['top_conflict'] or '-'} |"
         )
     top_groups = (
-        result.conflicts.join(ranked.head(detailed_rows).select(*PAIR_LABEL, "rank"), on=PAIR_LABEL)
-        .sort("rank", pl.col("count"), descending=[False, True])
+        result.top_conflicts.join(
+            ranked.head(detailed_rows).select(*PAIR_LABEL, "rank"), on=PAIR_LABEL, maintain_order="left"
+        )
+        .sort("rank", pl.col("count"), descending=[False, True], maintain_order=True)
         .group_by("rank", maintain_order=True)
-        .head(3)
+        .head(TOP_GROUPS)
     )
     lines += ["", "## Largest conflicts of the top pairs", ""]
     for row in top_groups.iter_rows(named=True):
@@ -79,5 +81,5 @@ def screen_metrics(result: ScreenResult) -> dict:
         "occurrences": occurrences,
         "inconsistent": inconsistent,
         "inconsistency": round(inconsistent / occurrences, 4) if occurrences else 0.0,
-        "conflict_groups": result.conflicts.height,
+        "conflict_groups": result.conflict_groups,
     }

@@ -16,15 +16,14 @@ from tasks.screen.screening import ScreenResult, screen
 
 
 def write_screen_outputs(result: ScreenResult, staging: Path) -> None:
-    """Write ``conflicts.parquet`` and ``summary.parquet`` into ``staging``."""
-    result.conflicts.write_parquet(staging / "conflicts.parquet", compression="zstd")
+    """Write ``summary.parquet`` into ``staging``, beside the ``conflicts.parquet`` that screening wrote there."""
     result.summary.write_parquet(staging / "summary.parquet", compression="zstd")
 
 
 @task(name="screen-datasets")
-def screen_task(options: ScreenOptions) -> ScreenResult:
-    """Prefect task: :func:`tasks.screen.screening.screen` over every ingested dataset."""
-    return screen(read_samples(options.samples_dir), load_synonyms(options.synonyms_file), options)
+def screen_task(options: ScreenOptions, staging: Path) -> ScreenResult:
+    """Prefect task: :func:`tasks.screen.screening.screen` over every ingested dataset, conflicts into ``staging``."""
+    return screen(read_samples(options.samples_dir), load_synonyms(options.synonyms_file), staging, options)
 
 
 def show_results(result: ScreenResult, options: ScreenOptions) -> None:
