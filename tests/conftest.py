@@ -30,7 +30,12 @@ SERVER_FIXTURES = {"prefect_api_url", "mlflow_server_url"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with its tier: by the fixtures it uses, else ``unit`` unless marked already."""
+    """Mark each test with its tier: by the fixtures it uses, else ``unit`` unless marked already.
+
+    Then the files go in order of cost: those with a ``slow`` test, then the other tiers, then unit
+    tests. On several pytest-xdist processes (``infra/test.sh``) the long files start at once and
+    the short ones fill in, instead of one process finishing the last long file alone.
+    """
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if "shared_data" in fixtures:
@@ -39,6 +44,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.server)
         if not any(item.get_closest_marker(tier) for tier in TIERS):
             item.add_marker(pytest.mark.unit)
+    cost = {}
+    for item in items:
+        rank = 0 if item.get_closest_marker("slow") else 2 if item.get_closest_marker("unit") else 1
+        cost[item.path] = min(rank, cost.get(item.path, rank))
+    items.sort(key=lambda item: cost[item.path])
 
 
 @pytest.fixture(scope="session")

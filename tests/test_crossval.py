@@ -224,6 +224,7 @@ def test_each_token_gets_its_case_for_the_uncased_encoder():
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_chinese_pairs_score_like_their_definitions(demo_ingested, tmp_path):
     """With its missing characters added, MiniLM learns Chinese: the consistent person pair transfers,
     the location scope conflict does not."""
@@ -365,6 +366,7 @@ def test_failed_job_is_retried_and_reported_and_a_rerun_redoes_only_it(demo_inge
     assert set(pl.read_parquet(tmp_path / "crossval" / "results.parquet")["status"]) == {"ok"}
 
 
+@pytest.mark.slow
 def test_real_conll_and_ontonotes_reproduce_table_9(shared_data, tmp_path):
     """Table 9's direction on the real data: CoNLL LOC covers OntoNotes GPE, so its model floods
     OntoNotes with locations (low precision, higher recall), and OntoNotes's model, which tags

@@ -146,6 +146,7 @@ def test_launch_commands():
     ]
 
 
+@pytest.mark.slow
 def test_two_ranks_through_the_deepspeed_launcher_with_zero2(tmp_path, instruct_dir):
     metrics = train_flow(options_for(tmp_path, instruct_dir, launcher="deepspeed", packing=True), OFF)
     assert metrics["world_size"] == 2 and metrics["deepspeed_zero_stage"] == 2 and metrics["launcher"] == "deepspeed"

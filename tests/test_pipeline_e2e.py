@@ -16,6 +16,8 @@ import mlflow
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_PROFILE = {
     "demo": {"scale": 0.3},

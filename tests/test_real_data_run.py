@@ -70,6 +70,7 @@ def train_split_size(work: Path, dataset: str) -> int:
 
 
 @pytest.mark.real_data
+@pytest.mark.slow
 def test_real_data_command_runs_every_stage(shared_data, tmp_path):
     work = project_copy(tmp_path, shared_data)
     overrides = [arg for key, value in SMALL.items() for arg in ("-S", f"{key}={value}")]
