@@ -17,8 +17,8 @@
 3. What bounds the speed-up: the demo runs once more with 1 worker at 1 torch thread. The
    1-worker reference already uses both cores through torch's intra-op threads; if 2 threads make
    one job ``s`` times faster than 1 thread, 2 one-thread workers can beat it by at most ``2 / s``.
-   A cProfile of the same jobs, run in this process (``sequential`` runner, 1 thread), gives the
-   top entries by own time.
+   A cProfile of the same jobs' own code (:func:`~tasks.crossval.crossval.run_job`, as a worker
+   runs it), in this process on 1 thread, gives the top entries by own time and torch's share.
 
 Jobs per hour = jobs / seconds of the whole flow run x 3600 (cluster start, Prefect and MLflow
 overhead included). Process pinned to ``--cores`` CPUs.
@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import json
 import os
-import pstats
 import shutil
 import time
 from pathlib import Path
@@ -40,15 +38,18 @@ import polars as pl
 import torch
 
 from benchmarks.markdown import run_header, write_section
+from benchmarks.profiling import own_share, profile_table, top_entries
 from flows.crossval import crossval_flow
 from tasks.core.registry import load_registry, select_datasets
 from tasks.core.tracking import TrackingOptions
-from tasks.crossval.crossval import job_threads
+from tasks.crossval.crossval import job_threads, run_job
 from tasks.crossval.options import CrossvalOptions
+from tasks.crossval.wiring import plan_run
 from tasks.demo_corpus.generate import write_demo_corpus
 from tasks.ingest.ingest import ingest_dataset
 from tasks.ingest.options import IngestOptions
 
+TORCH_FUNCTIONS = r"torch\._C|of type object|built-in method torch"  # torch ops as cProfile names them
 REAL_DATASETS = ["conll2003", "ontonotes5", "wikiann-en", "broad-twitter"]
 
 
@@ -67,10 +68,10 @@ def ingested(names: list[str], raw_dir: Path, out: Path) -> Path:
     return out
 
 
-def timed_run(data: Path, out: Path, **options) -> dict:
-    """One flow run from scratch; its metrics, seconds and jobs per hour."""
+def crossval_options(data: Path, out: Path, **options) -> CrossvalOptions:
+    """The stage's options for the ingested corpus in ``data``, writing into ``out`` (emptied first)."""
     shutil.rmtree(out, ignore_errors=True)
-    crossval = CrossvalOptions(
+    return CrossvalOptions(
         samples_dir=str(data / "samples"),
         label_counts_file=str(data / "label_counts.parquet"),
         manifest_file=str(data / "manifest.parquet"),
@@ -78,6 +79,11 @@ def timed_run(data: Path, out: Path, **options) -> dict:
         metrics_file=str(out / "metrics.json"),
         **options,
     )
+
+
+def timed_run(data: Path, out: Path, **options) -> dict:
+    """One flow run from scratch; its metrics, seconds and jobs per hour."""
+    crossval = crossval_options(data, out, **options)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     metrics = crossval_flow(crossval, TrackingOptions(tracking_uri=f"sqlite:///{out.parent / 'mlflow.db'}"))
@@ -99,20 +105,31 @@ def timed_run(data: Path, out: Path, **options) -> dict:
     }
 
 
-def profile_top(data: Path, out: Path, entries: int, **options) -> tuple[float, list[str]]:
-    """The same jobs in this process (sequential runner), under cProfile: seconds and the top entries by own time."""
+def job_profile(data: Path, out: Path, entries: int, **options) -> dict:
+    """The planned jobs themselves, one after another in this process, under cProfile.
+
+    :func:`~tasks.crossval.crossval.run_job` is what a worker process runs for one job; profiling it
+    here, rather than the flow (whose jobs run in other processes), shows where a job's time goes.
+    ``torch_share`` is the share of own time in torch's compiled functions (its built-in ops and
+    autograd's backward pass): the part that torch's intra-op threads can spread over cores.
+    """
+    crossval = crossval_options(data, out, **options)
+    torch.set_num_threads(job_threads(crossval))
+    specs = plan_run(crossval).specs
     profiler = cProfile.Profile()
     started = time.perf_counter()
-    profiler.runcall(timed_run, data, out, **options)
-    seconds = time.perf_counter() - started
-    stream = io.StringIO()
-    pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(entries)
-    table = stream.getvalue().splitlines()
-    start = next(i for i, line in enumerate(table) if line.lstrip().startswith("ncalls"))
-    return seconds, [line.rstrip() for line in table[start:] if line.strip()]
+    for spec in specs:
+        profiler.runcall(run_job, spec, crossval)
+    return {
+        "seconds": time.perf_counter() - started,
+        "jobs": len(specs),
+        "threads": job_threads(crossval),
+        "torch_share": own_share(profiler, TORCH_FUNCTIONS),
+        "top": top_entries(profiler, entries),
+    }
 
 
-def markdown(results: dict, profile: tuple[float, list[str]], cores: int, header: str) -> str:
+def markdown(results: dict, profile: dict, cores: int, header: str) -> str:
     demo_1, demo_2, one_thread = results["demo_1_worker"], results["demo_2_workers"], results["demo_1_worker_1_thread"]
     thread_gain = one_thread["seconds"] / demo_1["seconds"]
     process_gain = one_thread["seconds"] / demo_2["seconds"]
@@ -153,12 +170,14 @@ def markdown(results: dict, profile: tuple[float, list[str]], cores: int, header
             else ""
         ),
         "",
-        f"Profile: the demo jobs with 1 worker and 1 thread, in this process (sequential runner, {profile[0]:.1f} s "
-        "under cProfile), top entries by own time:",
+        f"Where a job's time goes: cProfile of the {profile['jobs']} demo jobs themselves (`run_job`, what a worker "
+        f"process runs), one after another in this process on {profile['threads']} torch thread(s), "
+        f"{profile['seconds']:.1f} s under the profiler. {profile['torch_share']:.0%} of it is in torch's compiled "
+        "functions (its ops and autograd's backward pass); the rest is Python around them: the tagger's loop, "
+        "the tokenizer, reading and scoring. The floor for a job is its torch time, and that part is what a second "
+        "thread already spreads over the second core in the 1-worker reference. The top entries by own time:",
         "",
-        "```",
-        *profile[1],
-        "```",
+        profile_table(profile["top"]),
     ]
     if not torch.cuda.is_available():
         lines += ["", "Per-GPU training throughput: not measured (no GPU on this machine)."]
@@ -215,11 +234,10 @@ def main() -> None:
             results[f"real_{workers}_worker{'s' * (workers > 1)}"] = timed_run(
                 real, workdir / "runs" / f"real-{workers}", workers=workers, **real_caps
             )
-    profile = profile_top(
+    profile = job_profile(
         demo,
         workdir / "runs" / "demo-profile",
         args.profile_entries,
-        runner="sequential",
         workers=1,
         datasets=demo_datasets,
         **{**caps, "torch_threads": 1},

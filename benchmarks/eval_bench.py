@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import pstats
 import re
 import tempfile
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 import polars as pl
 
 from benchmarks.markdown import run_header, write_section
+from benchmarks.profiling import profile_table, top_entries
 from tasks.core.registry import load_registry
 from tasks.core.schema import read_samples
 from tasks.evaluate.answers import parse_answer
@@ -165,24 +165,7 @@ def profile_top(frame: pl.DataFrame, entries: int) -> list[dict]:
     """cProfile of :func:`score_steps`: the ``entries`` functions with the most own time."""
     profiler = cProfile.Profile()
     profiler.runcall(score_steps, frame)
-    stats = pstats.Stats(profiler).stats  # {(file, line, name): (primitive calls, calls, own s, cumulative s, callers)}
-    top = sorted(stats.items(), key=lambda item: -item[1][2])[:entries]
-    return [
-        {"function": profiled_name(*where), "calls": calls, "own_s": own, "cumulative_s": cumulative}
-        for where, (_, calls, own, cumulative, _) in top
-    ]
-
-
-def profiled_name(file: str, line: int, name: str) -> str:
-    """``tasks/evaluate/errta.py:133 classify_errors``; a built-in as its name, a library file from its package."""
-    if file == "~":
-        return re.sub(r" at 0x[0-9a-f]+", "", name).strip("<>")
-    path = Path(file)
-    parts = path.parts
-    shown = "/".join(parts[parts.index("site-packages") + 1 :]) if "site-packages" in parts else file
-    if path.is_absolute() and path.is_relative_to(Path.cwd()):
-        shown = str(path.relative_to(Path.cwd()))
-    return f"{shown}:{line} {name}"
+    return top_entries(profiler, entries)
 
 
 def bench_scoring(samples: pl.DataFrame, trials: int) -> dict:
@@ -291,13 +274,6 @@ def bench_generation(samples: pl.DataFrame, count: int, root: Path) -> dict:
     return results
 
 
-def profile_rows(profile: list[dict]) -> str:
-    return "\n".join(
-        f"| `{row['function']}` | {row['calls']:,} | {row['own_s']:.3f} | {row['cumulative_s']:.3f} |"
-        for row in profile
-    )
-
-
 def scoring_markdown(scoring: dict, header: str) -> str:
     """The section's title, run header and scoring part."""
     return f"""## Evaluation
@@ -334,9 +310,7 @@ ERRTA counts: {scoring["errta"]}.
 Where the scoring time goes (cProfile of all five steps, one run, the {len(scoring["profile"])} functions \
 with the most own time; profiling slows them down):
 
-| function | calls | own s | cumulative s |
-| --- | ---: | ---: | ---: |
-{profile_rows(scoring["profile"])}
+{profile_table(scoring["profile"])}
 
 """
 
