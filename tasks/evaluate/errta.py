@@ -9,16 +9,37 @@ predicted units are classified in this order, each unit used at most once:
 2. ``split``: one gold unit with two or more predictions inside its span, labels ignored
    (``2024 Olympics`` -> ``2024`` + ``Olympics``); counted once per split gold unit.
 3. ``merge``: one prediction whose span holds two or more gold units; counted once per prediction.
-4. ``boundary``: a gold and a predicted unit that overlap but differ in span. Pairs of the same
+4. ``split`` or ``merge`` at the edges: a gold and a predicted unit that overlap and differ only
+   by whitespace or punctuation at their ends (section 5.1.5's ``2.0t`` against ``2.0t.``); a
+   ``split`` when the prediction is the shorter (it splits characters off the entity), else a
+   ``merge`` (it merges characters into it). Labels are ignored, as in steps 2 and 3.
+5. ``boundary``: a gold and a predicted unit that overlap but differ in span. Pairs of the same
    label are taken first, then by largest overlap; a pair whose labels also differ is still one
    boundary error (its example shows both labels).
-5. ``missing``: gold units left; ``redundant``: predictions left, including those whose mention
+6. ``missing``: gold units left; ``redundant``: predictions left, including those whose mention
    is not in the text.
 
-Within each step candidates are ordered by offsets and labels, never by set or hash order, so
-the same input always gives the same counts. (The OmniNER2025 release walks Python sets, whose
-order changes with the hash seed, and detects splits by whitespace tokens, which never fires on
-Chinese text.)
+The paper's five types are these six with ``split`` and ``merge`` together as its "splitting or
+merging errors" (SME). Within each step candidates are ordered by offsets and labels, never by set
+or hash order, so the same input always gives the same counts. (The OmniNER2025 release walks
+Python sets, whose order changes with the hash seed, and detects splits by whitespace tokens,
+which never fires on Chinese text.)
+
+Where the reference script is ambiguous, the paper's letter decides, case by case (each case is
+a test in tests/test_errta.py):
+
+- A trailing space or punctuation mark against the gold mention (section 5.1.5, sentences s8
+  and s9) is a splitting or merging error, not a boundary error: step 4. A gold mention whose
+  annotated span ends in a space (``Nanci `` against the predicted ``Nanci``) is the same case.
+- A predicted mention with spaces around it (``Nanci `` in the answer) is not an error here: the
+  answer parser strips them before the mention is located, the remedy section 5.1.5 itself names
+  ("removing leading and trailing spaces"), so F1 scores the pair correct and ERRTA, which only
+  explains what F1 counts wrong, agrees with it.
+- Where the paper is silent, these choices are written down: a wrong span with a wrong label is
+  one boundary error (not a classification error too); a repeated mention is one unit per
+  occurrence; a predicted mention not found in the text is redundant; pieces of a split and parts
+  of a merge may carry any labels; the category of a ``redundant`` or ``merge`` error is the
+  predicted label, of every other type the gold label.
 
 ``ERRTA_GUIDANCE`` is the ERRTA-guided prompt of OmniNER2025 Figure 2 (role, five error types
 with corrections, self-check), in English and Chinese; :func:`with_errta_guidance` puts it in
@@ -29,6 +50,7 @@ states the answer format the parser expects.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import NamedTuple
 
 import polars as pl
@@ -47,6 +69,10 @@ ERROR_SCHEMA = {
     "text": pl.String,
     "position": pl.Int64,
 }
+
+EDGE_CHARACTERS = "".join(
+    chr(code) for code in range(0x3100) if chr(code).isspace() or unicodedata.category(chr(code)).startswith("P")
+)  # whitespace and punctuation, ASCII, Latin, general and CJK, that step 4 ignores at a mention's ends
 
 ERRTA_GUIDANCE = {
     "en": (
@@ -128,6 +154,10 @@ class Unit(NamedTuple):
             return 0
         return max(0, min(self.end, other.end) - max(self.start, other.start))
 
+    def core(self) -> str:
+        """The mention without whitespace and punctuation at its ends."""
+        return self.mention.strip(EDGE_CHARACTERS) if self.start is not None else ""
+
     def describe(self) -> str:
         where = f" [{self.start},{self.end})" if self.start is not None else " [not in text]"
         return f"{self.label}: {self.mention}{where}"
@@ -170,6 +200,11 @@ def classify_errors(gold: list[Unit], predicted: list[Unit]) -> list[tuple[str, 
             left.remove(prediction)
             missing[:] = [g for g in missing if g not in parts]
             errors.append(("merge", parts, [prediction]))
+    for g, p in [(g, p) for g in missing for p in left if g.overlap(p) > 0 and g.core() and g.core() == p.core()]:
+        if g in missing and p in left:
+            missing.remove(g)
+            left.remove(p)
+            errors.append(("split" if p.end - p.start < g.end - g.start else "merge", [g], [p]))
     pairs = sorted(
         ((g, p) for g in missing for p in left if g.overlap(p) > 0),
         key=lambda pair: (
