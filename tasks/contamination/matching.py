@@ -155,6 +155,7 @@ def match_examples(matches: pl.DataFrame, test: pl.DataFrame, train: pl.DataFram
 
 
 def _texts(samples: pl.DataFrame, side: str) -> pl.DataFrame:
+    """``<side>_sample_id`` and ``<side>_text``, the text cut at :data:`EXAMPLE_CHARS` characters."""
     return samples.select(
         pl.col("sample_id").alias(f"{side}_sample_id"), pl.col("text").str.slice(0, EXAMPLE_CHARS).alias(f"{side}_text")
     )
