@@ -21,7 +21,15 @@ from tasks.core.params import ParamsError, load_options
 from tasks.core.tracking import stage_run
 from tasks.prune.options import EMBEDDING_STRATEGIES, PruneOptions
 from tasks.prune.report import prune_metrics, scaling_plot_table
-from tasks.prune.wiring import prune_task, read_split, show_pruned, show_sweep, sweep, write_prune_outputs
+from tasks.prune.wiring import (
+    drop_contaminated,
+    prune_task,
+    read_split,
+    show_pruned,
+    show_sweep,
+    sweep,
+    write_prune_outputs,
+)
 
 
 @flow(name="prune", log_prints=True)
@@ -31,12 +39,12 @@ def prune_flow(options: PruneOptions | None = None) -> dict:
     Writes ``train.parquet``, ``stats.parquet``, ``by_dataset.parquet``, ``pool_fill.parquet`` and the metrics.
     """
     options = options or load_options(PruneOptions)
-    samples = read_split(options)
+    samples, contaminated = drop_contaminated(read_split(options), options)
     embedder = options.embedder() if options.strategy in EMBEDDING_STRATEGIES else None
     with stage_run("prune", asdict(options)), staged_dir(options.out_dir, options.metrics_file) as (staging, metrics):
         result = prune_task(samples, options, embedder)
         write_prune_outputs(result, options, staging)
-        metrics.update(prune_metrics(result, options))
+        metrics.update(prune_metrics(result, options, contaminated))
         mlflow.log_metrics({name: value for name, value in metrics.items() if value is not None})
     show_pruned(result, metrics, options)
     return metrics
@@ -46,7 +54,7 @@ def prune_flow(options: PruneOptions | None = None) -> dict:
 def prune_scaling_flow(options: PruneOptions | None = None) -> pl.DataFrame:
     """Prune at every ``scaling_ks`` with every ``scaling_strategies``; write the plot table to ``scaling_file``."""
     options = options or load_options(PruneOptions)
-    samples = read_split(options)
+    samples, _ = drop_contaminated(read_split(options), options)
     embedder = options.embedder() if any(s in EMBEDDING_STRATEGIES for s in options.scaling_strategies) else None
     with stage_run("prune_scaling", asdict(options)):
         table = sweep(samples, options, embedder)

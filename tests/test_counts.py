@@ -28,9 +28,15 @@ def test_a_sample_neither_written_nor_dropped_for_a_reason_is_an_error():
 @pytest.mark.parametrize(
     ("strategy", "dropped"),
     [
-        ("diversity", {"negatives_over_quota": 15, "pools_full": 40, "not_diverse": 25, "not_drawn": 0}),
-        ("random_per_type", {"negatives_over_quota": 15, "pools_full": 65, "not_diverse": 0, "not_drawn": 0}),
-        ("random", {"negatives_over_quota": 0, "pools_full": 0, "not_diverse": 0, "not_drawn": 80}),
+        (
+            "diversity",
+            {"contaminated": 0, "negatives_over_quota": 15, "pools_full": 40, "not_diverse": 25, "not_drawn": 0},
+        ),
+        (
+            "random_per_type",
+            {"contaminated": 0, "negatives_over_quota": 15, "pools_full": 65, "not_diverse": 0, "not_drawn": 0},
+        ),
+        ("random", {"contaminated": 0, "negatives_over_quota": 0, "pools_full": 0, "not_diverse": 0, "not_drawn": 80}),
     ],
 )
 def test_pruning_says_why_each_sample_was_dropped(strategy, dropped):
@@ -38,6 +44,9 @@ def test_pruning_says_why_each_sample_was_dropped(strategy, dropped):
     counts = {"samples_in": 100, "samples_out": 20, "negatives_raw": 20, "negatives_kept": 5, "candidates": 40}
     metrics = prune_counts(counts, strategy)
     assert {key.removeprefix("dropped/"): value for key, value in metrics.items() if "/" in key} == dropped
+    # 7 more were left out before pruning, matched to a test sentence (prune.drop_contaminated)
+    metrics = prune_counts(counts, strategy, contaminated=7)
+    assert (metrics["samples_in"], metrics["dropped/contaminated"], metrics["samples_out"]) == (107, 7, 20)
 
 
 def test_the_funnel_lists_the_stages_in_pipeline_order(tmp_path):

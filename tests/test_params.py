@@ -7,6 +7,7 @@ from dataclasses import MISSING, fields
 import pytest
 import yaml
 
+from tasks.contamination.options import ContaminationOptions
 from tasks.core.params import SHIPPED_PARAMS, ParamsError, field_help, load_section, option, options, to_options
 from tasks.core.tracking import TrackingOptions
 from tasks.crossval.options import CrossvalOptions
@@ -23,6 +24,7 @@ SECTIONS = {
     "ingest": IngestOptions,
     "screen": ScreenOptions,
     "standardize": StandardizeOptions,
+    "contamination": ContaminationOptions,
     "mlflow": TrackingOptions,
     "evaluate": EvaluateOptions,
     "instruct": InstructOptions,

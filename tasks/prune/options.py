@@ -56,6 +56,8 @@ class PruneOptions:
     scaling_ks: list[int] = option("the data-scaling sweep (figure 5)", at_least=1)
     scaling_strategies: list[str] = option("the strategies the sweep compares", choices=STRATEGIES)
     scaling_file: str = option("the sweep's samples kept per k and strategy (figure 5's data)")
+    drop_contaminated: bool = option("leave out the training samples contamination_file matches to a test sentence")
+    contamination_file: str = option("the contamination stage's matches.parquet (read when drop_contaminated)")
 
     def __post_init__(self) -> None:
         """The encoder must exist when a strategy compares texts; the sweep needs a k."""

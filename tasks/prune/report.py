@@ -29,16 +29,20 @@ def report_markdown(result: PruneResult, metrics: dict, options: PruneOptions) -
     return "\n".join(lines) + "\n"
 
 
-def prune_counts(counts: dict, strategy: str) -> dict:
-    """Samples in and out, and why each other sample was dropped (the same four reasons for every strategy).
+def prune_counts(counts: dict, strategy: str, contaminated: int = 0) -> dict:
+    """Samples in and out, and why each other sample was dropped (the same five reasons for every strategy).
 
+    ``contaminated``: left out before pruning, matched to a test sentence (``drop_contaminated``);
     ``negatives_over_quota``: a sample without entities beyond ``k / 5`` per dataset;
     ``pools_full``: every pool of its types was full when it was visited; ``not_diverse``: it
     reached an open pool but lost the draw ``p = 1 - max cosine + b``; ``not_drawn``: the
     ``random`` strategy's uniform sample left it out.
     """
     raw, kept = counts["samples_in"], counts["samples_out"]
-    dropped = dict.fromkeys(("negatives_over_quota", "pools_full", "not_diverse", "not_drawn"), 0)
+    dropped = {
+        "contaminated": contaminated,
+        **dict.fromkeys(("negatives_over_quota", "pools_full", "not_diverse", "not_drawn"), 0),
+    }
     if strategy == "random":
         dropped["not_drawn"] = raw - kept
     else:
@@ -47,16 +51,16 @@ def prune_counts(counts: dict, strategy: str) -> dict:
         dropped["negatives_over_quota"] = counts["negatives_raw"] - counts["negatives_kept"]
         dropped["pools_full"] = raw - counts["negatives_raw"] - reached
         dropped["not_diverse"] = reached - kept_in_pools
-    return stage_counts("prune", samples_in=raw, samples_out=kept, dropped=dropped)
+    return stage_counts("prune", samples_in=raw + contaminated, samples_out=kept, dropped=dropped)
 
 
-def prune_metrics(result: PruneResult, options: PruneOptions) -> dict:
-    """The DVC/MLflow metrics of one run."""
+def prune_metrics(result: PruneResult, options: PruneOptions, contaminated: int = 0) -> dict:
+    """The DVC/MLflow metrics of one run, ``contaminated`` samples having been left out before it."""
     fill = result.pool_fill
     cosines = fill["mean_cosine"].drop_nulls()
     return {
         **result.counts,
-        **prune_counts(result.counts, options.strategy),
+        **prune_counts(result.counts, options.strategy, contaminated),
         "kept_share": round(result.counts["samples_out"] / max(result.counts["samples_in"], 1), 5),
         "embedded_share": round(result.counts["samples_embedded"] / max(result.counts["samples_in"], 1), 5),
         "pools": fill.height,

@@ -61,6 +61,21 @@ def read_split(options: PruneOptions) -> pl.DataFrame:
     return pl.concat([read_samples(file, STANDARDIZED_SCHEMA) for file in files])
 
 
+def drop_contaminated(samples: pl.DataFrame, options: PruneOptions) -> tuple[pl.DataFrame, int]:
+    """``samples`` without those the contamination stage matched to a test sentence, and how many left.
+
+    Nothing leaves unless ``drop_contaminated``; then ``contamination_file`` must exist.
+    """
+    if not options.drop_contaminated:
+        return samples, 0
+    if not Path(options.contamination_file).is_file():
+        raise FileNotFoundError(f"{options.contamination_file}: missing (run the contamination stage first)")
+    matched = pl.read_parquet(options.contamination_file, columns=["train_sample_id"])["train_sample_id"]
+    clean = samples.filter(~pl.col("sample_id").is_in(matched.implode()))
+    print(f"left out {samples.height - clean.height} training samples matched to a test sentence")
+    return clean, samples.height - clean.height
+
+
 def write_prune_outputs(result: PruneResult, options: PruneOptions, staging: Path) -> None:
     """Write the stage's outputs into ``staging``.
 
