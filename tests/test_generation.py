@@ -190,20 +190,22 @@ def test_evaluate_flow_end_to_end(tiny_run, tmp_path, monkeypatch):
             else [{"start": 0, "end": 2, "label": "人名", "mention": "张三"}]
         )
         labels = ["person", "location"] if en else ["人名", "地址"]
-        rows.append(
-            {
-                "sample_id": f"{'en' if en else 'zh'}:test:{i}",
-                "dataset": "demo_en" if en else "demo_zh",
-                "lang": "en" if en else "zh",
-                "split": "test",
-                "text": text,
-                "template": "plain",
-                "prompt": f"Label Set: {', '.join(labels)}\nText: {text}\nAnswer:",
-                "answer": "",
-                "label_set": labels,
-                "entities": entities,
-            }
-        )
+        for source, names in (("standardized", labels), ("original", ["PER", "LOC"])):
+            rows.append(
+                {
+                    "sample_id": f"{'en' if en else 'zh'}:test:{i}",
+                    "dataset": "demo_en" if en else "demo_zh",
+                    "lang": "en" if en else "zh",
+                    "split": "test",
+                    "text": text,
+                    "template": "plain",
+                    "prompt": f"Label Set: {', '.join(names)}\nText: {text}\nAnswer:",
+                    "answer": "",
+                    "label_set": names,
+                    "entities": [{**e, "label": names[0]} for e in entities],
+                    "label_source": source,
+                }
+            )
     pl.DataFrame(rows, schema_overrides={"entities": entity}).write_parquet(tmp_path / "test.parquet")
     options = EvaluateOptions(
         test_file=str(tmp_path / "test.parquet"),
@@ -217,11 +219,12 @@ def test_evaluate_flow_end_to_end(tiny_run, tmp_path, monkeypatch):
         chunk_size=2,
         backend="hf",
         torch_threads=1,
+        max_original_samples_per_dataset=2,
     )
     metrics = evaluate_flow(options)
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     progress = Artifact.get("generation-progress")
-    assert progress.data == 100 and progress.description.startswith("generate: 6/6 sample [")
+    assert progress.data == 100 and progress.description.startswith("generate: 10/10 sample [")  # 6 + 2 x 2
     for key in (
         "f1/demo_en",
         "f1/demo_zh",
@@ -233,19 +236,30 @@ def test_evaluate_flow_end_to_end(tiny_run, tmp_path, monkeypatch):
         "errta/split_merge",
         "parse/unknown_label",
         "generation/samples_per_s",
+        "protocols/original/without/partial/f1/avg",
+        "protocols/standardized/with/strict/spurious",
+        "label_sets/with/string/demo_zh",
     ):
         assert key in metrics, key
+    assert metrics["samples_in"] == 12 and metrics["samples_out"] == 10
     out = tmp_path / "evaluate"
     for name in (
         "predictions.parquet",
         "scores_by_dataset.parquet",
         "scores_by_type.parquet",
+        "scores_by_protocol.parquet",
+        "scores_label_sets.parquet",
         "errta_counts.parquet",
         "errta_examples.parquet",
         "report.md",
     ):
         assert (out / name).is_file(), name
-    assert pl.read_parquet(out / "predictions.parquet").height == 6
+    predictions = pl.read_parquet(out / "predictions.parquet")
+    assert predictions.group_by("label_source").len().sort("label_source").rows() == [
+        ("original", 4),
+        ("standardized", 6),
+    ]
+    assert pl.read_parquet(out / "scores_label_sets.parquet")["samples"].unique().to_list() == [2]
     assert pl.read_csv(tmp_path / "plots" / "f1_by_dataset.csv").columns == ["dataset", "lang", "f1"]
     assert pl.read_csv(tmp_path / "plots" / "errta.csv")["error_type"].to_list() == [
         "classification",
