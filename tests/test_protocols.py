@@ -100,3 +100,101 @@ def test_label_sets_compare_the_same_samples_and_metrics_are_flat():
     by_type = score(parsed_frame(PREDICTION))[1].select(pl.lit("standardized").alias("label_source"), pl.all())
     report = "\n".join(protocol_sections(protocols, difference, by_type))
     assert "## Original versus standardized labels" in report and "### demo" in report
+
+
+# Parity: the same perturbed predictions scored by our pipeline (from answer text) and by seqeval and
+# nervaluate (from the spans themselves) give equal numbers, on every demo dataset's test split.
+
+
+def parity_rows(demo_standardized):
+    """Per dataset: our scoring rows, and the gold and predicted spans and BIO tags the packages get."""
+    from test_scoring import locatable, perturb
+
+    from tasks.core.schema import STANDARDIZED_SCHEMA, read_samples
+    from tasks.formats.conll import tag
+
+    tests = sorted((demo_standardized / "samples").glob("*/test.parquet"))
+    samples = pl.concat([read_samples(path, STANDARDIZED_SCHEMA) for path in tests])
+    rows, truth, counter = [], {}, [0]
+    for (dataset,), group in samples.filter(~pl.col("nested")).group_by("dataset", maintain_order=True):
+        labels = sorted(group["entities"].explode().struct.field("label").drop_nulls().unique().to_list())
+        for index, (sample_id, lang, text, entities) in enumerate(
+            group.select("sample_id", "lang", "text", "entities").iter_rows()
+        ):
+            gold = [{key: entity[key] for key in ("start", "end", "label", "mention")} for entity in entities]
+            predicted = perturb(text, gold, lang, labels, index, counter)
+            if not locatable(predicted, text):
+                continue
+            answer = "; ".join(f"{e['label']}: {e['mention']}" for e in predicted) or "None"
+            rows.append(
+                {
+                    "sample_id": sample_id,
+                    "dataset": dataset,
+                    "lang": lang,
+                    "text": text,
+                    "label_set": labels,
+                    "entities": gold,
+                    "prediction": answer,
+                }
+            )
+            sides = truth.setdefault(dataset, {"gold": [], "pred": [], "gold_tags": [], "pred_tags": []})
+            sides["gold"].append(gold)
+            sides["pred"].append(predicted)
+            sides["gold_tags"].append(tag(text, gold, lang)[1])
+            sides["pred_tags"].append(tag(text, predicted, lang)[1])
+    return pl.DataFrame(rows, schema_overrides={"entities": ENTITY}), truth
+
+
+def test_protocols_equal_seqeval_and_nervaluate_on_the_same_predictions(demo_standardized):
+    from nervaluate import Evaluator
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+
+    frame, truth = parity_rows(demo_standardized)
+    ours = all_protocols(parse_predictions(frame), []).filter(pl.col("catch_all") == "with")
+    assert ours["dataset"].n_unique() == 8 and frame.height > 400
+    for dataset, sides in truth.items():
+        mine = {row["protocol"]: row for row in ours.filter(pl.col("dataset") == dataset).iter_rows(named=True)}
+        seqeval_f1 = 100 * f1_score(sides["gold_tags"], sides["pred_tags"], mode="strict", scheme=IOB2)
+        assert mine["span"]["f1"] == pytest.approx(seqeval_f1, abs=1e-9), dataset
+        assert mine["strict"]["f1"] == pytest.approx(seqeval_f1, abs=1e-9), dataset
+        assert 40 < mine["span"]["f1"] < 98, (dataset, mine["span"]["f1"])  # the perturbation really lowers F1
+
+        def inclusive(documents):
+            return [[{"label": e["label"], "start": e["start"], "end": e["end"] - 1} for e in doc] for doc in documents]
+
+        tags = sorted({e["label"] for doc in sides["gold"] + sides["pred"] for e in doc})
+        theirs = Evaluator(inclusive(sides["gold"]), inclusive(sides["pred"]), tags, loader="dict").evaluate()
+        for scheme, protocol in (
+            ("strict", "strict"),
+            ("exact", "exact"),
+            ("partial", "partial"),
+            ("ent_type", "type"),
+        ):
+            result = theirs["overall"][scheme]
+            expected = (result.correct, result.incorrect, result.partial, result.missed, result.spurious)
+            assert counts(mine[protocol]) == expected, (dataset, protocol)
+            assert mine[protocol]["f1"] == pytest.approx(100 * result.f1, abs=1e-9), (dataset, protocol)
+
+
+def test_string_f1_equals_seqeval_where_no_mention_repeats(demo_standardized):
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+
+    frame, _ = parity_rows(demo_standardized)
+    distinct = frame.filter(
+        pl.col("entities").list.eval(pl.element().struct.field("mention")).list.n_unique()
+        == pl.col("entities").list.len()
+    )
+    parsed = parse_predictions(distinct)
+    parsed = parsed.filter(
+        pl.col("pred").list.eval(pl.element().struct.field("mention")).list.n_unique() == pl.col("pred").list.len()
+    )
+    by_dataset, _ = score(parsed, modes=("string",))
+    from tasks.formats.conll import tag
+
+    for dataset, f1 in by_dataset.select("dataset", "f1").iter_rows():
+        rows = parsed.filter(pl.col("dataset") == dataset)
+        gold = [tag(t, e, lang)[1] for t, e, lang in rows.select("text", "entities", "lang").iter_rows()]
+        pred = [tag(t, p, lang)[1] for t, p, lang in rows.select("text", "pred", "lang").iter_rows()]
+        assert f1 == pytest.approx(100 * f1_score(gold, pred, mode="strict", scheme=IOB2), abs=1e-9), dataset
