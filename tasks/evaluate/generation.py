@@ -90,11 +90,11 @@ def checked_run_spec(run: RunSpec, where: str) -> RunSpec:
     return run
 
 
-def local_run_spec(base_model: str, adapter: str) -> RunSpec:
+def local_run_spec(base_model: str, adapter: str, trust_remote_code: bool) -> RunSpec:
     """A model the pipeline did not train: a local folder (nothing is downloaded), with an optional LoRA adapter."""
     if not (Path(base_model) / "config.json").is_file():
         raise RunFileError(f"evaluate.base_model {base_model!r}: not a local model folder (no config.json)")
-    return checked_run_spec(RunSpec(base_model, adapter or None), "evaluate.adapter")
+    return checked_run_spec(RunSpec(base_model, adapter or None, trust_remote_code), "evaluate.adapter")
 
 
 def fingerprint(run: RunSpec, options: GenerationOptions, prompt_variant: str) -> str:

@@ -18,6 +18,7 @@ class EvaluateOptions:
     run_file: str = option("the train stage's run.json: which base model and adapter answer")
     base_model: str = option("a local model folder to evaluate instead of run.json's; empty: run.json's")
     adapter: str = option("a LoRA adapter folder on base_model; empty: none (needs base_model)")
+    trust_remote_code: bool = option("with base_model: run the model folder's own code (InternLM2 needs it)")
     out_dir: str = option("predictions, score and ERRTA tables, report.md")
     predictions_dir: str = option("resumable parts; keep it across runs (dvc: persist)")
     metrics_file: str = option("the stage's counts, F1 and ERRTA totals, for dvc metrics")

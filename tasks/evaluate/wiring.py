@@ -68,7 +68,7 @@ def load_test_samples(options: EvaluateOptions) -> pl.DataFrame:
 def run_spec(options: EvaluateOptions) -> RunSpec:
     """The model that answers: ``base_model`` (and ``adapter``) when set, else the train stage's ``run_file``."""
     if options.base_model:
-        return local_run_spec(options.base_model, options.adapter)
+        return local_run_spec(options.base_model, options.adapter, options.trust_remote_code)
     return load_run_spec(Path(options.run_file))
 
 
