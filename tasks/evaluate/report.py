@@ -179,11 +179,11 @@ def report_markdown(
 def evaluation_metrics(prompts: int, selected: int, results: dict, generation: dict, primary_mode: str) -> dict:
     """The flat metrics: the stage's counts, gold entities scored, F1 averages, ERRTA totals, generation speed.
 
-    ``prompts`` is the test file's rows; ``selected`` those this run evaluated.
+    ``prompts`` is the test file's rows (a prompt per sample and label set); ``selected`` those this run evaluated.
     """
     by_dataset = results["by_dataset"]
     metrics = {
-        # not_selected: left out by evaluate.datasets or max_samples_per_dataset
+        # not_selected: left out by evaluate.datasets, label_sources or the max_*samples_per_dataset caps
         **stage_counts("evaluate", prompts, selected, {"not_selected": prompts - selected}),
         "entities_out": gold_entities(by_dataset, primary_mode),
         **flat_metrics(by_dataset, results["totals"], primary_mode),

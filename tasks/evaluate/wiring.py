@@ -15,7 +15,7 @@ from tasks.core.tracking import log_switches, stage_run
 from tasks.evaluate.errta import errta_errors, errta_totals, with_errta_guidance
 from tasks.evaluate.generation import RunSpec, generate_predictions, load_run_spec, local_run_spec
 from tasks.evaluate.options import EvaluateOptions
-from tasks.evaluate.protocols import all_protocols, label_set_difference
+from tasks.evaluate.protocols import all_protocols, label_set_difference, protocol_averages
 from tasks.evaluate.scoring import ScoringInputError, check_scoring_input, parse_predictions, score
 
 # read from the test file
@@ -159,6 +159,19 @@ def show_results(results: dict, report: str) -> None:
     with pl.Config(tbl_rows=-1, tbl_width_chars=160):
         print(by_dataset.select("dataset", "lang", "mode", "samples", "tp", "fp", "fn", pl.col("f1").round(2)))
     print("ERRTA:", results["totals"])
+    means = protocol_averages(results["protocols"]).filter(pl.col("scope") == "all").drop("scope", "datasets")
+    with pl.Config(tbl_rows=-1, tbl_width_chars=160):
+        print(means.pivot("protocol", index=["label_source", "catch_all"], values="f1"))
+        print(
+            results["label_sets"]
+            .group_by("catch_all", "protocol", maintain_order=True)
+            .agg(pl.col("difference").mean())
+        )
+    create_table_artifact(
+        key="evaluate-protocols",
+        table=means.with_columns(pl.col("f1").round(2)).to_dicts(),
+        description="Mean F1 over datasets of every protocol, per label set, with and without catch-all types",
+    )
     create_table_artifact(
         key="evaluate-f1",
         table=by_dataset.select("dataset", "lang", "mode", "tp", "fp", "fn", pl.col("f1").round(2)).to_dicts(),
