@@ -32,7 +32,6 @@ SCHEME_COUNTS = {
     "missed": "missing",
     "spurious": "spurious",
 }
-CATCH_ALL = ("with", "without")  # the values of the catch_all column
 UNLOCATED = {"start": -1, "end": -1}  # before every text: overlaps no gold span, so always spurious
 PROTOCOL_SCHEMA = {
     "dataset": pl.String,
