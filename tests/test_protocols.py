@@ -198,3 +198,12 @@ def test_string_f1_equals_seqeval_where_no_mention_repeats(demo_standardized):
         gold = [tag(t, e, lang)[1] for t, e, lang in rows.select("text", "entities", "lang").iter_rows()]
         pred = [tag(t, p, lang)[1] for t, p, lang in rows.select("text", "pred", "lang").iter_rows()]
         assert f1 == pytest.approx(100 * f1_score(gold, pred, mode="strict", scheme=IOB2), abs=1e-9), dataset
+
+
+def test_one_label_set_alone_has_no_difference_but_every_other_section():
+    protocols = all_protocols(parsed_frame(PREDICTION), []).with_columns(pl.lit("original").alias("label_source"))
+    difference = label_set_difference(protocols.clear())
+    by_type = score(parsed_frame(PREDICTION))[1].select(pl.lit("original").alias("label_source"), pl.all())
+    report = "\n".join(protocol_sections(protocols, difference, by_type))
+    assert "Only one label set was evaluated" in report and "## Every protocol" in report
+    assert not any(key.startswith("label_sets/") for key in protocol_metrics(protocols, difference))
