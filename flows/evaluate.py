@@ -1,9 +1,11 @@
 """Evaluate flow: ``python -m flows.evaluate`` (the dvc.yaml stage after training; figure 3's evaluation box).
 
-Generates answers for the held-out test prompts (resumable, :mod:`tasks.evaluate.generation`), parses
-and scores them (:mod:`tasks.evaluate.scoring`, both modes), runs ERRTA (:mod:`tasks.evaluate.errta`), and writes
+Generates answers for the held-out test prompts in each label set (resumable, :mod:`tasks.evaluate.generation`;
+run.json's model or ``evaluate.base_model``), parses and scores them (:mod:`tasks.evaluate.scoring`, both modes,
+and every protocol of :mod:`tasks.evaluate.protocols`), runs ERRTA (:mod:`tasks.evaluate.errta`), and writes
 ``data/evaluate/`` (predictions.parquet, scores_by_dataset.parquet, scores_by_type.parquet,
-errta_counts.parquet, errta_examples.parquet, report.md), the flat metrics JSON, the two plot
+scores_by_protocol.parquet, scores_label_sets.parquet, errta_counts.parquet, errta_examples.parquet,
+report.md), the flat metrics JSON, the two plot
 CSVs, MLflow metrics and artifacts, and Prefect table and markdown artifacts. Every file is
 written to ``.partial`` and renamed; the prediction parts survive a kill and are reused.
 """

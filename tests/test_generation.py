@@ -190,20 +190,22 @@ def test_evaluate_flow_end_to_end(tiny_run, tmp_path, monkeypatch):
             else [{"start": 0, "end": 2, "label": "人名", "mention": "张三"}]
         )
         labels = ["person", "location"] if en else ["人名", "地址"]
-        rows.append(
-            {
-                "sample_id": f"{'en' if en else 'zh'}:test:{i}",
-                "dataset": "demo_en" if en else "demo_zh",
-                "lang": "en" if en else "zh",
-                "split": "test",
-                "text": text,
-                "template": "plain",
-                "prompt": f"Label Set: {', '.join(labels)}\nText: {text}\nAnswer:",
-                "answer": "",
-                "label_set": labels,
-                "entities": entities,
-            }
-        )
+        for source, names in (("standardized", labels), ("original", ["PER", "LOC"])):
+            rows.append(
+                {
+                    "sample_id": f"{'en' if en else 'zh'}:test:{i}",
+                    "dataset": "demo_en" if en else "demo_zh",
+                    "lang": "en" if en else "zh",
+                    "split": "test",
+                    "text": text,
+                    "template": "plain",
+                    "prompt": f"Label Set: {', '.join(names)}\nText: {text}\nAnswer:",
+                    "answer": "",
+                    "label_set": names,
+                    "entities": [{**e, "label": names[0]} for e in entities],
+                    "label_source": source,
+                }
+            )
     pl.DataFrame(rows, schema_overrides={"entities": entity}).write_parquet(tmp_path / "test.parquet")
     options = EvaluateOptions(
         test_file=str(tmp_path / "test.parquet"),
@@ -217,11 +219,12 @@ def test_evaluate_flow_end_to_end(tiny_run, tmp_path, monkeypatch):
         chunk_size=2,
         backend="hf",
         torch_threads=1,
+        max_original_samples_per_dataset=2,
     )
     metrics = evaluate_flow(options)
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     progress = Artifact.get("generation-progress")
-    assert progress.data == 100 and progress.description.startswith("generate: 6/6 sample [")
+    assert progress.data == 100 and progress.description.startswith("generate: 10/10 sample [")  # 6 + 2 x 2
     for key in (
         "f1/demo_en",
         "f1/demo_zh",
@@ -233,19 +236,30 @@ def test_evaluate_flow_end_to_end(tiny_run, tmp_path, monkeypatch):
         "errta/split_merge",
         "parse/unknown_label",
         "generation/samples_per_s",
+        "protocols/original/without/partial/f1/avg",
+        "protocols/standardized/with/strict/spurious",
+        "label_sets/with/string/demo_zh",
     ):
         assert key in metrics, key
+    assert metrics["samples_in"] == 12 and metrics["samples_out"] == 10
     out = tmp_path / "evaluate"
     for name in (
         "predictions.parquet",
         "scores_by_dataset.parquet",
         "scores_by_type.parquet",
+        "scores_by_protocol.parquet",
+        "scores_label_sets.parquet",
         "errta_counts.parquet",
         "errta_examples.parquet",
         "report.md",
     ):
         assert (out / name).is_file(), name
-    assert pl.read_parquet(out / "predictions.parquet").height == 6
+    predictions = pl.read_parquet(out / "predictions.parquet")
+    assert predictions.group_by("label_source").len().sort("label_source").rows() == [
+        ("original", 4),
+        ("standardized", 6),
+    ]
+    assert pl.read_parquet(out / "scores_label_sets.parquet")["samples"].unique().to_list() == [2]
     assert pl.read_csv(tmp_path / "plots" / "f1_by_dataset.csv").columns == ["dataset", "lang", "f1"]
     assert pl.read_csv(tmp_path / "plots" / "errta.csv")["error_type"].to_list() == [
         "classification",
@@ -269,3 +283,69 @@ def test_evaluate_flow_end_to_end(tiny_run, tmp_path, monkeypatch):
     assert "命名实体包括人名、地址" in guided["prompt"][5]
     run = load_run_spec(tiny_run)
     assert fingerprint(run, options.generation(), "errta") != fingerprint(run, options.generation(), "dataset")
+
+
+@pytest.fixture(scope="module")
+def foreign_model(tmp_path_factory) -> Path:
+    """The demo model saved to a folder of its own, as if downloaded: ``base`` and a LoRA ``adapter`` on it."""
+    from peft import LoraConfig, get_peft_model
+
+    from tasks.train.training import DEMO_BASE_MODEL, build_demo_model, load_tokenizer
+
+    root = tmp_path_factory.mktemp("foreign")
+    model = build_demo_model(seed=3)
+    model.save_pretrained(root / "base")
+    load_tokenizer(DEMO_BASE_MODEL, False).save_pretrained(root / "base")
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM")
+    get_peft_model(model, config).save_pretrained(root / "adapter")
+    return root
+
+
+@pytest.mark.integration
+def test_evaluate_scores_a_model_it_did_not_train(foreign_model, demo_standardized, tmp_path, monkeypatch):
+    """Issue 19 item 2: evaluate.base_model (and adapter) replace run.json, which need not exist."""
+    import pyarrow.parquet as pq
+
+    from flows.evaluate import evaluate_flow
+    from tasks.core.schema import STANDARDIZED_SCHEMA, read_samples
+    from tasks.evaluate.options import EvaluateOptions
+    from tasks.instruct.options import InstructOptions
+    from tasks.instruct.wiring import build_test_prompts
+
+    monkeypatch.chdir(tmp_path)
+    every = pl.concat(
+        read_samples(demo_standardized / "samples" / name, STANDARDIZED_SCHEMA)
+        for name in ("demo_news_en", "demo_weibo_zh")
+    )
+    tests = every.filter(pl.col("split") == "test")
+    prompts, _ = build_test_prompts(tests, every, InstructOptions(), None)
+    pq.write_table(prompts, tmp_path / "test.parquet")
+    options = EvaluateOptions(
+        test_file=str(tmp_path / "test.parquet"),
+        run_file=str(tmp_path / "no-run.json"),
+        base_model=str(foreign_model / "base"),
+        out_dir=str(tmp_path / "evaluate"),
+        predictions_dir=str(tmp_path / "evaluate" / "predictions"),
+        metrics_file=str(tmp_path / "metrics.json"),
+        plots_dir=str(tmp_path / "plots"),
+        max_samples_per_dataset=2,
+        max_original_samples_per_dataset=1,
+        max_new_tokens=6,
+        backend="hf",
+        torch_threads=1,
+    )
+    base = evaluate_flow(options)
+    assert base["samples_out"] == 6 and base["generation/samples_per_s"] > 0  # 2 x 2 standardized, 2 original
+    with_adapter = evaluate_flow(EvaluateOptions(**{**options.__dict__, "adapter": str(foreign_model / "adapter")}))
+    assert with_adapter["generation/samples_per_s"] > 0, "another model: the parts are generated again"
+    for metrics in (base, with_adapter):
+        assert {"f1/avg", "protocols/original/with/strict/f1/avg", "label_sets/without/type/avg"} <= set(metrics)
+    predictions = pl.read_parquet(tmp_path / "evaluate" / "predictions.parquet")
+    assert predictions.group_by("label_source").len().sort("label_source").rows() == [
+        ("original", 2),
+        ("standardized", 4),
+    ]
+    with pytest.raises(RunFileError, match="not a local model folder"):
+        evaluate_flow(EvaluateOptions(**{**options.__dict__, "base_model": str(tmp_path / "nowhere")}))
+    with pytest.raises(ValueError, match="adapter needs base_model"):
+        EvaluateOptions(**{**options.__dict__, "base_model": "", "adapter": str(foreign_model / "adapter")})

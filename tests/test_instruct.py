@@ -17,6 +17,7 @@ from tasks.instruct.instruct import (
     choose_label_set,
     dataset_label_sets,
     format_answer,
+    with_original_labels,
 )
 from tasks.instruct.options import InstructOptions
 
@@ -289,7 +290,11 @@ def test_flow_writes_train_and_test_prompts(tmp_path):
     test = pl.read_parquet(tmp_path / "instruct" / "test.parquet")
     assert train.height == samples.height and metrics["train"]["samples"] == samples.height
     assert set(test["dataset"]) == {"demo_news_en", "demo_news_zh"} and set(test["split"]) == {"test"}
-    check_consistent(test, tests)
+    check_consistent(test.filter(pl.col("label_source") == "standardized"), tests)
+    check_consistent(test.filter(pl.col("label_source") == "original"), with_original_labels(tests))
+    asked = test.height // 2
+    assert metrics["test_prompts"] == {"standardized": asked, "original": asked}
+    assert metrics["samples_out"] == samples.height + asked  # a sample is out once, prompted in both label sets
     assert pq.read_schema(tmp_path / "instruct" / "test.parquet").equals(INSTRUCT_SCHEMA, check_metadata=False)
 
 
@@ -302,3 +307,28 @@ def test_bad_options_and_missing_input_are_refused_early(tmp_path):
         InstructOptions(variant="guidelines")
     with pytest.raises(InstructError, match="nowhere/train.parquet"):
         build_instruct_data(InstructOptions(train_input=str(tmp_path / "nowhere" / "train.parquet")))
+
+
+def test_test_prompts_ask_in_each_label_set(tmp_path):
+    from tasks.instruct.wiring import build_test_prompts, read_test_inputs
+
+    samples, tests = standardized_train_and_test(tmp_path)
+    options = standardized_options(
+        tmp_path, test_datasets=["demo_news_en"], manifest_file=write_manifest(tmp_path, DEMO_ROLES)
+    )
+    read, every, capped = read_test_inputs(options)
+    table, counts = build_test_prompts(read, every, options, None)
+    test = pl.from_arrow(table)
+    standardized, original = (test.filter(pl.col("label_source") == source) for source in ("standardized", "original"))
+    assert standardized["sample_id"].to_list() == original["sample_id"].to_list() == read["sample_id"].to_list()
+    assert set(standardized["label_set"].explode()) <= set(EN_TYPES)
+    assert set(original["label_set"].explode()) == {label.upper() for label in standardized["label_set"].explode()}
+    assert original["entities"].to_list() == [
+        [{**entity, "label": entity["label"].upper()} for entity in entities] for entities in standardized["entities"]
+    ]
+    check_consistent(original, with_original_labels(read))
+    assert counts["standardized"].entities_kept == counts["original"].entities_kept > 0 and capped == 0
+    only = InstructOptions(**{**options.__dict__, "test_label_sets": ["original"]})
+    assert set(pl.from_arrow(build_test_prompts(read, every, only, None)[0])["label_source"]) == {"original"}
+    with pytest.raises(ValueError, match="test_label_sets"):
+        InstructOptions(test_label_sets=["original", "original"])

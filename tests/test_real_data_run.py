@@ -107,7 +107,11 @@ def test_real_data_command_runs_every_stage(shared_data, tmp_path):
     )
     tested = json.loads((work / "data/metrics/instruct.json").read_text())["test_datasets"]
     assert tested == {"crossner_science": 6, "mit-restaurant": 6, "weibo": 6}
-    assert pl.read_parquet(work / "data/evaluate/predictions.parquet").height == 18
+    predictions = pl.read_parquet(work / "data/evaluate/predictions.parquet")
+    assert predictions.group_by("label_source").len().sort("label_source").rows() == [
+        ("original", 18),
+        ("standardized", 18),
+    ]
     assert "f1/crossner_science" in json.loads((work / "data/metrics/evaluate.json").read_text())
     report = (work / "data/report/report.md").read_text()
     assert "f1/crossner_science" in report

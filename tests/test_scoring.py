@@ -10,6 +10,7 @@ from seqeval.scheme import IOB2
 from tasks.core.registry import load_registry
 from tasks.core.schema import read_samples
 from tasks.evaluate.answers import ISSUE_KINDS, WHITESPACE, locate_mentions, occurrences, parse_answer
+from tasks.evaluate.protocols import protocol_scores
 from tasks.evaluate.report import flat_metrics
 from tasks.evaluate.scoring import (
     _segments,
@@ -235,7 +236,8 @@ def test_span_mode_matches_mentions_by_content_not_answer_order(lang, order, exp
     assert (span["tp"], span["fp"], span["fn"], span["f1"]) == expected
 
 
-# Real data: span-mode F1 equals seqeval's over BIO tags of the same perturbed spans.
+# Real data: span-mode F1, and nervaluate's strict scheme on our located spans, equal seqeval's over BIO tags
+# of the same perturbed spans.
 
 REAL = {"conll2003": "test", "crossner_ai": "test", "mit-restaurant": "test", "weibo": "test", "resume": "test"}
 
@@ -340,14 +342,16 @@ def test_span_f1_equals_seqeval_on_real_data(real_rows):
         truth.setdefault(dataset, ([], [], labels))[0].append(gold_tags)
         truth[dataset][1].append(pred_tags)
     frame = pl.DataFrame(rows, schema_overrides={"entities": real_rows.schema["entities"]})
-    by_dataset, _ = score(parse_predictions(frame), modes=("span",))
-    ours = dict(by_dataset.select("dataset", "f1").iter_rows())
+    protocols = protocol_scores(parse_predictions(frame))
+    ours = dict(protocols.filter(pl.col("protocol") == "span").select("dataset", "f1").iter_rows())
+    nervaluate_strict = dict(protocols.filter(pl.col("protocol") == "strict").select("dataset", "f1").iter_rows())
     theirs = {
         dataset: 100 * f1_score(gold, pred, mode="strict", scheme=IOB2) for dataset, (gold, pred, _) in truth.items()
     }
     assert set(ours) == set(REAL)
     for dataset in REAL:
         assert ours[dataset] == pytest.approx(theirs[dataset], abs=1e-9), dataset
+        assert nervaluate_strict[dataset] == pytest.approx(theirs[dataset], abs=1e-9), dataset
     assert all(60 < f1 < 95 for f1 in ours.values()), ours  # the perturbation really lowers F1
     assert skipped < 0.05 * real_rows.height
     repeated = sum(1 for row in rows if len({(e["mention"]) for e in row["entities"]}) < len(row["entities"]))

@@ -47,6 +47,8 @@ STANDARDIZED_ENTITY_TYPE = pa.struct([*ENTITY_TYPE, pa.field("raw_label", pa.str
 STANDARDIZED_SCHEMA = SAMPLE_SCHEMA.set(
     SAMPLE_SCHEMA.get_field_index("entities"), pa.field("entities", pa.list_(STANDARDIZED_ENTITY_TYPE), nullable=False)
 )
+# The label sets a test prompt can ask in: the universal ``label`` or the dataset's own ``raw_label``.
+LABEL_SOURCES = ("standardized", "original")
 
 POLARS_SCHEMA = pl.Schema(pl.from_arrow(SAMPLE_SCHEMA.empty_table()).schema)
 ENTITY_DTYPE = POLARS_SCHEMA["entities"]

@@ -1,7 +1,8 @@
 """Generation of answers for the test prompts: base model plus LoRA adapter, greedy, resumable.
 
 Resources: a GPU when there is one (bf16), else CPU. The model is named by the training stage's
-``data/train/run.json`` (``base_model``, ``adapter_dir``, ``trust_remote_code``).
+``data/train/run.json`` (``base_model``, ``adapter_dir``, ``trust_remote_code``), or by
+``evaluate.base_model`` and ``evaluate.adapter`` for a model the pipeline did not train (:func:`local_run_spec`).
 
 Batches are left-padded (so every row's new tokens start at the same column), greedy, capped at
 ``max_new_tokens`` and cut at the first end-of-sequence token. Prompts are sorted by token
@@ -76,11 +77,24 @@ def load_run_spec(path: Path) -> RunSpec:
     if not isinstance(payload, dict) or not payload.get("base_model"):
         raise RunFileError(f"{path}: needs a non-empty 'base_model'")
     adapter = payload.get("adapter_dir")
-    if adapter and not (Path(adapter) / "adapter_config.json").is_file():
-        raise RunFileError(f"{path}: adapter_dir {adapter!r} has no adapter_config.json")
-    return RunSpec(
-        str(payload["base_model"]), str(adapter) if adapter else None, bool(payload.get("trust_remote_code", False))
+    return checked_run_spec(
+        RunSpec(str(payload["base_model"]), str(adapter) if adapter else None, bool(payload.get("trust_remote_code"))),
+        str(path),
     )
+
+
+def checked_run_spec(run: RunSpec, where: str) -> RunSpec:
+    """``run`` when its adapter folder holds ``adapter_config.json``; else :class:`RunFileError` naming ``where``."""
+    if run.adapter_dir and not (Path(run.adapter_dir) / "adapter_config.json").is_file():
+        raise RunFileError(f"{where}: adapter_dir {run.adapter_dir!r} has no adapter_config.json")
+    return run
+
+
+def local_run_spec(base_model: str, adapter: str, trust_remote_code: bool) -> RunSpec:
+    """A model the pipeline did not train: a local folder (nothing is downloaded), with an optional LoRA adapter."""
+    if not (Path(base_model) / "config.json").is_file():
+        raise RunFileError(f"evaluate.base_model {base_model!r}: not a local model folder (no config.json)")
+    return checked_run_spec(RunSpec(base_model, adapter or None, trust_remote_code), "evaluate.adapter")
 
 
 def fingerprint(run: RunSpec, options: GenerationOptions, prompt_variant: str) -> str:

@@ -27,7 +27,10 @@ seeded by ``(seed, sample_id)`` so the output depends on neither row order nor b
 ``regularize: false`` turns all three off (every prompt lists the dataset's full label set in
 order: the paper's baseline and its in-domain setting); ``dataset_names_in_prompt`` adds the
 dataset's name under the label set (the ablation "w/ dataset names"). Test prompts never take
-regularization: the dataset's full label set, in order.
+regularization: the dataset's full label set, in order. Each test sample gets one prompt per
+``test_label_sets`` entry (``label_source``): ``standardized`` asks in the universal types,
+``original`` in the dataset's own labels (each entity's ``raw_label``), so the evaluate stage can
+measure what standardization changes.
 """
 
 from __future__ import annotations
@@ -94,12 +97,19 @@ INSTRUCT_SCHEMA = pa.schema(
         pa.field("answer", pa.string(), nullable=False),
         pa.field("label_set", pa.list_(pa.string()), nullable=False),
         pa.field("entities", pa.list_(ENTITY_TYPE), nullable=False),
+        pa.field("label_source", pa.string(), nullable=False),  # one of LABEL_SOURCES: the labels asked for
     ]
 )
 
 
 class InstructError(ValueError):
     """Bad instruct input or options; the message names the file or sample and the reason."""
+
+
+def with_original_labels(samples: pl.DataFrame) -> pl.DataFrame:
+    """``samples`` (standardized) with each entity's ``label`` replaced by its ``raw_label``, the dataset's own."""
+    own = pl.element().struct.with_fields(pl.field("raw_label").alias("label"))
+    return samples.with_columns(pl.col("entities").list.eval(own))
 
 
 def format_answer(pairs: list[tuple[str, str]]) -> str:
@@ -226,9 +236,11 @@ def build_split(
     regularized: bool,
     example_pools: dict[str, list[dict]] | None = None,
     guidelines: dict[str, str] | None = None,
+    label_source: str = "standardized",
 ) -> tuple[pa.Table, InstructCounts]:
     """Prompts and answers for ``samples``; ``regularized`` applies appendix A.4 (training only).
 
+    ``label_source`` names the labels of ``samples`` and ``label_sets`` (see :func:`with_original_labels`).
     ``example_pools``: per dataset, the samples few-shot examples are drawn from (a sample is
     never its own example). Returns the table in :data:`INSTRUCT_SCHEMA` and the counts.
     """
@@ -275,6 +287,7 @@ def build_split(
                 "answer": format_answer([(entity["label"], entity["mention"]) for entity in kept]),
                 "label_set": label_set,
                 "entities": kept,
+                "label_source": label_source,
             }
         )
         counts.samples += 1

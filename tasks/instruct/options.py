@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tasks.core.params import option, options
+from tasks.core.schema import LABEL_SOURCES
 
 VARIANTS = ("zero-shot", "guidelines", "few-shot")
 
@@ -28,10 +29,16 @@ class InstructOptions:
     guidelines_file: str | None = option("guidelines variant: YAML {label: description}")
     max_test_samples_per_dataset: int | None = option("a seeded subset per dataset; null: all", at_least=1)
     test_splits: list[str] = option("first present is evaluated (CLUENER: dev)")
+    test_label_sets: list[str] = option(
+        "test prompts in each: standardized (universal types) | original (each dataset's own labels)",
+        choices=LABEL_SOURCES,
+    )
     seed: int = option("the seed of every sampled choice, per sample")
 
     def __post_init__(self) -> None:
-        """What a variant needs from the other fields."""
+        """What a variant needs from the other fields; at least one test label set, none twice."""
+        if not self.test_label_sets or len(set(self.test_label_sets)) < len(self.test_label_sets):
+            raise ValueError(f"test_label_sets needs one or more of {LABEL_SOURCES}, each once")
         if self.variant == "few-shot" and self.few_shot_examples < 1:
             raise ValueError("the few-shot variant needs few_shot_examples >= 1")
         if self.variant == "guidelines" and not self.guidelines_file:

@@ -12,7 +12,15 @@ from prefect.artifacts import create_table_artifact
 
 from tasks.core.registry import RegistryError, ingested_datasets, select_datasets
 from tasks.core.schema import PARQUET_OPTIONS, STANDARDIZED_SCHEMA, first_split, read_samples
-from tasks.instruct.instruct import InstructError, build_split, dataset_label_sets, load_guidelines, refuse_held_out
+from tasks.instruct.instruct import (
+    InstructCounts,
+    InstructError,
+    build_split,
+    dataset_label_sets,
+    load_guidelines,
+    refuse_held_out,
+    with_original_labels,
+)
 from tasks.instruct.options import InstructOptions
 from tasks.instruct.report import instruct_metrics
 
@@ -27,12 +35,11 @@ def evaluation_datasets(options: InstructOptions) -> list[str]:
         raise InstructError(f"instruct.test_datasets: {error}") from error
 
 
-def read_test_inputs(options: InstructOptions) -> tuple[pl.DataFrame, dict[str, list[str]], dict[str, list[dict]], int]:
-    """Test samples of every evaluation dataset, each dataset's full label set, few-shot pools, and
-    how many test samples ``max_test_samples_per_dataset`` left out.
+def read_test_inputs(options: InstructOptions) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """Test samples of every evaluation dataset, every split of those datasets (their label sets and
+    few-shot pools), and how many test samples ``max_test_samples_per_dataset`` left out.
 
-    A dataset is tested on the first of ``test_splits`` it has; its label set is every type in
-    any of its splits; few-shot examples come from its train split when there is one.
+    A dataset is tested on the first of ``test_splits`` it has.
     """
     root = Path(options.test_samples_dir)
     names = evaluation_datasets(options)
@@ -40,17 +47,37 @@ def read_test_inputs(options: InstructOptions) -> tuple[pl.DataFrame, dict[str, 
     missing = [name for name, split in found.items() if split is None]
     if missing:
         raise InstructError(f"{root}: none of the splits {options.test_splits} for evaluation datasets {missing}")
-    tests, label_sets, pools, capped = [], {}, {}, 0
+    tests, every, capped = [], [], 0
     for name in names:
         every_split = read_samples(root / name, STANDARDIZED_SCHEMA)
-        label_sets[name] = dataset_label_sets(every_split).get(name, [])
         test = every_split.filter(pl.col("split") == found[name][0])
         if options.max_test_samples_per_dataset is not None and test.height > options.max_test_samples_per_dataset:
             capped += test.height - options.max_test_samples_per_dataset
             test = test.sample(options.max_test_samples_per_dataset, seed=options.seed).sort("record")
         tests.append(test)
-        pools[name] = every_split.filter(pl.col("split") == "train").to_dicts()
-    return pl.concat(tests), label_sets, pools, capped
+        every.append(every_split)
+    return pl.concat(tests), pl.concat(every), capped
+
+
+def build_test_prompts(
+    tests: pl.DataFrame, every: pl.DataFrame, options: InstructOptions, guidelines: dict[str, str] | None
+) -> tuple[pa.Table, dict[str, InstructCounts]]:
+    """The test prompts in each of ``test_label_sets``, one table, and the counts per label set.
+
+    Per label set a dataset's prompt lists every type of any of its splits; few-shot examples come
+    from its train split when there is one.
+    """
+    tables, counts = [], {}
+    for source in options.test_label_sets:
+        relabel = with_original_labels if source == "original" else pl.DataFrame.clone
+        samples, context = relabel(tests), relabel(every)
+        train = context.filter(pl.col("split") == "train")
+        pools = {dataset: group.to_dicts() for (dataset,), group in train.group_by("dataset")}
+        table, counts[source] = build_split(
+            samples, dataset_label_sets(context), options, False, pools, guidelines, source
+        )
+        tables.append(table)
+    return pa.concat_tables(tables), counts
 
 
 def read_train_input(options: InstructOptions) -> pl.DataFrame:
@@ -69,19 +96,13 @@ def build_instruct_data(options: InstructOptions) -> tuple[pa.Table, pa.Table, d
     """Train and test tables plus metrics; every input is read and checked before any prompt is built."""
     guidelines = load_guidelines(options.guidelines_file) if options.guidelines_file else None
     train_samples = read_train_input(options)
-    test_samples, test_label_sets, test_pools, capped = read_test_inputs(options)
+    test_samples, test_context, capped = read_test_inputs(options)
     refuse_held_out(train_samples, test_samples, options.manifest_file)
     train_label_sets = dataset_label_sets(train_samples)
     train_pools = {dataset: group.to_dicts() for (dataset,), group in train_samples.group_by("dataset")}
     train, train_counts = build_split(train_samples, train_label_sets, options, True, train_pools, guidelines)
-    test, test_counts = build_split(test_samples, test_label_sets, options, False, test_pools, guidelines)
-    return (
-        train,
-        test,
-        instruct_metrics(
-            train_samples, test_samples, capped, train.num_rows + test.num_rows, train_counts, test_counts
-        ),
-    )
+    test, test_counts = build_test_prompts(test_samples, test_context, options, guidelines)
+    return train, test, instruct_metrics(train_samples, test_samples, capped, train_counts, test_counts)
 
 
 def write_instruct_outputs(train: pa.Table, test: pa.Table, staging: Path) -> None:
