@@ -8,7 +8,7 @@ import pytest
 
 from tasks.core.counts import CountsError, funnel, stage_counts
 from tasks.prune.report import prune_counts
-from tasks.report.report import funnel_section
+from tasks.report.report import funnel_section, metrics_section
 
 
 def test_counts_that_reconcile_become_the_shared_keys():
@@ -62,3 +62,13 @@ def test_the_funnel_lists_the_stages_in_pipeline_order(tmp_path):
     assert table.rows() == [("ingest", 120, 118, "invalid_record 2", 300), ("evaluate", 50, 40, "not_selected 10", 90)]
     section = "\n".join(funnel_section(tmp_path))
     assert "| ingest | 120 | 118 | invalid_record 2 | 300 |" in section
+
+
+def test_the_report_tables_the_headline_metrics_and_counts_evaluates_per_protocol_keys(tmp_path):
+    (tmp_path / "evaluate.json").write_text(
+        json.dumps({"f1/avg": 21.4, "protocols/standardized/with/span/f1/avg": 20.1, "label_sets/with/span/avg": -1.5})
+    )
+    section = "\n".join(metrics_section(tmp_path))
+    assert "| f1/avg | 21.4 |" in section
+    assert "protocols/standardized" not in section
+    assert "2 more keys (protocols/, label_sets/...)" in section

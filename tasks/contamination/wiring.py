@@ -12,14 +12,14 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.contamination.matching import find_matches, keyed, summary_by_pair, summary_by_test_set
 from tasks.contamination.options import ContaminationOptions
-from tasks.core.registry import ROLES, TRAINING_ROLES, RegistryError, ingested_datasets, select_datasets
-from tasks.core.schema import STANDARDIZED_SCHEMA, first_split, read_samples
+from tasks.core.registry import ROLES, TRAINING_ROLES, evaluation_splits, ingested_datasets
+from tasks.core.schema import STANDARDIZED_SCHEMA, read_samples
 
 COLUMNS = ["dataset", "lang", "split", "sample_id", "text"]
 
 
 class ContaminationError(ValueError):
-    """The stage's inputs are missing or its selection of test sets names none."""
+    """No training source holds the split to compare (the test sets are checked by evaluation_splits)."""
 
 
 def training_sources(options: ContaminationOptions) -> pl.DataFrame:
@@ -45,16 +45,13 @@ def training_sources(options: ContaminationOptions) -> pl.DataFrame:
 
 def evaluation_sets(options: ContaminationOptions) -> pl.DataFrame:
     """The evaluation split of every selected test set: the first of ``test_splits`` it has, as instruct picks it."""
-    try:
-        names = sorted(
-            entry.name for entry in select_datasets(ingested_datasets(options.manifest_file), options.test_datasets)
-        )
-    except RegistryError as error:
-        raise ContaminationError(f"contamination.test_datasets: {error}") from error
-    found = {name: first_split(Path(options.samples_dir), name, options.test_splits) for name in names}
-    missing = sorted(name for name, split in found.items() if split is None)
-    if missing:
-        raise ContaminationError(f"{options.samples_dir}: none of the splits {options.test_splits} for {missing}")
+    found = evaluation_splits(
+        options.manifest_file,
+        options.test_datasets,
+        options.samples_dir,
+        options.test_splits,
+        "contamination.test_datasets",
+    )
     return pl.concat([read_samples(path, STANDARDIZED_SCHEMA).select(COLUMNS) for _, path in found.values()])
 
 

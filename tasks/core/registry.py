@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from tasks.core.schema import first_split
 from tasks.formats import FormatSpec
 
 REGISTRY_DIR = Path(__file__).parents[1] / "catalog" / "datasets"
@@ -183,3 +184,22 @@ def select_datasets(registry: dict, selection: str | list[str]) -> list:
     if unknown:
         raise RegistryError(f"datasets not in the registry: {unknown}")
     return [registry[name] for name in selection]
+
+
+def evaluation_splits(
+    manifest_file: str | Path, selection: str | list[str], samples_dir: str | Path, splits: list[str], setting: str
+) -> dict[str, tuple[str, Path]]:
+    """The split each selected ingested dataset is evaluated on, by name: the first of ``splits`` it has, and its file.
+
+    Raises :class:`RegistryError` naming ``setting`` (the params key of ``selection``) when the
+    selection is wrong, or naming the datasets that have none of ``splits``.
+    """
+    try:
+        names = sorted(entry.name for entry in select_datasets(ingested_datasets(manifest_file), selection))
+    except RegistryError as error:
+        raise RegistryError(f"{setting}: {error}") from error
+    found = {name: first_split(Path(samples_dir), name, splits) for name in names}
+    missing = sorted(name for name, split in found.items() if split is None)
+    if missing:
+        raise RegistryError(f"{samples_dir}: none of the splits {splits} for evaluation datasets {missing}")
+    return found

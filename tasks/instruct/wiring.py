@@ -10,8 +10,8 @@ import pyarrow as pa
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
-from tasks.core.registry import RegistryError, ingested_datasets, select_datasets
-from tasks.core.schema import PARQUET_OPTIONS, STANDARDIZED_SCHEMA, first_split, read_samples
+from tasks.core.registry import RegistryError, evaluation_splits
+from tasks.core.schema import PARQUET_OPTIONS, STANDARDIZED_SCHEMA, read_samples
 from tasks.instruct.instruct import (
     InstructCounts,
     InstructError,
@@ -25,16 +25,6 @@ from tasks.instruct.options import InstructOptions
 from tasks.instruct.report import instruct_metrics
 
 
-def evaluation_datasets(options: InstructOptions) -> list[str]:
-    """Names of the ingested evaluation datasets: a selection (``ood_test``, ``demo``, ...) or a list of names."""
-    try:
-        return sorted(
-            entry.name for entry in select_datasets(ingested_datasets(options.manifest_file), options.test_datasets)
-        )
-    except RegistryError as error:
-        raise InstructError(f"instruct.test_datasets: {error}") from error
-
-
 def read_test_inputs(options: InstructOptions) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """Test samples of every evaluation dataset, every split of those datasets (their label sets and
     few-shot pools), and how many test samples ``max_test_samples_per_dataset`` left out.
@@ -42,13 +32,14 @@ def read_test_inputs(options: InstructOptions) -> tuple[pl.DataFrame, pl.DataFra
     A dataset is tested on the first of ``test_splits`` it has.
     """
     root = Path(options.test_samples_dir)
-    names = evaluation_datasets(options)
-    found = {name: first_split(root, name, options.test_splits) for name in names}
-    missing = [name for name, split in found.items() if split is None]
-    if missing:
-        raise InstructError(f"{root}: none of the splits {options.test_splits} for evaluation datasets {missing}")
+    try:
+        found = evaluation_splits(
+            options.manifest_file, options.test_datasets, root, options.test_splits, "instruct.test_datasets"
+        )
+    except RegistryError as error:
+        raise InstructError(str(error)) from error
     tests, every, capped = [], [], 0
-    for name in names:
+    for name in found:
         every_split = read_samples(root / name, STANDARDIZED_SCHEMA)
         test = every_split.filter(pl.col("split") == found[name][0])
         if options.max_test_samples_per_dataset is not None and test.height > options.max_test_samples_per_dataset:
