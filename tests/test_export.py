@@ -2,6 +2,7 @@
 what a format cannot hold is counted with its reason, and a tampered file fails the check."""
 
 import json
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -165,11 +166,14 @@ def test_gliner_export_maps_every_entity_to_whole_tokens_or_counts_it(tmp_path):
             sample("news_en", "en", "train", 3, "   ", []),
         ]
     )
-    counts, expected = write_gliner({"train": pl.concat([TRAIN, awkward]), "test": TEST}, tmp_path)
+    counts, expected = write_gliner({"train": pl.concat([TRAIN, awkward]), "test": TEST}, tmp_path, 1, 5)
     assert verify("gliner", expected, read_gliner(tmp_path)) == TRAIN.height + 2 + TEST.height
     assert counts.samples_dropped == {"no_tokens": 1}
     assert counts.entities_dropped == {"no_tokens": 0, "boundary_on_whitespace": 1, "same_tokens_as_another_entity": 1}
     assert counts.entities_in == counts.entities_out + 2
+    # exported, yet GLiNER at max_width 1 and max_len 5 would skip them: every entity of two tokens or more (Ann Lee,
+    # IL-2 gene, 张三, 北京, Star Wars, 上海), and Paris, token 5 of its sentence
+    assert counts.entities_skipped_by_tool == {"wider_than_max_width": 6, "past_max_len": 1}
     records = json.loads((tmp_path / "train.json").read_text())
     assert records[0] == {
         "tokenized_text": ["Ann", "Lee", "met", "Bob", "in", "Paris", "."],
@@ -186,7 +190,7 @@ def test_gliner_export_maps_every_entity_to_whole_tokens_or_counts_it(tmp_path):
     "name, write, read, path, tamper",
     [
         ("b2nerd", write_b2nerd, read_b2nerd, "NER_en/news_en/train.json", ("[19, 24]", "[19, 23]")),
-        ("gliner", write_gliner, read_gliner, "train.json", ('"Paris"', '"Pari"')),
+        ("gliner", partial(write_gliner, max_width=12, max_len=512), read_gliner, "train.json", ('"Paris"', '"Pari"')),
         ("llamafactory", None, read_llamafactory, "train.json", ("location", "place")),
     ],
 )
@@ -254,7 +258,8 @@ def test_real_nested_and_chinese_datasets_read_back_from_every_sample_export(sha
     ingest_dataset(load_registry()[name], IngestOptions(raw_dir=str(shared_data)), tmp_path / "samples")
     samples = pl.concat([pl.read_parquet(path) for path in sorted((tmp_path / "samples" / name).glob("*.parquet"))])
     splits = {"train": samples.head(samples.height // 2), "test": samples.tail(samples.height - samples.height // 2)}
-    for export, write, read in (("b2nerd", write_b2nerd, read_b2nerd), ("gliner", write_gliner, read_gliner)):
+    gliner = partial(write_gliner, max_width=12, max_len=512)
+    for export, write, read in (("b2nerd", write_b2nerd, read_b2nerd), ("gliner", gliner, read_gliner)):
         (tmp_path / export).mkdir()
         counts, expected = write(splits, tmp_path / export)
         assert verify(export, expected, read(tmp_path / export)) == counts.samples_out

@@ -55,6 +55,13 @@ ENTITY_REASONS = {
     "gliner": ("boundary_on_whitespace", "same_tokens_as_another_entity"),  # GLiNER keeps one label per span
 }
 
+# Exported entities the tool's training skips at its default configuration; counted, not dropped.
+TOOL_SKIPS = {
+    "b2nerd": (),
+    "llamafactory": (),
+    "gliner": ("wider_than_max_width", "past_max_len"),  # its span processor's limits
+}
+
 Seen = dict[tuple[str, ...], list]  # per file (split, dataset, ...): what the tool reads for each sample, in order
 
 
@@ -73,10 +80,13 @@ class ExportCounts:
     entities_out: int = 0
     samples_dropped: Counter = field(default_factory=Counter)
     entities_dropped: Counter = field(default_factory=Counter)
+    # Exported, yet the tool's training at its default configuration skips them (GLiNER: max_width, max_len).
+    entities_skipped_by_tool: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.samples_dropped.update(dict.fromkeys(SAMPLE_REASONS[self.name], 0))
         self.entities_dropped.update(dict.fromkeys(SAMPLE_REASONS[self.name] + ENTITY_REASONS[self.name], 0))
+        self.entities_skipped_by_tool.update(dict.fromkeys(TOOL_SKIPS[self.name], 0))
 
     def drop(self, reason: str, samples: int, entities: int) -> None:
         """``samples`` samples left out with their ``entities`` entities, for ``reason``."""
@@ -236,11 +246,13 @@ def _solid(text: str) -> tuple[str, list[int]]:
     return "".join(char for char in text if not char.isspace()), positions
 
 
-def write_gliner(splits: dict[str, pl.DataFrame], out: Path) -> tuple[ExportCounts, Seen]:
+def write_gliner(splits: dict[str, pl.DataFrame], out: Path, max_width: int, max_len: int) -> tuple[ExportCounts, Seen]:
     """GLiNER records of ``splits`` (split -> samples), one file per split; return counts and what GLiNER should see.
 
     What GLiNER sees is compared without whitespace: the text's other characters, and each
-    entity's offsets among them with its label.
+    entity's offsets among them with its label. Entities of more than ``max_width`` tokens, or
+    ending past token ``max_len``, are exported and counted in ``entities_skipped_by_tool``:
+    GLiNER's span processor, configured so, does not train on them.
     """
     counts, expected = ExportCounts("gliner"), {}
     for split, samples in splits.items():
@@ -276,6 +288,12 @@ def write_gliner(splits: dict[str, pl.DataFrame], out: Path) -> tuple[ExportCoun
             counts.samples_out += 1
             counts.entities_in += len(entities)
             counts.entities_out += len(ner)
+            counts.entities_skipped_by_tool["wider_than_max_width"] += sum(
+                last - first >= max_width for first, last, _ in ner
+            )
+            counts.entities_skipped_by_tool["past_max_len"] += sum(
+                last >= max_len and last - first < max_width for first, last, _ in ner
+            )
         write_json_array(records, out / f"{split}.json")
         expected[(split,)] = seen
     return counts, expected

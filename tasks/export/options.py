@@ -17,6 +17,8 @@ class ExportOptions:
     metrics_file: str = option("the stage's counts, for dvc metrics")
     formats: list[str] = option("the exports to write: b2nerd | llamafactory | gliner", choices=FORMATS)
     dataset_name: str = option("LLaMA-Factory: the dataset_info.json names are <dataset_name>_train and _test")
+    gliner_max_width: int = option("GLiNER's max_width: wider entities are exported and counted as skipped", at_least=1)
+    gliner_max_len: int = option("GLiNER's max_len: entities past this token are exported and counted", at_least=1)
 
     def __post_init__(self) -> None:
         """At least one export, each named once."""

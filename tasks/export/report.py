@@ -8,7 +8,8 @@ from tasks.export.exports import ExportCounts
 
 def export_entry(counts: ExportCounts, read_back: int) -> dict:
     """One export's counts: ``samples_*`` and ``dropped/<reason>``, ``entities_in``, ``entities_out`` and
-    ``entities_dropped/<reason>``, both reconciled, and the samples its read-back check found as written."""
+    ``entities_dropped/<reason>``, both reconciled; ``entities_skipped_by_tool/<reason>`` (exported, but the tool's
+    training skips them); and the samples its read-back check found as written."""
     samples = stage_counts(f"export {counts.name}", counts.samples_in, counts.samples_out, counts.samples_dropped)
     entities = stage_counts(
         f"export {counts.name} entities", counts.entities_in, counts.entities_out, counts.entities_dropped
@@ -16,6 +17,7 @@ def export_entry(counts: ExportCounts, read_back: int) -> dict:
     return {
         **samples,
         **{"entities_" + key.removeprefix("samples_"): value for key, value in entities.items()},
+        **{f"entities_skipped_by_tool/{reason}": n for reason, n in counts.entities_skipped_by_tool.items()},
         "read_back_samples": read_back,
     }
 

@@ -50,7 +50,12 @@ EXPORTS: dict[str, tuple[Writer, Callable[[Path], Seen]]] = {
         lambda inputs, folder, options: write_llamafactory(inputs.prompts, folder, options.dataset_name),
         read_llamafactory,
     ),
-    "gliner": (lambda inputs, folder, options: write_gliner(inputs.samples, folder), read_gliner),
+    "gliner": (
+        lambda inputs, folder, options: write_gliner(
+            inputs.samples, folder, options.gliner_max_width, options.gliner_max_len
+        ),
+        read_gliner,
+    ),
 }
 
 
