@@ -249,8 +249,8 @@ def test_missing_inputs_and_bad_options_are_refused(tmp_path):
 @pytest.mark.parametrize("name, same_span", [("genia", 0), ("cmeee", 0), ("ace04", 6), ("fabner", 0)])
 def test_real_nested_and_chinese_datasets_read_back_from_every_sample_export(shared_data, tmp_path, name, same_span):
     """Real nested spans (GENIA, CMeEE, ACE04) and long technical mentions (FabNER) read back from B2NERD and GLiNER,
-    with every sample and entity exported or counted: in ACE04, 6 mentions cover the same words as another, of which
-    GLiNER keeps one."""
+    with every sample and entity exported or counted: in ACE04, 6 mentions cover the same words as another, and
+    GLiNER keeps one label per span."""
     from tasks.core.registry import load_registry
     from tasks.ingest.ingest import ingest_dataset
     from tasks.ingest.options import IngestOptions
