@@ -107,6 +107,10 @@ def test_real_data_command_runs_every_stage(shared_data, tmp_path):
     )
     tested = json.loads((work / "data/metrics/instruct.json").read_text())["test_datasets"]
     assert tested == {"crossner_science": 6, "mit-restaurant": 6, "weibo": 6}
+    exported = json.loads((work / "data/metrics/export.json").read_text())
+    assert [exported[name]["read_back_samples"] for name in ("b2nerd", "llamafactory", "gliner")] == [
+        exported[name]["samples_out"] for name in ("b2nerd", "llamafactory", "gliner")
+    ]
     assert pl.read_parquet(work / "data/evaluate/predictions.parquet").height == 18
     assert "f1/crossner_science" in json.loads((work / "data/metrics/evaluate.json").read_text())
     report = (work / "data/report/report.md").read_text()
