@@ -12,14 +12,14 @@ from tasks.core.schema import InvalidSamplesError
 from tasks.export.exports import ExportError
 from tasks.export.options import ExportOptions
 from tasks.export.report import export_metrics
-from tasks.export.wiring import ExportInputs, export_task, show_results
+from tasks.export.wiring import export_task, read_inputs, show_results
 
 
 @flow(name="export", log_prints=True)
 def export_flow(options: ExportOptions | None = None) -> dict:
     """Write every export of ``formats`` and its metrics, swapping the output folder in whole once all read back."""
     options = options or load_options(ExportOptions)
-    inputs = ExportInputs(options)
+    inputs = read_inputs(options)
     with staged_dir(options.out_dir, options.metrics_file) as (staging, metrics):
         metrics.update(export_metrics([export_task(name, inputs, staging / name, options) for name in options.formats]))
     show_results(metrics, options.formats)

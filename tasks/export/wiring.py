@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -28,19 +29,25 @@ from tasks.export.options import ExportOptions
 from tasks.instruct.instruct import INSTRUCT_SCHEMA
 
 
+@dataclass(frozen=True)
 class ExportInputs:
-    """What the exports read: samples per split (train: the pruned set, test: the instruct test samples) and
-    the instruct prompts per split."""
+    """What the exports read: samples per split (train: the pruned set, test: the instruct test samples) and the
+    instruct prompts per split."""
 
-    def __init__(self, options: ExportOptions):
-        files = {"pruned": Path(options.pruned_file)} | {
-            split: Path(options.instruct_dir) / f"{split}.parquet" for split in SPLITS
-        }
-        missing = [f"{path} ({role})" for role, path in files.items() if not path.is_file()]
-        if missing:
-            raise ExportError(f"export inputs missing: {', '.join(missing)}; run prune and instruct first")
-        self.prompts = {split: read_samples(files[split], INSTRUCT_SCHEMA) for split in SPLITS}
-        self.samples = {"train": read_samples(files["pruned"], STANDARDIZED_SCHEMA), "test": self.prompts["test"]}
+    samples: dict[str, pl.DataFrame]
+    prompts: dict[str, pl.DataFrame]
+
+
+def read_inputs(options: ExportOptions) -> ExportInputs:
+    """The pruned set and instruct's tables; :class:`ExportError` naming every missing file, before anything is read."""
+    files = {"pruned": Path(options.pruned_file)} | {
+        split: Path(options.instruct_dir) / f"{split}.parquet" for split in SPLITS
+    }
+    missing = [f"{path} ({role})" for role, path in files.items() if not path.is_file()]
+    if missing:
+        raise ExportError(f"export inputs missing: {', '.join(missing)}; run prune and instruct first")
+    prompts = {split: read_samples(files[split], INSTRUCT_SCHEMA) for split in SPLITS}
+    return ExportInputs({"train": read_samples(files["pruned"], STANDARDIZED_SCHEMA), "test": prompts["test"]}, prompts)
 
 
 Writer = Callable[[ExportInputs, Path, ExportOptions], tuple[ExportCounts, Seen]]
