@@ -246,44 +246,48 @@ def _solid(text: str) -> tuple[str, list[int]]:
     return "".join(char for char in text if not char.isspace()), positions
 
 
+def gliner_record(text: str, lang: str, entities: list[dict], counts: ExportCounts) -> tuple[dict, tuple] | None:
+    """One sample's GLiNER record and what GLiNER should read from it, or None for a sample without tokens.
+
+    What GLiNER reads is compared without whitespace: the text's other characters, and each kept
+    entity's source offsets among them with its label. Entities left out are counted in ``counts``.
+    """
+    spans = gliner_tokens(text, lang, {offset for e in entities for offset in (e["start"], e["end"])})
+    if not spans:
+        return None
+    firsts = {start: index for index, (start, _) in enumerate(spans)}
+    lasts = {end: index for index, (_, end) in enumerate(spans)}
+    solid, positions = _solid(text)
+    ner, seen = [], []
+    for entity in sorted(entities, key=lambda e: (e["start"], e["end"])):
+        first, last = firsts.get(entity["start"]), lasts.get(entity["end"])
+        if first is None or last is None:
+            counts.entities_dropped["boundary_on_whitespace"] += 1
+        elif any(span[:2] == [first, last] for span in ner):
+            counts.entities_dropped["same_tokens_as_another_entity"] += 1
+        else:
+            ner.append([first, last, entity["label"]])
+            seen.append((positions[entity["start"]], positions[entity["end"]], entity["label"]))
+    return {"tokenized_text": [text[start:end] for start, end in spans], "ner": ner}, (solid, seen)
+
+
 def write_gliner(splits: dict[str, pl.DataFrame], out: Path, max_width: int, max_len: int) -> tuple[ExportCounts, Seen]:
     """GLiNER records of ``splits`` (split -> samples), one file per split; return counts and what GLiNER should see.
 
-    What GLiNER sees is compared without whitespace: the text's other characters, and each
-    entity's offsets among them with its label. Entities of more than ``max_width`` tokens, or
-    ending past token ``max_len``, are exported and counted in ``entities_skipped_by_tool``:
-    GLiNER's span processor, configured so, does not train on them.
+    Entities of more than ``max_width`` tokens, or ending past token ``max_len``, are exported and
+    counted in ``entities_skipped_by_tool``: GLiNER's span processor, configured so, does not train on them.
     """
     counts, expected = ExportCounts("gliner"), {}
     for split, samples in splits.items():
-        records, seen = [], []
+        records, expected[(split,)] = [], []
         for text, lang, entities in samples.select("text", "lang", "entities").iter_rows():
-            spans = gliner_tokens(text, lang, {offset for e in entities for offset in (e["start"], e["end"])})
-            if not spans:
+            built = gliner_record(text, lang, entities, counts)
+            if built is None:
                 counts.drop("no_tokens", 1, len(entities))
                 continue
-            firsts = {start: index for index, (start, _) in enumerate(spans)}
-            lasts = {end: index for index, (_, end) in enumerate(spans)}
-            solid, positions = _solid(text)
-            ner, taken = [], set()
-            for entity in sorted(entities, key=lambda e: (e["start"], e["end"])):
-                tokens = (firsts.get(entity["start"]), lasts.get(entity["end"]))
-                reason = (
-                    "boundary_on_whitespace"
-                    if None in tokens
-                    else "same_tokens_as_another_entity"
-                    if tokens in taken
-                    else None
-                )
-                if reason:
-                    counts.entities_dropped[reason] += 1
-                    continue
-                taken.add(tokens)
-                ner.append([*tokens, entity["label"]])
-            records.append({"tokenized_text": [text[start:end] for start, end in spans], "ner": ner})
-            seen.append(
-                (solid, [(positions[spans[first][0]], positions[spans[last][1]], label) for first, last, label in ner])
-            )
+            records.append(built[0])
+            expected[(split,)].append(built[1])
+            ner = built[0]["ner"]
             counts.samples_in += 1
             counts.samples_out += 1
             counts.entities_in += len(entities)
@@ -295,7 +299,6 @@ def write_gliner(splits: dict[str, pl.DataFrame], out: Path, max_width: int, max
                 last >= max_len and last - first < max_width for first, last, _ in ner
             )
         write_json_array(records, out / f"{split}.json")
-        expected[(split,)] = seen
     return counts, expected
 
 
