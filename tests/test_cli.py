@@ -39,7 +39,7 @@ def test_the_pipeline_runs_what_dvc_yaml_runs_in_its_order(tmp_path, monkeypatch
     from flows.prune import prune_flow, prune_scaling_flow
 
     stages = dvc_stages()
-    order = "ingest screen standardize contamination crossval prune prune_scaling instruct train evaluate report"
+    order = "ingest screen standardize contamination crossval prune prune_scaling instruct export train evaluate report"
     assert list(stages) == order.split()
     assert (stages["prune"], stages["prune_scaling"]) == (prune_flow, prune_scaling_flow)
     (tmp_path / "dvc.yaml").write_text("stages:\n  b:\n    cmd: python -m flows.screen\n  a:\n    cmd: echo hi\n")

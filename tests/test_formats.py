@@ -157,6 +157,7 @@ def test_conll_labels_may_hold_spaces_only_between_tab_separated_fields(tmp_path
         ("cmeee", {"final_newline": False}, lambda raw: raw.endswith(b"]") and raw.startswith(b'[\n  {\n    "text"')),
         ("b2nerd", {"compact": True}, lambda raw: raw.startswith(b'{"sentence":"Ann Lee met Bob Smith in Paris"')),
         ("b2nerd", {}, lambda raw: raw.startswith(b'{"sentence": "Ann Lee met Bob Smith in Paris", "entities": [')),
+        ("b2nerd", {"array": True}, lambda raw: json.loads(raw)[0]["entities"][0]["pos"] == [0, 7]),
         (
             "ace",
             {"document_sizes": [1, 3]},

@@ -12,6 +12,7 @@ from tasks.core.params import SHIPPED_PARAMS, ParamsError, field_help, load_sect
 from tasks.core.tracking import TrackingOptions
 from tasks.crossval.options import CrossvalOptions
 from tasks.evaluate.options import EvaluateOptions
+from tasks.export.options import ExportOptions
 from tasks.ingest.options import IngestOptions
 from tasks.instruct.options import InstructOptions
 from tasks.prune.options import PruneOptions
@@ -28,6 +29,7 @@ SECTIONS = {
     "mlflow": TrackingOptions,
     "evaluate": EvaluateOptions,
     "instruct": InstructOptions,
+    "export": ExportOptions,
     "train": TrainOptions,
     "report": ReportOptions,
     "crossval": CrossvalOptions,

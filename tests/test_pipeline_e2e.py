@@ -85,7 +85,7 @@ def test_dvc_repro_runs_every_stage_and_writes_the_final_metrics(project):
     evaluate = json.loads((folder / "data/metrics/evaluate.json").read_text())
     assert {"f1/avg", "f1/en_avg", "f1/zh_avg"} <= set(evaluate)
     assert any(key.startswith("errta/") for key in evaluate)
-    for stage in ("ingest", "standardize", "screen", "crossval", "prune", "instruct", "train"):
+    for stage in ("ingest", "standardize", "screen", "crossval", "prune", "instruct", "export", "train"):
         assert (folder / f"data/metrics/{stage}.json").exists(), stage
     assert "## Metrics" in (folder / "data/report/report.md").read_text()
 

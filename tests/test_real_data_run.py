@@ -112,6 +112,10 @@ def test_real_data_command_runs_every_stage(shared_data, tmp_path):
         ("original", 18),
         ("standardized", 18),
     ]
+    exported = json.loads((work / "data/metrics/export.json").read_text())
+    assert [exported[name]["read_back_samples"] for name in ("b2nerd", "llamafactory", "gliner")] == [
+        exported[name]["samples_out"] for name in ("b2nerd", "llamafactory", "gliner")
+    ]
     assert "f1/crossner_science" in json.loads((work / "data/metrics/evaluate.json").read_text())
     report = (work / "data/report/report.md").read_text()
     assert "f1/crossner_science" in report

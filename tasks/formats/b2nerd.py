@@ -185,11 +185,12 @@ def extract(payload: dict, spec: FormatSpec):
     yield text, spans
 
 
-def write(samples: pl.DataFrame, path: Path, spec: FormatSpec, *, compact: bool = False) -> None:
+def write(samples: pl.DataFrame, path: Path, spec: FormatSpec, *, compact: bool = False, array: bool = False) -> None:
     """JSON lines, entities in their order, built vectorized; every sample is representable.
 
     Spacing is ``json.dumps``'s (``", "`` and ``": "``), or none with ``compact``; non-ASCII text is
-    not escaped.
+    not escaped. ``array`` writes one JSON array, one record a line, as the B2NERD release does and
+    as B2NER's own training code reads it (``json.loads`` of the whole file).
     """
     item, key = (",", ":") if compact else (", ", ": ")
     field = pl.element().struct.field
@@ -211,8 +212,8 @@ def write(samples: pl.DataFrame, path: Path, spec: FormatSpec, *, compact: bool 
         pl.col("entities").list.eval(entity).list.join(item),
         pl.lit("]}"),
     )
-    lines = samples.select(line.str.join("\n")).item()
-    path.write_text(lines + "\n", encoding="utf-8", newline="\n")
+    lines = samples.select(line.str.join(",\n" if array else "\n")).item()
+    path.write_text(f"[\n{lines}\n]\n" if array else lines + "\n", encoding="utf-8", newline="\n")
 
 
 def _json_string(strings: pl.Expr) -> pl.Expr:
