@@ -20,12 +20,14 @@ its figures are not GPU figures and the section written says so.
 2. Pruning: the prune stage's encoder in texts/s on the GPU and on this machine's CPU, and whether
    lazy selection still equals eager bit for bit on the GPU.
 3. Cross-validation: the seconds of one job (train a tagger, test on its peers) on GPU and on CPU.
-4. Generation: samples/s of the HF backend on the trained base + adapter, and of vLLM where it imports.
+4. Generation: samples/s of the HF backend on the trained base + adapter, and of vLLM where it imports
+   (last: a started vLLM engine keeps most of the GPU's memory).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -330,8 +332,9 @@ def generation(work: Path, size: Size) -> dict:
 
     from tasks.evaluate.generation import GenerationOptions, generate_predictions, load_run_spec
 
-    run = load_run_spec(work / "train" / "run.json")
-    run = replace(run, adapter_dir=str(work / "train" / "adapter"))
+    run = load_run_spec(
+        work / "train" / "run.json"
+    )  # the random base never ends an answer: every one is max_new_tokens
     test = pl.DataFrame(instruction_rows(standardized(work, "test").head(size.generation_prompts))).select(
         "sample_id", "prompt"
     )
@@ -339,6 +342,8 @@ def generation(work: Path, size: Size) -> dict:
     figures: dict = {"prompts": test.height, "max_new_tokens": size.max_new_tokens, "batch_size": size.generation_batch}
     backends = ["hf"] + (["vllm"] if torch.cuda.is_available() and importlib.util.find_spec("vllm") else [])
     for backend in backends:
+        gc.collect()  # the HF model goes before vLLM measures the free GPU memory
+        torch.cuda.empty_cache()
         stats = generate_predictions(test, run, replace(options, backend=backend), work / f"predictions-{backend}")
         figures[backend] = {key: round(stats[key], 2) for key in ("samples_per_s", "new_tokens_per_s", "seconds")}
     if "vllm" not in figures:
@@ -440,9 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     parts = {
         "data": lambda: str(demo_data(work, size.demo_scale)),
         "training": lambda: training(work, size, arguments.peak_tflops),
-        "generation": lambda: generation(work, size),  # of the adapter training just wrote
         "pruning": lambda: pruning(work, size, devices),
         "crossval": lambda: crossval(work, size, devices),
+        # Of the adapter training wrote; last, as vLLM keeps most of the GPU's memory once started.
+        "generation": lambda: generation(work, size),
     }
     for name, part in parts.items():
         begun = time.perf_counter()
