@@ -1,24 +1,37 @@
 """The train flow launches real multi-process jobs on CPU (gloo): DeepSpeed ZeRO-2 and torchrun with
-2 ranks, a failing rank's error surfaces, and a killed job resumes from its checkpoint."""
+2 ranks, a failing rank's error surfaces, and a killed job resumes from its checkpoint.
+
+The ``real`` recipe's own path runs here too, at toy size: tiny seeded models built from the configs
+in ``infra/models/tiny_<architecture>`` (Llama, Qwen2, Mistral), LoRA on the architecture's targets,
+activation checkpointing and bf16 as the recipe says, the recipe's schedule and batch shape, and a
+2-rank DeepSpeed ZeRO-2 launch that resumes from a checkpoint. What differs from a GPU run is listed
+in infra/TRAINING.md ("What ran where").
+"""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 from prefect.artifacts import Artifact
 
 from flows.train import train_flow
 from tasks.core.tracking import TrackingOptions
+from tasks.evaluate.generation import load_hf_model, load_run_spec
 from tasks.instruct.instruct import INSTRUCT_SCHEMA, build_prompt, format_answer
-from tasks.train.launcher import TrainJobError, launch_command
+from tasks.train.launcher import TrainJobError, free_port, launch_command
 from tasks.train.options import TrainOptions
+from tasks.train.training import LORA_TARGETS, JobSpec, write_model_dir
+from tasks.train.worker import train
 
 pytestmark = pytest.mark.integration
 
@@ -146,11 +159,98 @@ def test_launch_commands():
     ]
 
 
+def tiny_base_model(architecture: str, folder: Path) -> Path:
+    """A seeded random-weight model of ``architecture`` saved in bfloat16, from its config in infra/models."""
+    return write_model_dir(ROOT / "infra" / "models" / f"tiny_{architecture}", folder, seed=0)
+
+
+def real_recipe(tmp_path: Path, instruct_dir: Path, architecture: str, **overrides) -> TrainOptions:
+    """The ``real`` profile on a tiny base model: the recipe's LoRA, schedule, batch shape, precision and
+    4096-token rows; only the number of steps is cut."""
+    base = tiny_base_model(architecture, tmp_path / f"base-{architecture}")
+    settings = dict(profile="real", base_model=str(base), per_device_batch_size=None, max_steps=3)
+    return options_for(tmp_path, instruct_dir, **(settings | overrides))
+
+
+@pytest.fixture
+def rank_zero_of_one(monkeypatch):
+    """This process as the only rank of a gloo group, as torchrun sets one up; torn down afterwards."""
+    from accelerate.state import PartialState
+
+    ranks = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "OMP_NUM_THREADS": "1"}
+    for name, value in (ranks | {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}).items():
+        monkeypatch.setenv(name, value)
+    yield
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    PartialState._reset_state()
+
+
+@pytest.mark.parametrize("architecture", ["llama", "qwen2", "mistral"])
+def test_the_real_recipe_trains_each_architecture_and_generation_loads_what_it_trained(
+    tmp_path, instruct_dir, architecture, rank_zero_of_one
+):
+    """One rank, run in this process by the worker's own ``train`` (the launchers are tested below).
+
+    Precision: bf16 as on a GPU. The base weights are bfloat16 and the forward runs under torch's
+    CPU bfloat16 autocast; GPU-only kernels (flash attention, fused AdamW) are not used by this path.
+    """
+    options = real_recipe(tmp_path, instruct_dir, architecture, num_processes=1)
+    hyper = options.hyperparameters()
+    assert (hyper.lora_r, hyper.per_device_batch_size, hyper.gradient_accumulation_steps, hyper.max_length) == (
+        32,
+        4,
+        4,
+        4096,
+    )
+    job_dir = Path(options.checkpoint_dir)
+    spec = JobSpec(options=asdict(options), hyperparameters=asdict(hyper), job_dir=str(job_dir))
+    trainer = train(spec, rank=0, world=1)
+
+    model = trainer.model
+    trained = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+    assert trained and {name.split(".")[-4] for name in trained} == set(LORA_TARGETS[architecture])
+    assert model.base_model.model.is_activation_checkpointing and trainer.args.bf16
+    assert {p.dtype for name, p in model.named_parameters() if "lora_" not in name} == {torch.bfloat16}
+    assert trainer.state.global_step == 3 and trainer.args.lr_scheduler_type == "cosine"
+    rates = [entry["learning_rate"] for entry in trainer.state.log_history if "learning_rate" in entry]
+    assert rates == pytest.approx([0.0, 3e-4, 1.5e-4]), "one warmup step (ceil(0.02 x 3)), then cosine from the peak"
+    assert any(p.abs().sum() > 0 for name, p in model.named_parameters() if "lora_B" in name), "LoRA B moved"
+
+    out = tmp_path / "train"
+    shutil.move(job_dir / "staging", out)
+    run = load_run_spec(out / "run.json")
+    assert run.base_model == options.base_model and run.adapter_dir == str(out / "adapter")
+    loaded, tokenizer = load_hf_model(run)  # what the evaluate stage generates with: base + adapter, float32 on CPU
+    inputs = torch.tensor([tokenizer("Text: Mary met John in Paris . \nAnswer:")["input_ids"]])
+    # The trained model without the Trainer's bf16 autocast wrapper, in float32: the very weights generation loads.
+    model = trainer.accelerator.unwrap_model(model, keep_fp32_wrapper=False).float().eval()
+    with torch.no_grad():
+        expected = model(input_ids=inputs).logits
+        assert torch.allclose(loaded(input_ids=inputs).logits, expected, atol=1e-5)
+        base_alone = load_hf_model(replace(run, adapter_dir=None))[0]
+        assert not torch.allclose(base_alone(input_ids=inputs).logits, expected, atol=1e-5), "the adapter changes them"
+
+
 @pytest.mark.slow
-def test_two_ranks_through_the_deepspeed_launcher_with_zero2(tmp_path, instruct_dir):
-    metrics = train_flow(options_for(tmp_path, instruct_dir, launcher="deepspeed", packing=True), OFF)
+def test_the_real_recipe_through_the_deepspeed_launcher_with_zero2_resumes_from_a_checkpoint(tmp_path, instruct_dir):
+    """2 ranks, ZeRO-2 over gloo, the real recipe on tiny Qwen2, checkpoints every 2 steps.
+
+    Precision: bf16 (DeepSpeed's bf16 mode: bfloat16 weights, float32 master weights in the optimizer).
+    A kill right after checkpoint-2 is simulated by removing what came later (checkpoint-3 and
+    the finished outputs); the rerun resumes from checkpoint-2 and must reach the same last loss.
+    """
+    options = real_recipe(tmp_path, instruct_dir, "qwen2", launcher="deepspeed", save_steps=2)
+    metrics = train_flow(options, OFF)
     assert metrics["world_size"] == 2 and metrics["deepspeed_zero_stage"] == 2 and metrics["launcher"] == "deepspeed"
     check_outputs(tmp_path, metrics)
+
+    checkpoints = Path(options.checkpoint_dir)
+    shutil.rmtree(checkpoints / "checkpoint-3")
+    shutil.rmtree(checkpoints / "completed")
+    resumed = train_flow(options, OFF)
+    assert resumed["resumed_from_step"] == 2 and resumed["global_step"] == 3
+    assert resumed["last_logged_loss"] == pytest.approx(metrics["last_logged_loss"], rel=1e-3)
 
 
 def test_two_ranks_through_torchrun_logged_to_mlflow(tmp_path, instruct_dir):
@@ -200,8 +300,6 @@ def test_a_killed_job_resumes_from_its_last_checkpoint(tmp_path, instruct_dir):
         "from tasks.core.tracking import TrackingOptions; "
         "train_flow(TrainOptions(**json.loads(sys.argv[1])), TrackingOptions(enabled=False))"
     )
-    from dataclasses import asdict
-
     job = subprocess.Popen(
         [sys.executable, "-c", script, json.dumps(asdict(options))],
         cwd=ROOT,

@@ -63,7 +63,11 @@ def test_real_profile_trains_only_lora_on_the_attention_projections():
         real.warmup_ratio,
         real.scheduler,
         real.epochs,
-    ) == (32, 64, 0.05, 3e-4, 0.02, "cosine", 5)
+        real.bf16,
+        real.gradient_checkpointing,
+    ) == (32, 64, 0.05, 3e-4, 0.02, "cosine", 5, True, True)
+    demo = load_recipe("demo")
+    assert (demo.bf16, demo.gradient_checkpointing) == (False, False), "the demo trains in float32, as it always did"
     for config_class in (LlamaConfig, Qwen2Config):
         model = apply_lora(tiny(config_class), real)
         names = trainable_parameter_names(model)
@@ -122,7 +126,7 @@ def test_packed_rows_give_each_sample_the_same_logits_as_alone(tokenizer):
     packs = pack_rows(rows, max_length=64)
     assert all(len(pack["input_ids"]) <= 64 for pack in packs) and len(packs) < len(rows)
     assert sum(len(pack["input_ids"]) for pack in packs) == sum(len(row["input_ids"]) for row in rows)
-    model = load_base_model("demo", trust_remote_code=False, seed=0, on_gpu=False).eval()
+    model = load_base_model("demo", trust_remote_code=False, seed=0, bf16=False).eval()
     collator = PaddingCollator(tokenizer.pad_token_id)
     batch = collator(packs)
     assert "attention_mask" not in batch and collator.padding_fraction > 0

@@ -34,6 +34,8 @@ class Hyperparameters:
     per_device_batch_size: int
     gradient_accumulation_steps: int
     max_length: int
+    bf16: bool  # bfloat16 weights and autocast (on CPU too, where torch computes it); false: float32
+    gradient_checkpointing: bool  # recompute activations in the backward pass instead of keeping them
 
 
 def load_recipe(profile: str) -> Hyperparameters:
@@ -101,6 +103,8 @@ class TrainOptions:
     per_device_batch_size: int | None = option("rows per rank per step", at_least=1)
     gradient_accumulation_steps: int | None = option("steps per optimizer update", at_least=1)
     max_length: int | None = option("tokens per row; longer prompts are dropped and counted", at_least=1)
+    bf16: bool | None = option("bfloat16 weights and mixed precision; false: float32")
+    gradient_checkpointing: bool | None = option("recompute activations in backward (less memory, ~1/3 more compute)")
 
     def __post_init__(self) -> None:
         """The recipe must load; a multi-node DeepSpeed run needs its hostfile."""

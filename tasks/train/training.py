@@ -124,20 +124,36 @@ def load_tokenizer(base_model: str, trust_remote_code: bool):
     return tokenizer
 
 
-def load_base_model(base_model: str, trust_remote_code: bool, seed: int, on_gpu: bool):
-    """The base causal LM: built for ``demo``, else loaded from a local path or hub name (bf16 on GPU)."""
+def load_base_model(base_model: str, trust_remote_code: bool, seed: int, bf16: bool):
+    """The base causal LM: built for ``demo``, else loaded from a local path or hub name; bfloat16 when ``bf16``."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    dtype = torch.bfloat16 if bf16 else torch.float32
     if base_model == DEMO_BASE_MODEL:
-        model = build_demo_model(DEMO_MODEL_DIR, seed)
+        model = build_demo_model(DEMO_MODEL_DIR, seed).to(dtype)
     else:
-        model = AutoModelForCausalLM.from_pretrained(
-            base_model, trust_remote_code=trust_remote_code, dtype=torch.bfloat16 if on_gpu else torch.float32
-        )
+        model = AutoModelForCausalLM.from_pretrained(base_model, trust_remote_code=trust_remote_code, dtype=dtype)
     # With a key-value cache transformers skips the per-sample masks of packed rows; training needs no cache.
     model.config.use_cache = False
     return model
+
+
+def write_model_dir(config_dir: Path, out_dir: Path, seed: int = 0, bf16: bool = True) -> Path:
+    """A loadable model folder built from ``config_dir/config.json`` with weights drawn from ``seed``.
+
+    Weights are saved in bfloat16 (as released checkpoints are) unless ``bf16`` is false; the
+    tokenizer is the config folder's own or, when it has none, the demo model's. The folder
+    serves as ``train.base_model`` like any downloaded model, without a download.
+    """
+    import torch
+
+    build_demo_model(Path(config_dir), seed).to(torch.bfloat16 if bf16 else torch.float32).save_pretrained(out_dir)
+    has_tokenizer = (Path(config_dir) / "tokenizer.json").is_file()
+    load_tokenizer(str(config_dir) if has_tokenizer else DEMO_BASE_MODEL, trust_remote_code=False).save_pretrained(
+        out_dir
+    )
+    return Path(out_dir)
 
 
 # ---------------------------------------------------------------------------

@@ -32,7 +32,6 @@ from tasks.train.training import (
     ListDataset,
     PaddingCollator,
     apply_lora,
-    build_demo_model,
     dvc_lock_hashes,
     file_sha256,
     load_base_model,
@@ -43,6 +42,7 @@ from tasks.train.training import (
     read_instruct_train,
     throughput_callback,
     tokenize_examples,
+    write_model_dir,
 )
 
 
@@ -65,7 +65,11 @@ def init_deepspeed_on_cpu() -> None:
 
 
 def training_arguments(options: TrainOptions, hyper: Hyperparameters, on_gpu: bool):
-    """The Trainer's arguments; the DeepSpeed config's ``auto`` values are filled from these."""
+    """The Trainer's arguments; the DeepSpeed config's ``auto`` values are filled from these.
+
+    Precision and activation checkpointing follow the recipe on any device: bf16 runs as CPU
+    autocast where there is no GPU. Only the process backend depends on the device (gloo on CPU).
+    """
     from transformers import TrainingArguments
 
     deepspeed = options.launcher == "deepspeed"
@@ -82,12 +86,12 @@ def training_arguments(options: TrainOptions, hyper: Hyperparameters, on_gpu: bo
         save_steps=options.save_steps,
         save_total_limit=options.save_total_limit,
         seed=options.seed,
-        bf16=on_gpu,
-        activation_checkpointing=on_gpu,
-        activation_checkpointing_kwargs={"use_reentrant": False} if on_gpu else None,
+        bf16=hyper.bf16,
+        activation_checkpointing=hyper.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if hyper.gradient_checkpointing else None,
         deepspeed=options.deepspeed_config if deepspeed else None,
         accelerator_config={"use_configured_state": True} if deepspeed and not on_gpu else None,
-        use_cpu=not on_gpu and not deepspeed,
+        use_cpu=not on_gpu,
         ddp_backend=None if on_gpu else "gloo",
         ddp_find_unused_parameters=False,
         train_sampling_strategy="group_by_length" if options.length_grouped and not options.packing else "random",
@@ -126,8 +130,8 @@ def all_ranks_sum(values: list[float]) -> list[float]:
     return tensor.tolist()
 
 
-def train(spec: JobSpec, rank: int, world: int) -> None:
-    """Run this rank's part of the job."""
+def train(spec: JobSpec, rank: int, world: int):
+    """Run this rank's part of the job; returns its Trainer, whose ``model`` is the trained one."""
     import torch
     from transformers import Trainer
     from transformers.trainer_utils import get_last_checkpoint
@@ -142,8 +146,8 @@ def train(spec: JobSpec, rank: int, world: int) -> None:
 
     tokenizer = load_tokenizer(hyper.base_model, options.trust_remote_code)
     rows, counts = build_rows(options, hyper, tokenizer)
-    model = load_base_model(hyper.base_model, options.trust_remote_code, options.seed, on_gpu)
-    if on_gpu:
+    model = load_base_model(hyper.base_model, options.trust_remote_code, options.seed, hyper.bf16)
+    if hyper.gradient_checkpointing:
         model.enable_input_require_grads()  # gradient checkpointing with a frozen embedding
     model = apply_lora(model, hyper)
     collator = PaddingCollator(tokenizer.pad_token_id)
@@ -185,6 +189,7 @@ def train(spec: JobSpec, rank: int, world: int) -> None:
             if mlflow_run is not None:
                 log_to_mlflow(staging, options, hyper, metrics)
             print(f"[rank 0] training metrics: {json.dumps(metrics)}", flush=True)
+    return trainer
 
 
 def write_outputs(staging: Path, options: TrainOptions, hyper: Hyperparameters, tokenizer, metrics: dict) -> None:
@@ -196,8 +201,7 @@ def write_outputs(staging: Path, options: TrainOptions, hyper: Hyperparameters, 
     base_model = hyper.base_model
     if hyper.base_model == DEMO_BASE_MODEL:
         # The built base is saved so that generation loads the very weights the adapter was trained on.
-        build_demo_model(DEMO_MODEL_DIR, options.seed).save_pretrained(staging / "base_model")
-        tokenizer.save_pretrained(staging / "base_model")
+        write_model_dir(DEMO_MODEL_DIR, staging / "base_model", options.seed, hyper.bf16)
         base_model = str(out_dir / "base_model")
     train_file = Path(options.instruct_dir) / "train.parquet"
     templates = pl.read_parquet(train_file, columns=["template"])["template"].unique().to_list()
