@@ -64,11 +64,14 @@ REJECT_SCHEMA = pa.schema(
     ]
 )
 
+# zstd level 1, not 3: encoding is the critical path of ingest (its background thread is what the
+# readers wait for); level 1 cuts the encoding CPU of the B2NERD files by about a fifth, for files
+# about 14% larger. Checksums: a flipped byte fails the read.
 PARQUET_OPTIONS = {
     "compression": "zstd",
-    "compression_level": 3,
+    "compression_level": 1,
     "write_page_checksum": True,
-}  # checksums: a flipped byte fails the read
+}
 
 
 UNIQUE_FIELDS = ("sample_id", "record", "text", "mention")  # nearly all distinct: no Parquet dictionary
