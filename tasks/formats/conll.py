@@ -72,7 +72,11 @@ def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: For
     # Tokenizers leave whitespace around some tokens (Broad Twitter's emoji): it carries no
     # content and would put double spaces in the text, so it goes, as do blank O tokens.
     blank_token = ((all_rows["token"] == "") & (all_rows["tag"] == "O")).fill_null(False)
-    rows = all_rows.filter(~blank_token) if blank_token.any() else all_rows
+    rows = all_rows
+    if blank_token.any():  # a sentence may now start at a later line: its first row is found again
+        rows = all_rows.filter(~blank_token).with_columns(
+            (pl.col("record") != pl.col("record").shift(1)).fill_null(True).alias("first")
+        )
     rows = rows.with_columns(_decode_tags(rows, spec))
 
     sep = len(spec.joiner)
