@@ -87,18 +87,10 @@ def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: For
     sentences = _sentences(rows, spec.joiner)
     problems = _first_problems(rows, spec)
     blank_only = _blank_only(all_rows, sentences) if all_rows.height > rows.height else _NO_BLANK_ONLY
-    bad = sentences.join(problems, on="record", how="inner", maintain_order="left")
-    snippets = (
-        rows.join(bad.select("record"), on="record", how="semi")
-        .group_by("record", maintain_order=True)
-        .agg(pl.col("raw").str.join(" | ").str.slice(0, SNIPPET_CHARS).alias("snippet"))
-    )
-    rejects = pl.concat(
-        [
-            bad.join(snippets, on="record", how="left").select("record", "line", "problem", "snippet"),
-            blank_only.select("record", "line", "problem", pl.col("snippet").str.slice(0, SNIPPET_CHARS)),
-        ]
-    ).rename({"problem": "reason"})
+    if problems.height or blank_only.height:
+        rejects = _rejects(rows, sentences, problems, blank_only)
+    else:  # the usual chunk: nothing to report, no joins to run
+        rejects = pl.DataFrame(schema=REJECT_COLUMNS)
     good = sentences.join(problems, on="record", how="anti", maintain_order="left") if problems.height else sentences
 
     spans = (
@@ -110,15 +102,37 @@ def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: For
             (pl.col("char_start") + pl.col("width")).max().alias("end"),
             pl.col("tag").first().str.slice(2).alias("label"),  # well formed: a bad tag rejects its sentence
         )
-        .join(good.select("record", "text"), on="record", how="inner")
+        .join(good.select("record", "text"), on="record", how="inner", maintain_order="left")
         .with_columns(pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")).alias("mention"))
         .drop("text", "entity")
     )
     return ParsedBatch(
         samples=attach_entities(good, spans),
-        rejects=rejects.cast(REJECT_COLUMNS),
+        rejects=rejects,
         records_read=sentences.height + blank_only.height,
         markers_skipped=markers,
+    )
+
+
+def _rejects(
+    rows: pl.DataFrame, sentences: pl.DataFrame, problems: pl.DataFrame, blank_only: pl.DataFrame
+) -> pl.DataFrame:
+    """The reject rows of the sentences with a problem and of those of blank tokens only, with their raw lines."""
+    bad = sentences.join(problems, on="record", how="inner", maintain_order="left")
+    snippets = (
+        rows.join(bad.select("record"), on="record", how="semi")
+        .group_by("record", maintain_order=True)
+        .agg(pl.col("raw").str.join(" | ").str.slice(0, SNIPPET_CHARS).alias("snippet"))
+    )
+    return (
+        pl.concat(
+            [
+                bad.join(snippets, on="record", how="left").select("record", "line", "problem", "snippet"),
+                blank_only.select("record", "line", "problem", pl.col("snippet").str.slice(0, SNIPPET_CHARS)),
+            ]
+        )
+        .rename({"problem": "reason"})
+        .cast(REJECT_COLUMNS)
     )
 
 
@@ -178,7 +192,9 @@ def _token_rows(text: str, first_line: int, first_record: int, spec: FormatSpec)
     ``first`` marks a sentence's first line; sentences are numbered from ``first_record`` and lines
     from ``first_line``. Line-level numbers are computed in numpy over the blank and marker masks.
     """
-    raw = pl.Series("raw", [text]).str.split("\n").explode().str.strip_chars_end("\r")
+    raw = pl.Series("raw", [text]).str.split("\n").explode()
+    if "\r" in text:  # CRLF files (Youku, E-commerce); the others skip this pass
+        raw = raw.str.strip_chars_end("\r")
     blank = (raw.str.strip_chars() == "").to_numpy()
     marker = raw.str.starts_with("-DOCSTART-").to_numpy()
     kept = ~blank & ~marker
