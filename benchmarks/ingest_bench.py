@@ -350,6 +350,24 @@ def run_child(command: list[str]) -> tuple[dict, float]:
     return json.loads(lines[-1].removeprefix(RESULT_PREFIX)), wall
 
 
+def best_of(runs: list[tuple[dict, float]]) -> tuple[dict, float]:
+    """One result of a child run several times: each dataset's and each floor format's fastest run, the
+    fastest work and process times, the highest peak memory. Other machines' load only ever slows a run,
+    so the fastest of alternating rounds is the fairest comparison on a shared machine."""
+    results = [result for result, _ in runs]
+    merged = dict(results[0])
+    for key in ("datasets", "formats"):
+        if key in merged:
+            merged[key] = {
+                name: min((result[key][name] for result in results), key=lambda entry: entry["seconds"])
+                for name in merged[key]
+            }
+    if "seconds" in merged:
+        merged["seconds"] = min(result["seconds"] for result in results)
+    merged["peak_rss_bytes"] = max(result["peak_rss_bytes"] for result in results)
+    return merged, min(wall for _, wall in runs)
+
+
 def count_mismatches(ours: dict, reference: dict) -> list[str]:
     """Files whose sample counts differ between the two readers, and datasets ours did not ingest cleanly."""
     problems = []
@@ -541,8 +559,14 @@ def bound_lines(formats: list[dict], floor: dict) -> list[str]:
             lines.append(
                 f"- {row['format']}: {_ratio(row):.2f}x. The reference spends {over_floor:.2f}x the time that json "
                 f"alone takes to parse these files, so any reader that parses them into Python objects is at most "
-                f"{over_floor:.2f}x the reference, {'below' if over_floor < GOAL_FORMAT_RATIO else 'near'} the "
-                f"{GOAL_FORMAT_RATIO:g}x goal, even doing nothing else; ours spends {ours_over:.2f}x the floor: its "
+                f"{over_floor:.2f}x the reference even doing nothing else"
+                + (
+                    f", below the {GOAL_FORMAT_RATIO:g}x goal"
+                    if over_floor < GOAL_FORMAT_RATIO
+                    else f", and reaches {GOAL_FORMAT_RATIO:g}x only if all it does besides parsing costs less than "
+                    f"{over_floor / GOAL_FORMAT_RATIO - 1:.2f}x the parse"
+                )
+                + f"; ours spends {ours_over:.2f}x the floor: its "
                 "per-record extraction and checks in Python, then the validation, the polars passes and the Parquet "
                 "file of each split (profile and fixed cost above). Only a C-level parser that types these records "
                 f"into columns would lift the bound: Arrow's JSON reader cannot read {UNTYPED[row['format']]}, and "
@@ -651,6 +675,12 @@ def main() -> None:
         "--write-md", type=Path, metavar="FILE", help="put the results in the '## Ingest' section of FILE"
     )
     parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="rounds of ours, the reference and the floor, alternating; each dataset's fastest counts (default 1)",
+    )
+    parser.add_argument(
         "--real-data", metavar="DIR", help="also time both readers on the real datasets in DIR (../shared/ner-data)"
     )
     parser.add_argument(
@@ -692,20 +722,26 @@ def main() -> None:
         + ("cached" if corpus["cached"] else f"generated in {corpus['seconds']:.1f} s"),
         flush=True,
     )
-    print("ours: tasks.ingest.ingest ...", flush=True)
-    ours_result, ours_wall = run_child(["-m", "benchmarks.ingest_bench", "--child", "ours", *common])
-    print("reference: plain Python ...", flush=True)
-    reference_result, reference_wall = run_child(["-m", "benchmarks.ingest_bench", "--child", "reference", *common])
-    print("parse floor: each format's files parsed alone ...", flush=True)
-    floor_result, _ = run_child(["-m", "benchmarks.ingest_bench", "--child", "floor", *common])
+    rounds: dict[str, list] = {"ours": [], "reference": [], "floor": []}
+    for round_no in range(1, args.repeats + 1):
+        for side, what in (("ours", "tasks.ingest.ingest"), ("reference", "plain Python"), ("floor", "parse only")):
+            print(f"{side}: {what} (round {round_no} of {args.repeats}) ...", flush=True)
+            rounds[side].append(run_child(["-m", "benchmarks.ingest_bench", "--child", side, *common]))
+    (ours_result, ours_wall), (reference_result, reference_wall), (floor_result, _) = (
+        best_of(rounds[side]) for side in ("ours", "reference", "floor")
+    )
     print("profile: cProfile of ours per format ...", flush=True)
     profile_result, _ = run_child(["-m", "benchmarks.ingest_bench", "--child", "profile", *common])
     real = {}
     if args.real_data:
         real_args = [*common, "--real-data", str(Path(args.real_data).resolve())]
-        for side in ("ours", "reference"):
-            print(f"real data, {side} ...", flush=True)
-            real[side], _ = run_child(["-m", "benchmarks.ingest_bench", "--child", f"real-{side}", *real_args])
+        real_rounds: dict[str, list] = {"ours": [], "reference": []}
+        for round_no in range(1, args.repeats + 1):
+            for side in real_rounds:
+                print(f"real data, {side} (round {round_no} of {args.repeats}) ...", flush=True)
+                command = ["-m", "benchmarks.ingest_bench", "--child", f"real-{side}", *real_args]
+                real_rounds[side].append(run_child(command))
+        real = {side: best_of(runs)[0] for side, runs in real_rounds.items()}
 
     results_file = workdir / "ingest_bench_results.json"
     results_file.write_text(
