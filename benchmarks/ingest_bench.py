@@ -140,11 +140,13 @@ def run_reference(corpus_dir: Path, manifest_file: Path | None = None) -> dict:
 
 
 def run_parse_floor(corpus_dir: Path) -> dict:
-    """Only parse the raw files with Arrow's C++ readers: no validation, nothing built, nothing written.
+    """Only parse the raw files: no validation, nothing built, nothing written.
 
     B2NERD JSON lines go through Arrow's JSON reader; token/tag files through its CSV reader, one
     string per line (a delimiter that never occurs, no quoting), which is the least any reader of
-    those files does. The floor of any ingest of these files on these cores.
+    those files does. The formats that Arrow cannot read (JSON arrays, objects keyed by label,
+    mixed-type lists) are parsed with the standard library's ``json`` into Python objects, as the
+    reference does: the least a reader spends that builds Python objects of each record.
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -156,7 +158,7 @@ def run_parse_floor(corpus_dir: Path) -> dict:
         "convert_options": pacsv.ConvertOptions(column_types={"line": pa.string()}),
     }
     manifest = json.loads((corpus_dir / "corpus.json").read_text(encoding="utf-8"))
-    floors = {name: {"seconds": 0.0, "rows": 0} for name in ("b2nerd", "conll")}
+    floors = {name: {"seconds": 0.0, "rows": 0} for name in ("b2nerd", "conll", *UNTYPED)}
     for info in manifest["datasets_detail"].values():
         if info["format"] not in floors:
             continue
@@ -165,11 +167,31 @@ def run_parse_floor(corpus_dir: Path) -> dict:
             started = time.perf_counter()
             if info["format"] == "b2nerd":
                 rows = pajson.read_json(path).num_rows
-            else:
+            elif info["format"] == "conll":
                 rows = pacsv.read_csv(path, **lines_only).num_rows
+            else:
+                rows = len(_json_records(path))
             floors[info["format"]]["seconds"] += time.perf_counter() - started
             floors[info["format"]]["rows"] += rows
     return {"formats": floors, "import_seconds": 0.0, "outputs_seconds": 0.0, "datasets": {}}
+
+
+UNTYPED = {  # the formats whose floor is the standard library's json: what keeps each from Arrow's reader
+    "ace": "[start, end, label] lists (mixed types)",
+    "cluener": "objects keyed by label and by mention",
+    "cmeee": "a JSON array",
+    "genia": "a JSON array",
+}
+
+
+def _json_records(path: Path) -> list:
+    """The records of a JSON array or JSON-lines file as Python objects, by ``json`` alone."""
+    with open(path, encoding="utf-8") as handle:
+        if handle.read(1) == "[":
+            handle.seek(0)
+            return json.load(handle)
+        handle.seek(0)
+        return [json.loads(line) for line in handle if line.strip()]
 
 
 PROFILED = {"b2nerd": ("b2nerd",), "conll": ("conll",), "small JSON formats": ("ace", "cluener", "cmeee", "genia")}
@@ -328,6 +350,24 @@ def run_child(command: list[str]) -> tuple[dict, float]:
     return json.loads(lines[-1].removeprefix(RESULT_PREFIX)), wall
 
 
+def best_of(runs: list[tuple[dict, float]]) -> tuple[dict, float]:
+    """One result of a child run several times: each dataset's and each floor format's fastest run, the
+    fastest work and process times, the highest peak memory. Other machines' load only ever slows a run,
+    so the fastest of alternating rounds is the fairest comparison on a shared machine."""
+    results = [result for result, _ in runs]
+    merged = dict(results[0])
+    for key in ("datasets", "formats"):
+        if key in merged:
+            merged[key] = {
+                name: min((result[key][name] for result in results), key=lambda entry: entry["seconds"])
+                for name in merged[key]
+            }
+    if "seconds" in merged:
+        merged["seconds"] = min(result["seconds"] for result in results)
+    merged["peak_rss_bytes"] = max(result["peak_rss_bytes"] for result in results)
+    return merged, min(wall for _, wall in runs)
+
+
 def count_mismatches(ours: dict, reference: dict) -> list[str]:
     """Files whose sample counts differ between the two readers, and datasets ours did not ingest cleanly."""
     problems = []
@@ -451,6 +491,7 @@ def render_report(
     ]
     if profile:
         lines += ["", *profile_lines(profile), "", *fixed_cost_lines(profile["fixed"])]
+    lines += ["", *bound_lines(formats, floor)]
     return "\n".join(lines), verdicts
 
 
@@ -470,11 +511,19 @@ def format_table(formats: list[dict]) -> list[str]:
 
 
 def floor_lines(formats: list[dict], floor: dict) -> list[str]:
-    """How far each reader is from the parse floor (Arrow's readers alone) on the b2nerd and token/tag files."""
-    kinds = {"b2nerd": "Arrow's JSON reader", "conll": "Arrow's CSV reader, one string per line"}
+    """How far each reader is from the parse floor of its format: Arrow's readers where they apply, else ``json``."""
+    kinds = {
+        "b2nerd": "Arrow's JSON reader",
+        "conll": "Arrow's CSV reader, one string per line",
+        **{name: "stdlib json into Python objects" for name in UNTYPED},
+    }
     lines = [
-        "Parse floor: Arrow's C++ readers alone on the same pinned cores, nothing validated, built or written "
-        "(ratios are seconds over the floor's seconds; 1.00x would be parsing alone):",
+        "Parse floor: the files parsed alone on the same pinned cores, nothing validated, built or written "
+        "(ratios are seconds over the floor's seconds; 1.00x would be parsing alone). Arrow's C++ readers "
+        "where they apply; the other JSON formats (JSON arrays, objects keyed by label, mixed-type lists, "
+        "which Arrow's JSON reader cannot type) by the standard library's json into Python objects, the "
+        "reference's own parser, so reference / floor is the most any reader that builds Python objects "
+        "per record can gain over it:",
         "",
         "| format | floor | floor s | ours s | ours / floor | reference s | reference / floor |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -490,6 +539,54 @@ def floor_lines(formats: list[dict], floor: dict) -> list[str]:
             f"| {row['reference_seconds'] / measured['seconds']:.2f}x |"
         )
     return lines
+
+
+def bound_lines(formats: list[dict], floor: dict) -> list[str]:
+    """What bounds each format below :data:`GOAL_FORMAT_RATIO`, from its parse floor and the two readers' seconds.
+
+    A format parsed by the standard library's json (see :func:`run_parse_floor`) cannot beat the
+    reference by more than the reference's own time over that floor; an Arrow-parsed one is
+    bounded by what ours does beyond the parse, which the profile above breaks down.
+    """
+    lines = []
+    for row in formats:
+        measured = floor["formats"].get(row["format"])
+        if _ratio(row) >= GOAL_FORMAT_RATIO or not measured or not measured["seconds"]:
+            continue
+        over_floor = row["reference_seconds"] / measured["seconds"]
+        ours_over = row["ours_seconds"] / measured["seconds"]
+        if row["format"] in UNTYPED and over_floor < 1:
+            lines.append(
+                f"- {row['format']}: {_ratio(row):.2f}x. Its json floor ran slower than the reference, which "
+                "includes that same parse: the machine's load swamped this run's floor, so it gives no bound."
+            )
+        elif row["format"] in UNTYPED:
+            lines.append(
+                f"- {row['format']}: {_ratio(row):.2f}x. The reference spends {over_floor:.2f}x the time that json "
+                f"alone takes to parse these files, so any reader that parses them into Python objects is at most "
+                f"{over_floor:.2f}x the reference even doing nothing else"
+                + (
+                    f", below the {GOAL_FORMAT_RATIO:g}x goal"
+                    if over_floor < GOAL_FORMAT_RATIO
+                    else f", and reaches {GOAL_FORMAT_RATIO:g}x only if all it does besides parsing costs less than "
+                    f"{over_floor / GOAL_FORMAT_RATIO - 1:.2f}x the parse"
+                )
+                + f"; ours spends {ours_over:.2f}x the floor: its "
+                "per-record extraction and checks in Python, then the validation, the polars passes and the Parquet "
+                "file of each split (profile and fixed cost above). Only a C-level parser that types these records "
+                f"into columns would lift the bound: Arrow's JSON reader cannot read {UNTYPED[row['format']]}, and "
+                'polars\' JSON reader coerces mismatched values silently (1 to "1", 0.0 to 0), letting bad '
+                "records through that are rejects today."
+            )
+        else:
+            lines.append(
+                f"- {row['format']}: {_ratio(row):.2f}x. Ours spends {ours_over:.2f}x the Arrow parse floor and the "
+                f"reference {over_floor:.2f}x: the rest of ours is the polars passes over every line or record, the "
+                "validation and the Parquet encoding (profile above)."
+            )
+    if not lines:
+        return [f"Every format is at {GOAL_FORMAT_RATIO:g}x the reference or above."]
+    return [f"What bounds the formats below {GOAL_FORMAT_RATIO:g}x the reference:", "", *lines]
 
 
 def profile_lines(profile: dict) -> list[str]:
@@ -583,6 +680,12 @@ def main() -> None:
         "--write-md", type=Path, metavar="FILE", help="put the results in the '## Ingest' section of FILE"
     )
     parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="rounds of ours, the reference and the floor, alternating; each dataset's fastest counts (default 1)",
+    )
+    parser.add_argument(
         "--real-data", metavar="DIR", help="also time both readers on the real datasets in DIR (../shared/ner-data)"
     )
     parser.add_argument(
@@ -624,20 +727,26 @@ def main() -> None:
         + ("cached" if corpus["cached"] else f"generated in {corpus['seconds']:.1f} s"),
         flush=True,
     )
-    print("ours: tasks.ingest.ingest ...", flush=True)
-    ours_result, ours_wall = run_child(["-m", "benchmarks.ingest_bench", "--child", "ours", *common])
-    print("reference: plain Python ...", flush=True)
-    reference_result, reference_wall = run_child(["-m", "benchmarks.ingest_bench", "--child", "reference", *common])
-    print("parse floor: Arrow's readers alone on the b2nerd and token/tag files ...", flush=True)
-    floor_result, _ = run_child(["-m", "benchmarks.ingest_bench", "--child", "floor", *common])
+    rounds: dict[str, list] = {"ours": [], "reference": [], "floor": []}
+    for round_no in range(1, args.repeats + 1):
+        for side, what in (("ours", "tasks.ingest.ingest"), ("reference", "plain Python"), ("floor", "parse only")):
+            print(f"{side}: {what} (round {round_no} of {args.repeats}) ...", flush=True)
+            rounds[side].append(run_child(["-m", "benchmarks.ingest_bench", "--child", side, *common]))
+    (ours_result, ours_wall), (reference_result, reference_wall), (floor_result, _) = (
+        best_of(rounds[side]) for side in ("ours", "reference", "floor")
+    )
     print("profile: cProfile of ours per format ...", flush=True)
     profile_result, _ = run_child(["-m", "benchmarks.ingest_bench", "--child", "profile", *common])
     real = {}
     if args.real_data:
         real_args = [*common, "--real-data", str(Path(args.real_data).resolve())]
-        for side in ("ours", "reference"):
-            print(f"real data, {side} ...", flush=True)
-            real[side], _ = run_child(["-m", "benchmarks.ingest_bench", "--child", f"real-{side}", *real_args])
+        real_rounds: dict[str, list] = {"ours": [], "reference": []}
+        for round_no in range(1, args.repeats + 1):
+            for side in real_rounds:
+                print(f"real data, {side} (round {round_no} of {args.repeats}) ...", flush=True)
+                command = ["-m", "benchmarks.ingest_bench", "--child", f"real-{side}", *real_args]
+                real_rounds[side].append(run_child(command))
+        real = {side: best_of(runs)[0] for side, runs in real_rounds.items()}
 
     results_file = workdir / "ingest_bench_results.json"
     results_file.write_text(

@@ -136,6 +136,14 @@ def test_conll_segment_digits_come_from_the_segments_column(tmp_path):
         registry()["conll"].write(written.with_columns(segments=pl.Series([[0, 1]])), path, spec)
 
 
+def test_conll_sentence_starting_with_a_blank_token_keeps_its_entity_offsets(tmp_path):
+    path = tmp_path / "blank-first.txt"
+    path.write_text("Hello\tO\nworld\tO\n\n \tO\nJohn\tB-PER\nSmith\tI-PER\n\n", encoding="utf-8")
+    (batch,) = read_file(path, FormatSpec("conll", "en"))
+    assert batch.samples["text"].to_list() == ["Hello world", "John Smith"]
+    assert batch.samples["entities"].to_list()[1] == [{"start": 0, "end": 10, "label": "PER", "mention": "John Smith"}]
+
+
 def test_conll_labels_may_hold_spaces_only_between_tab_separated_fields(tmp_path):
     written = samples(("Ann rated it five stars", [("five stars", "average ratings")]))
     round_trip(tmp_path, FormatSpec("conll", "en", sep="tab"), written)

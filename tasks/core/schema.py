@@ -66,11 +66,14 @@ REJECT_SCHEMA = pa.schema(
     ]
 )
 
+# zstd level 1, not 3: encoding is the critical path of ingest (its background thread is what the
+# readers wait for); level 1 cuts the encoding CPU of the B2NERD files by about a fifth, for files
+# about 14% larger. Checksums: a flipped byte fails the read.
 PARQUET_OPTIONS = {
     "compression": "zstd",
-    "compression_level": 3,
+    "compression_level": 1,
     "write_page_checksum": True,
-}  # checksums: a flipped byte fails the read
+}
 
 
 UNIQUE_FIELDS = ("sample_id", "record", "text", "mention")  # nearly all distinct: no Parquet dictionary
@@ -104,7 +107,7 @@ def sample_problems(samples: pl.DataFrame) -> pl.DataFrame:
     Checks, vectorized over all entities at once: non-empty text, offsets inside the text
     with ``start < end``, ``mention == text[start:end]``, non-empty label.
     """
-    rows = samples.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "text", "entities")
+    rows = samples.lazy().select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "text", "entities")
     empty_text = rows.filter(pl.col("text").str.len_chars() == 0).select("row", pl.lit("empty text").alias("reason"))
     spans = (
         rows.explode("entities")
@@ -129,11 +132,13 @@ def sample_problems(samples: pl.DataFrame) -> pl.DataFrame:
     suspect = ~in_range | (covered != pl.col("mention")) | (pl.col("label").str.strip_chars() == "")
     # Messages are formatted for the few suspect spans only, not for every entity.
     bad_spans = spans.filter(suspect).select("row", reason.alias("reason")).drop_nulls("reason")
+    # One query: polars runs it as one plan, which matters for the many small batches of small files.
     return (
         pl.concat([empty_text, bad_spans])
         .group_by("row", maintain_order=True)
         .agg(pl.col("reason").first())
         .sort("row")
+        .collect()
     )
 
 
@@ -146,12 +151,16 @@ def with_nested_flag(samples: pl.DataFrame) -> pl.DataFrame:
     one, the entity right after that earlier one overlaps it too).
     """
 
-    def flat(frame: pl.DataFrame) -> pl.DataFrame:
+    def flat(frame: pl.DataFrame) -> pl.LazyFrame:
         return (
-            frame.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "entities")
+            frame.lazy()
+            .select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "entities")
             .explode("entities")
             .unnest("entities")
         )
+
+    def rows_where(condition: pl.Expr) -> pl.Expr:
+        return pl.col("row").filter(condition).unique().implode()
 
     row = pl.int_range(pl.len(), dtype=pl.Int64)
     same_sample = pl.col("row") == pl.col("row").shift(1)
@@ -166,9 +175,15 @@ def with_nested_flag(samples: pl.DataFrame) -> pl.DataFrame:
             )
         )
     )
-    entities = flat(samples)
-    unsorted = entities.filter(out_of_order)["row"].unique()
-    if unsorted.len():
+    overlaps = same_sample & (pl.col("start") < earlier["end"])
+    # One pass finds both: the overlaps found are right unless some sample must be sorted first.
+    found = (
+        flat(samples)
+        .select(rows_where(out_of_order).alias("unsorted"), rows_where(overlaps).alias("overlapping"))
+        .collect()
+    )
+    unsorted, overlapping = found["unsorted"][0], found["overlapping"][0]
+    if len(unsorted):
         by_position = pl.col("entities").list.eval(
             pl.element().sort_by(
                 pl.element().struct.field("start"), pl.element().struct.field("end"), pl.element().struct.field("label")
@@ -177,8 +192,7 @@ def with_nested_flag(samples: pl.DataFrame) -> pl.DataFrame:
         samples = samples.with_columns(
             pl.when(row.is_in(unsorted.implode())).then(by_position).otherwise("entities").alias("entities")
         )
-        entities = flat(samples)
-    overlapping = entities.filter(same_sample & (pl.col("start") < earlier["end"]))["row"].unique()
+        overlapping = flat(samples).select(rows_where(overlaps)).collect().to_series()[0]
     return samples.with_columns(row.is_in(overlapping.implode()).alias("nested"))
 
 

@@ -278,16 +278,35 @@ def _blank(path: Path, chunk: bytes, offset: int) -> bool:
 
 
 def attach_entities(texts: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
-    """Join flat spans ``(record, start, end, label, mention)`` onto texts as a list column."""
-    grouped = spans.group_by("record").agg(
-        pl.struct(
-            pl.col("start").cast(pl.Int32), pl.col("end").cast(pl.Int32), pl.col("label"), pl.col("mention")
-        ).alias("entities")
+    """Join flat spans ``(record, start, end, label, mention)`` onto texts as a list column.
+
+    Readers emit spans in the order of their texts, so each text's spans are one run of rows and
+    the list column is cut from them by their offsets, without grouping or joining; spans in any
+    other order are grouped and joined.
+    """
+    entities = pl.struct(
+        pl.col("start").cast(pl.Int32), pl.col("end").cast(pl.Int32), pl.col("label"), pl.col("mention")
+    ).alias("entities")
+    records, owners = texts["record"].to_numpy(), spans["record"].to_numpy()
+    firsts, lasts = np.searchsorted(owners, records, "left"), np.searchsorted(owners, records, "right")
+    in_runs = (
+        bool(np.all(records[1:] > records[:-1]))
+        and bool(np.all(owners[1:] >= owners[:-1]))
+        and bool(np.all(firsts[1:] == lasts[:-1]))
+        and (firsts[:1].tolist() or [0]) == [0]
+        and (lasts[-1:].tolist() or [0]) == [len(owners)]
     )
-    return (
-        texts.join(grouped, on="record", how="left", maintain_order="left")
-        .with_columns(pl.col("entities").fill_null(pl.lit([], dtype=ENTITY_DTYPE)).cast(ENTITY_DTYPE))
-        .select("record", "line", "text", "entities")
+    if not in_runs:
+        grouped = spans.group_by("record").agg(entities)
+        return (
+            texts.join(grouped, on="record", how="left", maintain_order="left")
+            .with_columns(pl.col("entities").fill_null(pl.lit([], dtype=ENTITY_DTYPE)).cast(ENTITY_DTYPE))
+            .select("record", "line", "text", "entities")
+        )
+    values = spans.select(entities).to_series().to_arrow()
+    lists = pa.LargeListArray.from_arrays(pa.array(np.append(firsts, len(owners)), pa.int64()), values)
+    return texts.select("record", "line", "text").with_columns(
+        pl.from_arrow(lists).alias("entities").cast(ENTITY_DTYPE)
     )
 
 

@@ -19,6 +19,7 @@ from itertools import accumulate, repeat
 from operator import add
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from tasks.formats._base import (
@@ -184,11 +185,13 @@ def _json_batch(columns: dict, span_records: list[int], spans: list[Span], rejec
         {"record": span_records, "start": starts, "end": ends, "label": labels, "mention": mentions},
         schema={"record": pl.Int64, "start": pl.Int64, "end": pl.Int64, "label": pl.String, "mention": pl.String},
     )
-    flat = flat.join(texts.select("record", "text"), on="record").with_columns(
-        pl.col("mention").fill_null(pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")))
-    )
+    if flat["mention"].null_count():  # spans come in record order: each one's text by a binary search
+        owner = np.searchsorted(texts["record"].to_numpy(), flat["record"].to_numpy())
+        flat = flat.with_columns(texts["text"].gather(owner)).with_columns(
+            pl.col("mention").fill_null(pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")))
+        )
     return ParsedBatch(
-        samples=attach_entities(texts, flat.drop("text")),
+        samples=attach_entities(texts, flat.select("record", "start", "end", "label", "mention")),
         rejects=pl.DataFrame(rejects, schema=REJECT_COLUMNS),
         records_read=read,
     )

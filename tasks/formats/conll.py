@@ -68,23 +68,15 @@ def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: For
     Rows of a sentence are contiguous, so "previous token of the same sentence" is a shift
     plus a same-record mask, cheaper than grouped window expressions.
     """
-    raw = pl.Series("raw", [text]).str.split("\n").explode().str.strip_chars_end("\r")
-    lines = pl.DataFrame(raw).with_columns(
-        pl.int_range(first_line, first_line + pl.len(), dtype=pl.Int64).alias("line")
-    )
-    blank = pl.col("raw").str.strip_chars() == ""
-    marker = pl.col("raw").str.starts_with("-DOCSTART-")
-    lines = lines.with_columns(blank.cum_sum().alias("block"), blank.alias("blank"), marker.alias("marker"))
-    markers = int(lines["marker"].sum())
-    rows = lines.filter(~pl.col("blank") & ~pl.col("marker")).drop("blank", "marker")
-    new_record = pl.col("block") != pl.col("block").shift(1)
-    rows = rows.with_columns(new_record.fill_null(True).alias("first"))
-    rows = rows.with_columns((pl.col("first").cum_sum().cast(pl.Int64) - 1 + first_record).alias("record"))
-    rows = rows.with_columns(_split_token_tag(spec))
+    all_rows, markers = _token_rows(text, first_line, first_record, spec)
     # Tokenizers leave whitespace around some tokens (Broad Twitter's emoji): it carries no
     # content and would put double spaces in the text, so it goes, as do blank O tokens.
-    all_rows = rows
-    rows = rows.filter(~((pl.col("token") == "") & (pl.col("tag") == "O")).fill_null(False))
+    blank_token = ((all_rows["token"] == "") & (all_rows["tag"] == "O")).fill_null(False)
+    rows = all_rows
+    if blank_token.any():  # a sentence may now start at a later line: its first row is found again
+        rows = all_rows.filter(~blank_token).with_columns(
+            (pl.col("record") != pl.col("record").shift(1)).fill_null(True).alias("first")
+        )
     rows = rows.with_columns(_decode_tags(rows, spec))
 
     sep = len(spec.joiner)
@@ -95,18 +87,10 @@ def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: For
     sentences = _sentences(rows, spec.joiner)
     problems = _first_problems(rows, spec)
     blank_only = _blank_only(all_rows, sentences) if all_rows.height > rows.height else _NO_BLANK_ONLY
-    bad = sentences.join(problems, on="record", how="inner", maintain_order="left")
-    snippets = (
-        rows.join(bad.select("record"), on="record", how="semi")
-        .group_by("record", maintain_order=True)
-        .agg(pl.col("raw").str.join(" | ").str.slice(0, SNIPPET_CHARS).alias("snippet"))
-    )
-    rejects = pl.concat(
-        [
-            bad.join(snippets, on="record", how="left").select("record", "line", "problem", "snippet"),
-            blank_only.select("record", "line", "problem", pl.col("snippet").str.slice(0, SNIPPET_CHARS)),
-        ]
-    ).rename({"problem": "reason"})
+    if problems.height or blank_only.height:
+        rejects = _rejects(rows, sentences, problems, blank_only)
+    else:  # the usual chunk: nothing to report, no joins to run
+        rejects = pl.DataFrame(schema=REJECT_COLUMNS)
     good = sentences.join(problems, on="record", how="anti", maintain_order="left") if problems.height else sentences
 
     spans = (
@@ -118,15 +102,37 @@ def _parse_tagged_chunk(text: str, first_line: int, first_record: int, spec: For
             (pl.col("char_start") + pl.col("width")).max().alias("end"),
             pl.col("tag").first().str.slice(2).alias("label"),  # well formed: a bad tag rejects its sentence
         )
-        .join(good.select("record", "text"), on="record", how="inner")
+        .join(good.select("record", "text"), on="record", how="inner", maintain_order="left")
         .with_columns(pl.col("text").str.slice(pl.col("start"), pl.col("end") - pl.col("start")).alias("mention"))
         .drop("text", "entity")
     )
     return ParsedBatch(
         samples=attach_entities(good, spans),
-        rejects=rejects.cast(REJECT_COLUMNS),
+        rejects=rejects,
         records_read=sentences.height + blank_only.height,
         markers_skipped=markers,
+    )
+
+
+def _rejects(
+    rows: pl.DataFrame, sentences: pl.DataFrame, problems: pl.DataFrame, blank_only: pl.DataFrame
+) -> pl.DataFrame:
+    """The reject rows of the sentences with a problem and of those of blank tokens only, with their raw lines."""
+    bad = sentences.join(problems, on="record", how="inner", maintain_order="left")
+    snippets = (
+        rows.join(bad.select("record"), on="record", how="semi")
+        .group_by("record", maintain_order=True)
+        .agg(pl.col("raw").str.join(" | ").str.slice(0, SNIPPET_CHARS).alias("snippet"))
+    )
+    return (
+        pl.concat(
+            [
+                bad.join(snippets, on="record", how="left").select("record", "line", "problem", "snippet"),
+                blank_only.select("record", "line", "problem", pl.col("snippet").str.slice(0, SNIPPET_CHARS)),
+            ]
+        )
+        .rename({"problem": "reason"})
+        .cast(REJECT_COLUMNS)
     )
 
 
@@ -179,18 +185,46 @@ def _blank_only(all_rows: pl.DataFrame, sentences: pl.DataFrame) -> pl.DataFrame
 _NO_BLANK_ONLY = pl.DataFrame(schema={"record": pl.Int64, "line": pl.Int64, "snippet": pl.String, "problem": pl.String})
 
 
-def _split_token_tag(spec: FormatSpec) -> list[pl.Expr]:
+def _token_rows(text: str, first_line: int, first_record: int, spec: FormatSpec) -> tuple[pl.DataFrame, int]:
+    """One row (raw, line, first, record, token, tag) per line that is neither blank nor a ``-DOCSTART-``
+    marker, and how many markers were skipped.
+
+    ``first`` marks a sentence's first line; sentences are numbered from ``first_record`` and lines
+    from ``first_line``. Line-level numbers are computed in numpy over the blank and marker masks.
+    """
+    raw = pl.Series("raw", [text]).str.split("\n").explode()
+    if "\r" in text:  # CRLF files (Youku, E-commerce); the others skip this pass
+        raw = raw.str.strip_chars_end("\r")
+    blank = (raw.str.strip_chars() == "").to_numpy()
+    marker = raw.str.starts_with("-DOCSTART-").to_numpy()
+    kept = ~blank & ~marker
+    block = np.cumsum(blank)[kept]
+    first = np.ones(len(block), dtype=bool)
+    first[1:] = block[1:] != block[:-1]
+    frame = pl.DataFrame(
+        {
+            "raw": raw.filter(pl.Series(kept)) if not kept.all() else raw,
+            "line": np.flatnonzero(kept) + first_line,
+            "first": first,
+            "record": np.cumsum(first) - 1 + first_record,
+        },
+        schema={"raw": pl.String, "line": pl.Int64, "first": pl.Boolean, "record": pl.Int64},
+    )
+    return frame.hstack(_split_token_tag(frame["raw"], spec)), int(marker.sum())
+
+
+def _split_token_tag(raw: pl.Series, spec: FormatSpec) -> pl.DataFrame:
     """Token and tag columns: TAB splits at the first TAB, space at the last space."""
     if spec.sep == "tab":
-        parts = pl.col("raw").str.splitn("\t", 2)
-        token, tag = parts.struct.field("field_0"), parts.struct.field("field_1")
+        parts = raw.str.splitn("\t", 2).struct.unnest()
+        token, tag = pl.col("field_0"), pl.col("field_1")
     else:
-        parts = pl.col("raw").str.extract_groups(r"^(.*) ([^ ]*)$")
-        token, tag = parts.struct.field("1"), parts.struct.field("2")
+        parts = raw.str.extract_groups(r"^(.*) ([^ ]*)$").struct.unnest()
+        token, tag = pl.col("1"), pl.col("2")
     if spec.segment_digit:
         digit = token.str.slice(-1)
         token = pl.when(digit.str.contains(r"^\d$")).then(token.str.slice(0, token.str.len_chars() - 1))
-    return [token.str.strip_chars().alias("token"), tag.str.strip_chars().alias("tag")]
+    return parts.select(token.str.strip_chars().alias("token"), tag.str.strip_chars().alias("tag"))
 
 
 PREFIX_CODES = {prefix: code for code, prefix in enumerate("BIMES")}
