@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from benchmarks.markdown import run_header, write_section
+from benchmarks.profiling import profile_table
 
 RESULT_PREFIX = "BENCH-RESULT "
 GOAL_SECONDS_AT_FULL_SCALE = 60.0
@@ -201,12 +202,13 @@ def run_profile(corpus_dir: Path, out_dir: Path, top: int = 6) -> dict:
     """cProfile our ingest of the datasets of each group of :data:`PROFILED`: the ``top`` functions by own time.
 
     Only :func:`~tasks.ingest.ingest.ingest_dataset` calls are profiled, after one unprofiled
-    warm-up ingest, so imports and the registry's loading stay out. Each row is
-    ``[function, own seconds, share of the group's profiled seconds]``.
+    warm-up ingest, so imports and the registry's loading stay out. Each row is one of
+    :func:`benchmarks.profiling.top_entries`.
     """
     import cProfile
     import pstats
 
+    from benchmarks.profiling import top_entries
     from tasks.core.registry import load_registry
     from tasks.ingest.ingest import ingest_dataset
     from tasks.ingest.options import IngestOptions
@@ -223,13 +225,7 @@ def run_profile(corpus_dir: Path, out_dir: Path, top: int = 6) -> dict:
         profiler = cProfile.Profile()
         for entry in (entry for name in formats for entry in by_format.get(name, [])):
             profiler.runcall(ingest_dataset, entry, options, out_dir / group)
-        stats = pstats.Stats(profiler)
-        total = max(stats.total_tt, 1e-9)
-        rows = sorted(stats.stats.items(), key=lambda item: -item[1][2])[:top]
-        profiles[group] = {
-            "seconds": stats.total_tt,
-            "top": [[_function_name(function), own, own / total] for function, (_, _, own, _, _) in rows],
-        }
+        profiles[group] = {"seconds": pstats.Stats(profiler).total_tt, "top": top_entries(profiler, top)}
     fixed = fixed_costs(corpus_dir, out_dir / "fixed", by_format)
     return {"formats": profiles, "fixed": fixed, "import_seconds": 0.0, "outputs_seconds": 0.0, "datasets": {}}
 
@@ -272,14 +268,6 @@ def _timed(function, *args) -> float:
     started = time.perf_counter()
     function(*args)
     return time.perf_counter() - started
-
-
-def _function_name(function: tuple[str, int, str]) -> str:
-    """``module/file.py:line(name)`` of a cProfile key, the path cut to its last two parts."""
-    file, line, name = function
-    if file == "~":
-        return name
-    return f"{'/'.join(Path(file).parts[-2:])}:{line}({name})"
 
 
 def write_real_manifest(real_dir: Path, manifest_file: Path) -> list[str]:
@@ -601,9 +589,7 @@ def profile_lines(profile: dict) -> list[str]:
             "",
             f"{name}, {measured['seconds']:.1f} s profiled:",
             "",
-            "| function | own s | share |",
-            "|---|---:|---:|",
-            *(f"| `{function}` | {own:.2f} | {share:.0%} |" for function, own, share in measured["top"]),
+            profile_table(measured["top"]),
         ]
     return lines
 
