@@ -72,6 +72,7 @@ def instruct_dir(tmp_path_factory) -> Path:
                     "prompt": build_prompt(text, labels, lang),
                     "answer": format_answer(pairs),
                     "label_set": labels,
+                    "label_source": "standardized",
                     "entities": entities,
                 }
             )
