@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from rows import sample_row
 
 from tasks.core.schema import STANDARDIZED_ENTITY_DTYPE, STANDARDIZED_SCHEMA, to_arrow
 from tasks.export.exports import (
@@ -35,16 +36,7 @@ def sample(dataset: str, lang: str, split: str, record: int, text: str, spans: l
         entities.append({"start": start, "end": start + len(mention), "label": label, "mention": mention})
         entities[-1]["raw_label"] = label.upper()
         cursor = start
-    return {
-        "dataset": dataset,
-        "lang": lang,
-        "split": split,
-        "sample_id": f"{dataset}:{split}:{record}",
-        "record": record,
-        "text": text,
-        "entities": entities,
-        "nested": False,
-    }
+    return sample_row(dataset, lang, split, record, text, entities)
 
 
 def frame(rows: list[dict]) -> pl.DataFrame:

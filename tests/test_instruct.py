@@ -6,6 +6,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from rows import sample_row
 
 from tasks.core.schema import STANDARDIZED_SCHEMA, to_arrow
 from tasks.instruct.instruct import (
@@ -35,16 +36,7 @@ def _sample(dataset: str, lang: str, split: str, record: int, words: list[tuple[
             entities.append(
                 {"start": start, "end": start + len(word), "label": label, "mention": word, "raw_label": label.upper()}
             )
-    return {
-        "dataset": dataset,
-        "lang": lang,
-        "split": split,
-        "sample_id": f"{dataset}:{split}:{record}",
-        "record": record,
-        "text": text,
-        "entities": entities,
-        "nested": False,
-    }
+    return sample_row(dataset, lang, split, record, text, entities)
 
 
 def synthetic_samples(count: int = 120, seed: int = 7) -> pl.DataFrame:

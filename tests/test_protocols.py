@@ -2,6 +2,7 @@
 
 import polars as pl
 import pytest
+from rows import prediction_row
 
 from tasks.evaluate.protocols import all_protocols, label_set_difference, protocol_averages, without_labels
 from tasks.evaluate.report import protocol_metrics, protocol_sections
@@ -118,25 +119,13 @@ def parity_rows(demo_standardized):
     rows, truth, counter = [], {}, [0]
     for (dataset,), group in samples.filter(~pl.col("nested")).group_by("dataset", maintain_order=True):
         labels = sorted(group["entities"].explode().struct.field("label").drop_nulls().unique().to_list())
-        for index, (sample_id, lang, text, entities) in enumerate(
-            group.select("sample_id", "lang", "text", "entities").iter_rows()
-        ):
+        for index, sample in enumerate(group.iter_rows(named=True)):
+            text, lang, entities = sample["text"], sample["lang"], sample["entities"]
             gold = [{key: entity[key] for key in ("start", "end", "label", "mention")} for entity in entities]
             predicted = perturb(text, gold, lang, labels, index, counter)
             if not locatable(predicted, text):
                 continue
-            answer = "; ".join(f"{e['label']}: {e['mention']}" for e in predicted) or "None"
-            rows.append(
-                {
-                    "sample_id": sample_id,
-                    "dataset": dataset,
-                    "lang": lang,
-                    "text": text,
-                    "label_set": labels,
-                    "entities": gold,
-                    "prediction": answer,
-                }
-            )
+            rows.append(prediction_row(sample, labels, gold, predicted))
             sides = truth.setdefault(dataset, {"gold": [], "pred": [], "gold_tags": [], "pred_tags": []})
             sides["gold"].append(gold)
             sides["pred"].append(predicted)

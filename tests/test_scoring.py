@@ -4,6 +4,7 @@ from collections import Counter
 
 import polars as pl
 import pytest
+from rows import prediction_row
 from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
 
@@ -307,9 +308,8 @@ def locatable(predicted, text):
 @pytest.mark.real_data
 def test_span_f1_equals_seqeval_on_real_data(real_rows):
     rows, truth, counter, skipped = [], {}, [0], 0
-    for index, (dataset, lang, sample_id, text, entities) in enumerate(
-        real_rows.select("dataset", "lang", "sample_id", "text", "entities").iter_rows()
-    ):
+    for index, sample in enumerate(real_rows.iter_rows(named=True)):
+        dataset, lang, text, entities = sample["dataset"], sample["lang"], sample["text"], sample["entities"]
         labels = (
             sorted(
                 real_rows.filter(pl.col("dataset") == dataset)["entities"]
@@ -325,18 +325,7 @@ def test_span_f1_equals_seqeval_on_real_data(real_rows):
         if not locatable(predicted, text):
             skipped += 1
             continue
-        answer = "; ".join(f"{e['label']}: {e['mention']}" for e in predicted) or "None"
-        rows.append(
-            {
-                "sample_id": sample_id,
-                "dataset": dataset,
-                "lang": lang,
-                "text": text,
-                "label_set": labels,
-                "entities": entities,
-                "prediction": answer,
-            }
-        )
+        rows.append(prediction_row(sample, labels, entities, predicted))
         gold_tags = tag(text, entities, lang)[1]
         pred_tags = tag(text, predicted, lang)[1]
         truth.setdefault(dataset, ([], [], labels))[0].append(gold_tags)

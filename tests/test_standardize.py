@@ -10,6 +10,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from rows import sample_row
 
 from tasks.core.schema import ENTITY_DTYPE, STANDARDIZED_SCHEMA, read_samples, with_nested_flag, write_samples
 from tasks.standardize.options import StandardizeOptions
@@ -26,16 +27,7 @@ def sample(dataset, text, spans, lang="en", split="train", record=1):
     entities = [
         {"start": text.index(m), "end": text.index(m) + len(m), "label": label, "mention": m} for m, label in spans
     ]
-    return {
-        "dataset": dataset,
-        "lang": lang,
-        "split": split,
-        "sample_id": f"{dataset}:{split}:{record}",
-        "record": record,
-        "text": text,
-        "entities": entities,
-        "nested": False,
-    }
+    return sample_row(dataset, lang, split, record, text, entities)
 
 
 def write_ingested(in_dir, samples):
