@@ -106,27 +106,56 @@ def timed_run(data: Path, out: Path, **options) -> dict:
 
 
 def job_profile(data: Path, out: Path, entries: int, **options) -> dict:
-    """The planned jobs themselves, one after another in this process, under cProfile.
+    """The planned jobs themselves, one after another in this process: timed, then again under cProfile.
 
     :func:`~tasks.crossval.crossval.run_job` is what a worker process runs for one job; profiling it
     here, rather than the flow (whose jobs run in other processes), shows where a job's time goes.
-    ``torch_share`` is the share of own time in torch's compiled functions (its built-in ops and
-    autograd's backward pass): the part that torch's intra-op threads can spread over cores.
+    ``seconds`` is the unprofiled pass: the jobs' own work, without the flow's cluster, Prefect
+    and output writing. ``torch_share`` is the profiled pass's share of own time in torch's
+    compiled functions (its ops and autograd's backward pass).
     """
     crossval = crossval_options(data, out, **options)
     torch.set_num_threads(job_threads(crossval))
     specs = plan_run(crossval).specs
-    profiler = cProfile.Profile()
     started = time.perf_counter()
+    for spec in specs:
+        run_job(spec, crossval)
+    seconds = time.perf_counter() - started
+    profiler = cProfile.Profile()
     for spec in specs:
         profiler.runcall(run_job, spec, crossval)
     return {
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
         "jobs": len(specs),
         "threads": job_threads(crossval),
         "torch_share": own_share(profiler, TORCH_FUNCTIONS),
         "top": top_entries(profiler, entries),
     }
+
+
+def where_time_goes(profile: dict, one_worker_s: float, two_workers_s: float, thread_gain: float) -> str:
+    """The jobs' own share of the 1-thread flow run, and the serial part the two runs imply (Amdahl)."""
+    jobs_s = profile["seconds"]
+    serial = max(2 * two_workers_s - one_worker_s, 0.0)  # one_worker = S + P, two_workers = S + P / 2
+    cap = one_worker_s / (jobs_s / 2 + (one_worker_s - jobs_s))
+    bound = one_worker_s / (serial + (one_worker_s - serial) / 2)
+    return (
+        f"Where the time goes: the {profile['jobs']} demo jobs themselves (`run_job`, what a worker process runs), "
+        f"one after another in this process on {profile['threads']} torch thread, take {jobs_s:.1f} s of the "
+        f"{one_worker_s:.1f} s the flow takes with one 1-thread worker. The other {one_worker_s - jobs_s:.1f} s are "
+        "the flow's orchestration (Prefect, the Dask cluster, planning, heatmaps, outputs) and the worker "
+        "processes' own start (imports, the encoder loaded per job). If only the jobs' share were split, 2 workers "
+        f"would reach at most {cap:.2f}x the 1-thread run; they reach {one_worker_s / two_workers_s:.2f}x, so part "
+        "of the rest runs in the workers too. Read as a serial part S plus a part that 2 workers halve perfectly, "
+        f"the two runs give S = 2 x {two_workers_s:.1f} - {one_worker_s:.1f} = {serial:.1f} s "
+        f"({serial / one_worker_s:.0%} of the run): that part bounds 2 workers at "
+        f"{bound:.2f}x the 1-thread run and, with the reference's "
+        f"second thread worth {thread_gain:.2f}x, at {bound / thread_gain:.2f}x "
+        f"the reference; 1.7x would need S under {one_worker_s * (2 / (1.7 * thread_gain) - 1):.1f} s. Within a job, "
+        f"{profile['torch_share']:.0%} of the time (cProfile, own time) is in torch's compiled functions (its ops "
+        "and autograd's backward pass), which the reference spreads over both cores with its second thread; the "
+        "rest is Python around them. The top entries:"
+    )
 
 
 def markdown(results: dict, profile: dict, cores: int, header: str) -> str:
@@ -170,12 +199,7 @@ def markdown(results: dict, profile: dict, cores: int, header: str) -> str:
             else ""
         ),
         "",
-        f"Where a job's time goes: cProfile of the {profile['jobs']} demo jobs themselves (`run_job`, what a worker "
-        f"process runs), one after another in this process on {profile['threads']} torch thread(s), "
-        f"{profile['seconds']:.1f} s under the profiler. {profile['torch_share']:.0%} of it is in torch's compiled "
-        "functions (its ops and autograd's backward pass); the rest is Python around them: the tagger's loop, "
-        "the tokenizer, reading and scoring. The floor for a job is its torch time, and that part is what a second "
-        "thread already spreads over the second core in the 1-worker reference. The top entries by own time:",
+        where_time_goes(profile, one_thread["seconds"], demo_2["seconds"], thread_gain),
         "",
         profile_table(profile["top"]),
     ]
