@@ -150,6 +150,7 @@ def instruction_rows(samples: pl.DataFrame) -> list[dict]:
                 "prompt": build_prompt(sample["text"], labels, sample["lang"]),
                 "answer": format_answer(pairs),
                 "label_set": labels,
+                "label_source": "standardized",
                 "entities": entities,
             }
         )
