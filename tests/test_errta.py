@@ -71,6 +71,7 @@ CASES = [
     # error, not a boundary error: split when the prediction leaves the character out, merge when it takes it in
     ("en", "Got the 2.0t. Fast", [("2.0t.", "product")], "product: 2.0t", {"split": 1}),
     ("zh", "买了2.0t。很快", [("2.0t。", "产品")], "产品：2.0t", {"split": 1}),
+    ("zh", "见过南茜，很好", [("南茜", "人名")], "人名：南茜，", {"merge": 1}),  # a full-width comma (U+FF0C)
     ("en", "Call Nanci, now", [("Nanci", "person")], "person: Nanci,", {"merge": 1}),
     ("en", "Hi Nanci here", [("Nanci ", "person")], "person: Nanci", {"split": 1}),
     # ... whatever the labels (as for the pieces of a split)

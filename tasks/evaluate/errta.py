@@ -71,8 +71,8 @@ ERROR_SCHEMA = {
 }
 
 EDGE_CHARACTERS = "".join(
-    chr(code) for code in range(0x3100) if chr(code).isspace() or unicodedata.category(chr(code)).startswith("P")
-)  # whitespace and punctuation, ASCII, Latin, general and CJK, that step 4 ignores at a mention's ends
+    chr(code) for code in range(0x10000) if chr(code).isspace() or unicodedata.category(chr(code)).startswith("P")
+)  # whitespace and punctuation of the Basic Multilingual Plane (CJK's and full-width forms' too): step 4's edges
 
 ERRTA_GUIDANCE = {
     "en": (
