@@ -124,7 +124,7 @@ def label_set_difference(protocols: pl.DataFrame) -> pl.DataFrame:
         protocols.filter(pl.col("label_source") == source).select(*keys, pl.col("f1").alias(source))
         for source in ("standardized", "original")
     ]
-    joined = sides[0].join(sides[1], on=keys, how="inner")
+    joined = sides[0].join(sides[1], on=keys, how="inner", maintain_order="left")
     return joined.with_columns((pl.col("original") - pl.col("standardized")).alias("difference"))
 
 

@@ -56,7 +56,7 @@ def protocol_metrics(protocols: pl.DataFrame, label_sets: pl.DataFrame) -> dict[
         "catch_all", "protocol", "dataset", "difference"
     ).iter_rows():
         metrics[f"label_sets/{catch_all}/{protocol}/{dataset}"] = round(difference, 4)
-    mean = label_sets.group_by("catch_all", "protocol").agg(pl.col("difference").mean())
+    mean = label_sets.group_by("catch_all", "protocol", maintain_order=True).agg(pl.col("difference").mean())
     metrics.update({f"label_sets/{c}/{p}/avg": round(d, 4) for c, p, d in mean.iter_rows()})
     return metrics
 
