@@ -128,6 +128,11 @@ def label_set_difference(protocols: pl.DataFrame) -> pl.DataFrame:
     return joined.with_columns((pl.col("original") - pl.col("standardized")).alias("difference"))
 
 
+def label_set_means(label_sets: pl.DataFrame) -> pl.DataFrame:
+    """The mean over datasets of :func:`label_set_difference`'s ``difference``, per catch_all and protocol."""
+    return label_sets.group_by("catch_all", "protocol", maintain_order=True).agg(pl.col("difference").mean())
+
+
 def protocol_averages(protocols: pl.DataFrame) -> pl.DataFrame:
     """Unweighted mean F1 over datasets per label_source, catch_all, protocol and scope (en, zh, all)."""
     groups = protocols.partition_by("label_source", "catch_all", "protocol", as_dict=True, maintain_order=True)

@@ -11,7 +11,7 @@ from tasks.core.markdown import markdown_table
 from tasks.evaluate.answers import ISSUE_KINDS
 from tasks.evaluate.errta import errta_counts, typical_examples
 from tasks.evaluate.options import EvaluateOptions
-from tasks.evaluate.protocols import PROTOCOLS, SCHEME_COUNTS, protocol_averages, scheme_totals
+from tasks.evaluate.protocols import PROTOCOLS, SCHEME_COUNTS, label_set_means, protocol_averages, scheme_totals
 from tasks.evaluate.scoring import averages
 
 PERCENT = ".2f"  # scores are percentages: two decimals
@@ -56,8 +56,7 @@ def protocol_metrics(protocols: pl.DataFrame, label_sets: pl.DataFrame) -> dict[
         "catch_all", "protocol", "dataset", "difference"
     ).iter_rows():
         metrics[f"label_sets/{catch_all}/{protocol}/{dataset}"] = round(difference, 4)
-    mean = label_sets.group_by("catch_all", "protocol", maintain_order=True).agg(pl.col("difference").mean())
-    metrics.update({f"label_sets/{c}/{p}/avg": round(d, 4) for c, p, d in mean.iter_rows()})
+    metrics.update({f"label_sets/{c}/{p}/avg": round(d, 4) for c, p, d in label_set_means(label_sets).iter_rows()})
     return metrics
 
 

@@ -15,7 +15,7 @@ from tasks.core.tracking import log_switches, stage_run
 from tasks.evaluate.errta import errta_errors, errta_totals, with_errta_guidance
 from tasks.evaluate.generation import RunSpec, generate_predictions, load_run_spec, local_run_spec
 from tasks.evaluate.options import EvaluateOptions
-from tasks.evaluate.protocols import all_protocols, label_set_difference, protocol_averages
+from tasks.evaluate.protocols import all_protocols, label_set_difference, label_set_means, protocol_averages
 from tasks.evaluate.scoring import ScoringInputError, check_scoring_input, parse_predictions, score
 
 # read from the test file
@@ -106,9 +106,10 @@ def score_task(samples: pl.DataFrame, predictions: pl.DataFrame, options: Evalua
         check_scoring_input(prompts, f"{options.test_file} ({source} labels)")
         parsed[source] = parse_predictions(prompts)
     primary = parsed[options.label_sources[0]]
-    by_dataset, _ = score(primary)
+    scores = {source: score(frame) for source, frame in parsed.items()}  # (by dataset, by type) of each
+    by_dataset = scores[options.label_sources[0]][0]
     by_type = pl.concat(
-        score(frame)[1].select(pl.lit(source).alias("label_source"), pl.all()) for source, frame in parsed.items()
+        by_type.select(pl.lit(source).alias("label_source"), pl.all()) for source, (_, by_type) in scores.items()
     )
     protocols = pl.concat(
         all_protocols(frame, options.catch_all_labels).with_columns(pl.lit(source).alias("label_source"))
@@ -162,11 +163,7 @@ def show_results(results: dict, report: str) -> None:
     means = protocol_averages(results["protocols"]).filter(pl.col("scope") == "all").drop("scope", "datasets")
     with pl.Config(tbl_rows=-1, tbl_width_chars=160):
         print(means.pivot("protocol", index=["label_source", "catch_all"], values="f1"))
-        print(
-            results["label_sets"]
-            .group_by("catch_all", "protocol", maintain_order=True)
-            .agg(pl.col("difference").mean())
-        )
+        print(label_set_means(results["label_sets"]))
     create_table_artifact(
         key="evaluate-protocols",
         table=means.with_columns(pl.col("f1").round(2)).to_dicts(),
